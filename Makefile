@@ -1,0 +1,51 @@
+# ExperimentOS: `make run` starts the dashboard, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := $(VENV)/.system-packages
+# Debian packages: Chromium + driver for browser tests, CJK fonts for the PDF memo,
+# poppler for PDF checks, Pango for WeasyPrint.
+DEBIAN_PACKAGES := chromium chromium-driver fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0
+HOST ?= 127.0.0.1
+PORT ?= 8050
+
+.PHONY: run test install system-packages lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Installs the Debian packages that are missing (needs root or sudo; skipped when all are present).
+$(SYSTEM_STAMP): | $(STAMP)
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	touch $(SYSTEM_STAMP)
+
+system-packages: $(SYSTEM_STAMP)
+
+run: $(STAMP) $(SYSTEM_STAMP)
+	$(BIN)/experimentos serve --host $(HOST) --port $(PORT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy analytics storage
+
+test: $(STAMP) $(SYSTEM_STAMP) lint typecheck
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/analyze_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

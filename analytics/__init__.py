@@ -1,0 +1,85 @@
+"""ExperimentOS statistics: pure functions over sufficient statistics, typed frozen results.
+
+Nothing here reads files, talks to a database or imports Dash (SPEC §1).
+"""
+
+from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary
+from analytics.decision import ArmDecision, Decision, GuardrailStatus, Outcome, guardrail_status
+from analytics.health import (
+    ExperimentData,
+    HealthStatus,
+    Issue,
+    MetricData,
+    RawTable,
+    ValidationResult,
+    overall_status,
+    validate_aggregated,
+)
+from analytics.inference import EffectEstimate, holm_adjust, two_proportion_ztest, welch_ttest, z_critical
+from analytics.policy import DEFAULT_POLICY, ExpectedSplit, Policy, parse_split, policy_from_mapping
+from analytics.power import SampleSizePlan, detectable_effect, plan_sample_size
+from analytics.report import (
+    SCHEMA_VERSION,
+    Comparison,
+    ExperimentInfo,
+    GuardrailResult,
+    Health,
+    InputInfo,
+    MetricResult,
+    Report,
+    analyze,
+    compare_metric,
+    report_to_dict,
+)
+from analytics.srm import SrmResult, srm_check
+from analytics.sufficient import Interval, ProportionStatistic, SampleMeanStatistic
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "SCHEMA_VERSION",
+    "ArmDecision",
+    "BayesianSummary",
+    "Comparison",
+    "Decision",
+    "EffectEstimate",
+    "ExpectedSplit",
+    "ExperimentData",
+    "ExperimentInfo",
+    "GuardrailResult",
+    "GuardrailStatus",
+    "Health",
+    "HealthStatus",
+    "InputInfo",
+    "Interval",
+    "Issue",
+    "MetricData",
+    "MetricResult",
+    "Outcome",
+    "Policy",
+    "ProportionStatistic",
+    "RawTable",
+    "Report",
+    "SampleMeanStatistic",
+    "SampleSizePlan",
+    "SrmResult",
+    "ValidationResult",
+    "analyze",
+    "beta_binomial_summary",
+    "compare_metric",
+    "detectable_effect",
+    "guardrail_status",
+    "holm_adjust",
+    "normal_summary",
+    "overall_status",
+    "parse_split",
+    "plan_sample_size",
+    "policy_from_mapping",
+    "report_to_dict",
+    "srm_check",
+    "two_proportion_ztest",
+    "validate_aggregated",
+    "welch_ttest",
+    "z_critical",
+]

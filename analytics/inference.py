@@ -1,0 +1,210 @@
+"""Frequentist comparisons of a treatment arm with the control.
+
+- Proportions: unpooled Wald z-test (statsmodels ``test_proportions_2indep`` and
+  ``confint_proportions_2indep`` with ``method="wald"``).
+- Means: Welch's t-test from summary statistics (``scipy.stats.ttest_ind_from_stats``
+  with ``equal_var=False``) and its Welch–Satterthwaite degrees of freedom.
+- Relative lift Δ / m_c with the delta-method standard error
+  √(v_t / (m_c² n_t) + v_c m_t² / (m_c⁴ n_c)).
+- Holm's step-down adjustment across treatment arms.
+
+Degenerate data (zero variance in both arms, zero baseline) never raises: the result
+carries an uninformative value and a ``note`` that says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy import stats
+
+from analytics.sufficient import Interval, ProportionStatistic, SampleMeanStatistic
+
+__all__ = [
+    "EffectEstimate",
+    "MetricType",
+    "holm_adjust",
+    "two_proportion_ztest",
+    "welch_ttest",
+    "z_critical",
+]
+
+MetricType = Literal["proportion", "mean"]
+
+
+@dataclass(frozen=True)
+class EffectEstimate:
+    """Treatment minus control for one metric, with its test."""
+
+    metric_type: MetricType
+    control_n: int
+    control_value: float
+    treatment_n: int
+    treatment_value: float
+    absolute_effect: float
+    absolute_ci: Interval
+    standard_error: float
+    statistic: float
+    degrees_of_freedom: float | None
+    p_value: float
+    relative_effect: float | None
+    relative_ci: Interval | None
+    relative_standard_error: float | None
+    note: str | None = None
+
+
+def z_critical(alpha: float) -> float:
+    """Φ⁻¹(1 − α/2), the two-sided critical value of the standard normal."""
+    _check_alpha(alpha)
+    return float(stats.norm.ppf(1.0 - alpha / 2.0))
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be within (0, 1), got {alpha}")
+
+
+def _relative(
+    control_mean: float,
+    treatment_mean: float,
+    control_variance: float,
+    treatment_variance: float,
+    control_n: int,
+    treatment_n: int,
+    critical: float,
+) -> tuple[float | None, Interval | None, float | None]:
+    if control_mean == 0.0:
+        return None, None, None
+    relative = (treatment_mean - control_mean) / control_mean
+    se = math.sqrt(
+        treatment_variance / (control_mean**2 * treatment_n)
+        + control_variance * treatment_mean**2 / (control_mean**4 * control_n)
+    )
+    return relative, Interval(relative - critical * se, relative + critical * se), se
+
+
+def two_proportion_ztest(
+    control: ProportionStatistic, treatment: ProportionStatistic, *, alpha: float = 0.05
+) -> EffectEstimate:
+    """Unpooled Wald z-test of p_t − p_c.
+
+    SE = √(p_t(1−p_t)/n_t + p_c(1−p_c)/n_c), p = 2(1 − Φ(|Δ/SE|)), CI = Δ ± z·SE.
+    Raises ``ValueError`` for ``alpha`` outside (0, 1).
+    """
+    critical = z_critical(alpha)
+    delta = treatment.mean - control.mean
+    se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
+    note = None
+    if se == 0.0:
+        statistic = 0.0 if delta == 0.0 else math.copysign(math.inf, delta)
+        p_value = 1.0 if delta == 0.0 else 0.0
+        note = (
+            "Both arms have a rate of exactly 0% or 100%, so the rate has no variance "
+            "and the test is uninformative."
+        )
+        statistic = 0.0 if not math.isfinite(statistic) else statistic
+    else:
+        statistic = delta / se
+        p_value = float(2.0 * stats.norm.sf(abs(statistic)))
+    relative, relative_ci, relative_se = _relative(
+        control.mean, treatment.mean, control.variance, treatment.variance,
+        control.n, treatment.n, critical,
+    )
+    if relative is None and note is None:
+        note = "The control rate is 0, so a relative lift is undefined."
+    return EffectEstimate(
+        metric_type="proportion",
+        control_n=control.n,
+        control_value=control.mean,
+        treatment_n=treatment.n,
+        treatment_value=treatment.mean,
+        absolute_effect=delta,
+        absolute_ci=Interval(delta - critical * se, delta + critical * se),
+        standard_error=se,
+        statistic=statistic,
+        degrees_of_freedom=None,
+        p_value=p_value,
+        relative_effect=relative,
+        relative_ci=relative_ci,
+        relative_standard_error=relative_se,
+        note=note,
+    )
+
+
+def welch_degrees_of_freedom(control: SampleMeanStatistic, treatment: SampleMeanStatistic) -> float:
+    """Welch–Satterthwaite df; falls back to n_c + n_t − 2 when both variances are 0."""
+    a = control.variance / control.n
+    b = treatment.variance / treatment.n
+    denominator = 0.0
+    if control.n > 1:
+        denominator += a * a / (control.n - 1)
+    if treatment.n > 1:
+        denominator += b * b / (treatment.n - 1)
+    if denominator == 0.0:
+        return float(max(control.n + treatment.n - 2, 1))
+    return (a + b) ** 2 / denominator
+
+
+def welch_ttest(
+    control: SampleMeanStatistic, treatment: SampleMeanStatistic, *, alpha: float = 0.05
+) -> EffectEstimate:
+    """Welch's unequal-variance t-test of m_t − m_c with a Welch–Satterthwaite CI.
+
+    Raises ``ValueError`` for ``alpha`` outside (0, 1).
+    """
+    _check_alpha(alpha)
+    delta = treatment.mean - control.mean
+    se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
+    df = welch_degrees_of_freedom(control, treatment)
+    critical = float(stats.t.ppf(1.0 - alpha / 2.0, df))
+    note = None
+    if se == 0.0:
+        statistic = 0.0
+        p_value = 1.0 if delta == 0.0 else 0.0
+        note = "Both arms have zero variance, so the t-test is uninformative."
+    else:
+        statistic = delta / se
+        p_value = float(2.0 * stats.t.sf(abs(statistic), df))
+    relative, relative_ci, relative_se = _relative(
+        control.mean, treatment.mean, control.variance, treatment.variance,
+        control.n, treatment.n, critical,
+    )
+    if relative is None and note is None:
+        note = "The control mean is 0, so a relative lift is undefined."
+    return EffectEstimate(
+        metric_type="mean",
+        control_n=control.n,
+        control_value=control.mean,
+        treatment_n=treatment.n,
+        treatment_value=treatment.mean,
+        absolute_effect=delta,
+        absolute_ci=Interval(delta - critical * se, delta + critical * se),
+        standard_error=se,
+        statistic=statistic,
+        degrees_of_freedom=df,
+        p_value=p_value,
+        relative_effect=relative,
+        relative_ci=relative_ci,
+        relative_standard_error=relative_se,
+        note=note,
+    )
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni step-down adjusted p-values, in the order given.
+
+    Sorted ascending, p_(i) is multiplied by (m − i), made monotone with a running
+    maximum and capped at 1 (Holm 1979; matches statsmodels ``multipletests``
+    ``method="holm"``).
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted

@@ -1,0 +1,420 @@
+"""The report: every comparison, the health check and the decision, as one plain object.
+
+:func:`analyze` is the single entry point used by the CLI, the dashboard and replay;
+:func:`report_to_dict` gives the JSON contract of SPEC §5 (``schema_version`` 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary
+from analytics.decision import (
+    RULE_NUMBERS,
+    ArmDecision,
+    Decision,
+    GuardrailStatus,
+    Outcome,
+    decide_arm,
+    guardrail_status,
+)
+from analytics.health import ExperimentData, HealthStatus, Issue, MetricData, overall_status
+from analytics.inference import EffectEstimate, holm_adjust, two_proportion_ztest, welch_ttest
+from analytics.policy import HarmDirection, Policy
+from analytics.power import detectable_effect, plan_sample_size
+from analytics.srm import SrmResult, srm_check
+from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Comparison",
+    "ExperimentInfo",
+    "GuardrailResult",
+    "Health",
+    "InputInfo",
+    "MetricResult",
+    "Report",
+    "SrmSummary",
+    "analyze",
+    "compare_metric",
+    "report_to_dict",
+]
+
+SCHEMA_VERSION = 1
+Direction = Literal["positive", "negative", "none"]
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    name: str
+    hypothesis: str | None = None
+    primary_metric: str = "conversions"
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    kind: Literal["aggregated", "user_level"]
+    rows: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SrmSummary:
+    result: SrmResult
+    status: HealthStatus
+
+
+@dataclass(frozen=True)
+class Health:
+    status: HealthStatus
+    issues: tuple[Issue, ...]
+    srm: SrmSummary | None
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    metric: str
+    estimate: EffectEstimate
+    p_value_adjusted: float
+    significant: bool
+    direction: Direction
+    bayesian: BayesianSummary | None
+
+
+@dataclass(frozen=True)
+class GuardrailResult:
+    metric: str
+    estimate: EffectEstimate
+    harm_direction: HarmDirection
+    status: GuardrailStatus
+
+
+@dataclass(frozen=True)
+class Comparison:
+    control: str
+    treatment: str
+    primary: MetricResult
+    guardrails: tuple[GuardrailResult, ...]
+    secondary: tuple[MetricResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    experiment: ExperimentInfo
+    input: InputInfo
+    health: Health
+    comparisons: tuple[Comparison, ...]
+    decision: Decision
+    policy: Policy
+    analytics_version: str
+    expected_share: dict[str, float] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+
+def compare_metric(control: Statistic, treatment: Statistic, *, alpha: float) -> EffectEstimate:
+    """The SPEC §3 test for a pair of statistics of the same kind."""
+    if isinstance(control, ProportionStatistic) and isinstance(treatment, ProportionStatistic):
+        return two_proportion_ztest(control, treatment, alpha=alpha)
+    if isinstance(control, SampleMeanStatistic) and isinstance(treatment, SampleMeanStatistic):
+        return welch_ttest(control, treatment, alpha=alpha)
+    raise ValueError("control and treatment must be statistics of the same kind")
+
+
+def _direction(estimate: EffectEstimate, significant: bool) -> Direction:
+    if not significant or estimate.absolute_effect == 0:
+        return "none"
+    return "positive" if estimate.absolute_effect > 0 else "negative"
+
+
+def _bayesian(metric: MetricData, control: str, treatment: str, estimate: EffectEstimate) -> BayesianSummary:
+    c, t = metric.statistics[control], metric.statistics[treatment]
+    if isinstance(c, ProportionStatistic) and isinstance(t, ProportionStatistic):
+        return beta_binomial_summary(c, t)
+    return normal_summary(estimate)
+
+
+def _inconclusive_hint(metric: MetricData, control: str, treatment: str, estimate: EffectEstimate,
+                       policy: Policy) -> str:
+    """How many more users the arm needs for the planned MDE (or the observed effect)."""
+    c = metric.statistics[control]
+    n_c, n_t = estimate.control_n, estimate.treatment_n
+    baseline = estimate.control_value
+    if policy.planned_mde is not None:
+        target = policy.planned_mde * abs(baseline) if policy.planned_mde_relative else policy.planned_mde
+        what = "the planned MDE"
+    else:
+        target = abs(estimate.absolute_effect)
+        what = "the observed effect"
+    unit = " pp" if metric.metric_type == "proportion" else ""
+    scale = 100.0 if metric.metric_type == "proportion" else 1.0
+    try:
+        if target <= 0:
+            raise ValueError("no effect to size for")
+        if isinstance(c, ProportionStatistic):
+            if baseline + target >= 1.0:
+                raise ValueError("rate out of range")
+            plan = plan_sample_size(mde=target, baseline=baseline, alpha=policy.alpha, power=policy.power,
+                                    split=(float(n_c), float(n_t)))
+        else:
+            std = math.sqrt(c.variance)
+            if std <= 0:
+                raise ValueError("no variance")
+            plan = plan_sample_size(mde=target, mean=baseline, std=std, alpha=policy.alpha, power=policy.power,
+                                    split=(float(n_c), float(n_t)))
+    except ValueError:
+        try:
+            reachable = detectable_effect(
+                control_n=n_c, treatment_n=n_t, alpha=policy.alpha, power=policy.power,
+                baseline=baseline if isinstance(c, ProportionStatistic) else None,
+                std=None if isinstance(c, ProportionStatistic) else math.sqrt(c.variance))
+        except ValueError:
+            return "Collect more data before deciding."
+        if not math.isfinite(reachable):
+            return "Collect more data before deciding."
+        return (f"With {n_c + n_t:,} users the smallest effect detectable at {policy.power:.0%} power is "
+                f"{reachable * scale:.3g}{unit}; decide whether a smaller effect matters before running longer.")
+    more = max(0, plan.control_n - n_c) + max(0, plan.treatment_n - n_t)
+    size = f"{target * scale:.3g}{unit}"
+    if more == 0:
+        return (f"The sample already suffices to detect {what} of {size} at {policy.power:.0%} power; the true "
+                "effect is probably smaller than that. Treat this as no meaningful difference.")
+    return (f"About {more:,} more users in total ({plan.control_n:,} control and {plan.treatment_n:,} in "
+            f"{treatment}) are needed to detect {what} of {size} at {policy.power:.0%} power.")
+
+
+def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: float) -> Comparison:
+    control = data.control
+    primary = data.primary
+    estimate = compare_metric(primary.statistics[control], primary.statistics[treatment], alpha=policy.alpha)
+    # A zero-variance comparison is uninformative, never "significant".
+    significant = adjusted_p < policy.alpha and estimate.standard_error > 0
+    primary_result = MetricResult(
+        metric=primary.name,
+        estimate=estimate,
+        p_value_adjusted=adjusted_p,
+        significant=significant,
+        direction=_direction(estimate, significant),
+        bayesian=_bayesian(primary, control, treatment, estimate),
+    )
+    guardrails = []
+    for metric in data.by_role("guardrail"):
+        g = compare_metric(metric.statistics[control], metric.statistics[treatment], alpha=policy.alpha)
+        guardrails.append(GuardrailResult(metric.name, g, metric.harm_direction,
+                                          guardrail_status(g, metric.harm_direction, policy)))
+    secondary = []
+    for metric in data.by_role("secondary"):
+        s = compare_metric(metric.statistics[control], metric.statistics[treatment], alpha=policy.alpha)
+        sig = s.p_value < policy.alpha and s.standard_error > 0
+        secondary.append(MetricResult(metric.name, s, s.p_value, sig, _direction(s, sig), None))
+    return Comparison(control, treatment, primary_result, tuple(guardrails), tuple(secondary))
+
+
+def _overall(arms: list[ArmDecision], comparisons: list[Comparison]) -> Decision:
+    launch = [(arm, comp) for arm, comp in zip(arms, comparisons, strict=True) if arm.outcome is Outcome.LAUNCH]
+    several = len(arms) > 1
+
+    def tagged(arm: ArmDecision) -> tuple[str, ...]:
+        return tuple(f"[{arm.treatment}] {r}" for r in arm.reasons) if several else arm.reasons
+
+    if launch:
+        def strength(item: tuple[ArmDecision, Comparison]) -> float:
+            estimate = item[1].primary.estimate
+            return estimate.relative_effect if estimate.relative_effect is not None else estimate.absolute_effect
+        best, _ = max(launch, key=strength)
+        reasons = tagged(best)
+        if several:
+            others = [a.treatment for a in arms if a is not best]
+            reasons = (f"Ship {best.treatment}: it is the best arm that passes rule 6.", *reasons,
+                       f"Other arms ({', '.join(others)}) are not shipped.")
+        return Decision(Outcome.LAUNCH, "primary_better", reasons, best.treatment, tuple(arms))
+    if all(arm.outcome is Outcome.ROLLBACK for arm in arms):
+        reasons = tuple(r for arm in arms for r in tagged(arm))
+        return Decision(Outcome.ROLLBACK, arms[0].rule, reasons, None, tuple(arms))
+    hold = next(arm for arm in arms if arm.outcome is Outcome.HOLD)
+    reasons = tuple(r for arm in arms for r in tagged(arm))
+    return Decision(Outcome.HOLD, hold.rule, reasons, None, tuple(arms))
+
+
+def analyze(
+    data: ExperimentData | None,
+    issues: tuple[Issue, ...],
+    *,
+    policy: Policy,
+    experiment: ExperimentInfo,
+    input_info: InputInfo,
+    analytics_version: str,
+) -> Report:
+    """Run the SRM check, every comparison and the decision rules.
+
+    ``data`` is ``None`` when validation found a Blocked issue: the report then has
+    no comparisons and the decision is Hold by rule 1.
+    """
+    all_issues = list(issues)
+    srm_summary: SrmSummary | None = None
+    shares: dict[str, float] = {}
+    if data is not None:
+        resolved = policy.expected_split.resolve(data.variants)
+        if isinstance(resolved, str):
+            all_issues.append(Issue("split_mismatch", "blocked", resolved[0].upper() + resolved[1:] + "."))
+            data = None
+        else:
+            shares = resolved
+            srm = srm_check(data.users, shares)
+            status = HealthStatus.HEALTHY
+            if srm.p_value < policy.srm_blocked_p:
+                status = HealthStatus.BLOCKED
+            elif srm.p_value < policy.srm_warning_p:
+                status = HealthStatus.WARNING
+            srm_summary = SrmSummary(srm, status)
+            if status is not HealthStatus.HEALTHY:
+                observed = ", ".join(f"{v} {n:,} ({n / sum(data.users.values()):.2%})" for v, n in data.users.items())
+                expected = ", ".join(f"{v} {s:.2%}" for v, s in shares.items())
+                limit = policy.srm_blocked_p if status is HealthStatus.BLOCKED else policy.srm_warning_p
+                all_issues.append(Issue(
+                    "srm", "blocked" if status is HealthStatus.BLOCKED else "warning",
+                    f"Sample ratio mismatch: users are split {observed} but the expected split is {expected} "
+                    f"(chi-square {srm.chi2:.2f}, p = {srm.p_value:.3g} < {limit:g}). Check assignment, "
+                    "bucketing and logging before trusting any effect, or correct --split if it is wrong."))
+    health = Health(overall_status(all_issues), tuple(all_issues), srm_summary)
+    non_srm_blocked = [i for i in all_issues if i.severity == "blocked" and i.code != "srm"]
+    if data is None or non_srm_blocked:
+        messages = tuple(i.message for i in non_srm_blocked) or ("The data could not be analysed.",)
+        decision = Decision(Outcome.HOLD, "data_blocked", ("Fix the data before deciding: " + messages[0], *messages[1:]),
+                            None, ())
+        return Report(experiment, input_info, health, (), decision, policy, analytics_version, shares)
+
+    treatments = data.treatments
+    primary = data.primary
+    raw = [compare_metric(primary.statistics[data.control], primary.statistics[t], alpha=policy.alpha).p_value
+           for t in treatments]
+    adjusted = holm_adjust(raw) if len(raw) > 1 else raw
+    comparisons = [_compare(data, t, policy, p) for t, p in zip(treatments, adjusted, strict=True)]
+    if srm_summary is not None and srm_summary.status is not HealthStatus.HEALTHY:
+        decision = Decision(Outcome.HOLD, "srm", (
+            f"Sample ratio mismatch (p = {srm_summary.result.p_value:.3g}): the assignment may be broken, so the "
+            "effects cannot be trusted. Investigate assignment before deciding.",), None, ())
+        return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares)
+    arms = []
+    for comparison in comparisons:
+        p = comparison.primary
+        arms.append(decide_arm(
+            comparison.treatment,
+            primary_metric=p.metric,
+            primary=p.estimate,
+            primary_significant=p.significant,
+            primary_p=p.p_value_adjusted,
+            guardrails=[(g.metric, g.status, g.estimate) for g in comparison.guardrails],
+            policy=policy,
+            inconclusive_hint=_inconclusive_hint(primary, data.control, comparison.treatment, p.estimate, policy),
+        ))
+    decision = _overall(arms, comparisons)
+    return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares)
+
+
+def _number(value: float | None) -> float | None:
+    """JSON-safe number: infinities and NaN become ``None`` (never reached in practice)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _interval(interval: Any) -> list[float | None] | None:
+    return None if interval is None else [_number(interval.low), _number(interval.high)]
+
+
+def _estimate_fields(estimate: EffectEstimate) -> dict[str, Any]:
+    return {
+        "type": estimate.metric_type,
+        "control": {"n": estimate.control_n, "value": _number(estimate.control_value)},
+        "treatment": {"n": estimate.treatment_n, "value": _number(estimate.treatment_value)},
+        "absolute_effect": _number(estimate.absolute_effect),
+        "absolute_ci": _interval(estimate.absolute_ci),
+        "relative_effect": _number(estimate.relative_effect),
+        "relative_ci": _interval(estimate.relative_ci),
+        "p_value": _number(estimate.p_value),
+        "standard_error": _number(estimate.standard_error),
+        "degrees_of_freedom": _number(estimate.degrees_of_freedom),
+        "note": estimate.note,
+    }
+
+
+def _metric_dict(result: MetricResult) -> dict[str, Any]:
+    body: dict[str, Any] = {"metric": result.metric, **_estimate_fields(result.estimate)}
+    body["p_value_adjusted"] = _number(result.p_value_adjusted)
+    body["significant"] = result.significant
+    body["direction"] = result.direction
+    if result.bayesian is not None:
+        b = result.bayesian
+        body["bayesian"] = {
+            "prob_treatment_better": _number(b.prob_treatment_better),
+            "expected_loss_treatment": _number(b.expected_loss_treatment),
+            "expected_loss_control": _number(b.expected_loss_control),
+            "relative_credible_interval": _interval(b.relative_credible_interval),
+        }
+    return body
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    """The JSON contract of SPEC §5 (plus documented additive fields)."""
+    srm = report.health.srm
+    policy = report.policy
+    return {
+        "schema_version": report.schema_version,
+        "analytics_version": report.analytics_version,
+        "experiment": {
+            "name": report.experiment.name,
+            "hypothesis": report.experiment.hypothesis,
+            "primary_metric": report.experiment.primary_metric,
+        },
+        "input": {"kind": report.input.kind, "rows": report.input.rows, "sha256": report.input.sha256},
+        "health": {
+            "status": report.health.status.value,
+            "issues": [{"code": i.code, "severity": i.severity, "message": i.message} for i in report.health.issues],
+            "srm": None if srm is None else {
+                "chi2": _number(srm.result.chi2),
+                "p_value": _number(srm.result.p_value),
+                "status": srm.status.value,
+                "observed": dict(srm.result.observed),
+                "expected_share": dict(srm.result.expected_share),
+            },
+        },
+        "comparisons": [
+            {
+                "control": c.control,
+                "treatment": c.treatment,
+                "primary": _metric_dict(c.primary),
+                "guardrails": [
+                    {"metric": g.metric, **_estimate_fields(g.estimate), "harm_direction": g.harm_direction,
+                     "status": g.status.value}
+                    for g in c.guardrails
+                ],
+                "secondary": [_metric_dict(s) for s in c.secondary],
+            }
+            for c in report.comparisons
+        ],
+        "decision": {
+            "outcome": report.decision.outcome.value,
+            "rule": report.decision.rule,
+            "rule_number": RULE_NUMBERS[report.decision.rule],
+            "reasons": list(report.decision.reasons),
+            "winner": report.decision.winner,
+            "arms": [
+                {"treatment": a.treatment, "outcome": a.outcome.value, "rule": a.rule, "reasons": list(a.reasons)}
+                for a in report.decision.arms
+            ],
+        },
+        "policy": {
+            "alpha": policy.alpha,
+            "srm_warning_p": policy.srm_warning_p,
+            "srm_blocked_p": policy.srm_blocked_p,
+            "guardrail_worsened": policy.guardrail_worsened,
+            "guardrail_severe": policy.guardrail_severe,
+            "expected_split": dict(report.expected_share) or policy.expected_split.describe(),
+            "power": policy.power,
+            "harm_directions": dict(policy.harm_directions),
+            "planned_mde": policy.planned_mde,
+            "planned_mde_relative": policy.planned_mde_relative,
+        },
+    }

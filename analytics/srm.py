@@ -1,0 +1,39 @@
+"""Sample ratio mismatch: Pearson's chi-square goodness of fit of the arm sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scipy import stats
+
+__all__ = ["SrmResult", "srm_check"]
+
+
+@dataclass(frozen=True)
+class SrmResult:
+    chi2: float
+    p_value: float
+    observed: Mapping[str, int]
+    expected_share: Mapping[str, float]
+
+
+def srm_check(observed: Mapping[str, int], expected_share: Mapping[str, float]) -> SrmResult:
+    """χ² = Σ (O − E)² / E with E = N · share, k − 1 degrees of freedom.
+
+    Matches ``scipy.stats.chisquare``. Shares are normalised to sum to 1. Raises
+    ``ValueError`` when the arms differ between the two mappings or a share is not
+    positive.
+    """
+    if set(observed) != set(expected_share):
+        raise ValueError("observed and expected_share must name the same arms")
+    if len(observed) < 2:
+        raise ValueError("an SRM check needs at least two arms")
+    if any(share <= 0 for share in expected_share.values()):
+        raise ValueError("every expected share must be positive")
+    total_share = sum(expected_share.values())
+    shares = {name: expected_share[name] / total_share for name in observed}
+    total = sum(observed.values())
+    chi2 = sum((observed[name] - total * shares[name]) ** 2 / (total * shares[name]) for name in observed)
+    p_value = float(stats.chi2.sf(chi2, len(observed) - 1))
+    return SrmResult(chi2=float(chi2), p_value=p_value, observed=dict(observed), expected_share=shares)

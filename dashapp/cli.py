@@ -1,0 +1,225 @@
+"""The ``experimentos`` command line (SPEC §6).
+
+Exit codes: 0 a report was produced (whatever the decision); 1 ``--require-launch``
+was given and a decision is not Launch; 2 the input could not be used at all
+(missing file, unreadable, bad arguments) — one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from analytics import DEFAULT_POLICY, Outcome, Policy, parse_split, plan_sample_size, policy_from_mapping
+from dashapp.services import AnalysisRequest, analyze_path, report_json
+from storage.errors import StorageError
+from storage.ingest import FileReader
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_NOT_LAUNCH, EXIT_UNUSABLE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A bad argument: reported on one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="experimentos", description="Trustworthy A/B test decisions: check, analyse, decide, memo.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    analyze = commands.add_parser("analyze", help="analyse exported result files")
+    analyze.add_argument("files", nargs="+", metavar="FILE", help="aggregated CSV or Parquet result file(s)")
+    analyze.add_argument("--name", help="experiment name (default: the file name)")
+    analyze.add_argument("--hypothesis", help="the hypothesis, printed in the memo")
+    analyze.add_argument("--split", help="expected split: 50,50 (file order) or control=50,treatment=50")
+    analyze.add_argument("--control", help="name of the control variant (default: control)")
+    analyze.add_argument("--primary", help="primary metric (default: conversions)")
+    analyze.add_argument("--alpha", type=_positive_float, help="significance level (default 0.05)")
+    analyze.add_argument("--mde", type=_positive_float, help="planned minimum detectable effect (absolute)")
+    analyze.add_argument("--relative-mde", action="store_true", help="--mde is relative to the control (0.05 = 5%%)")
+    analyze.add_argument("--policy", metavar="FILE.toml", help="thresholds and options (see README)")
+    analyze.add_argument("--format", choices=("json", "md", "html", "pdf"), default="json")
+    analyze.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of standard output")
+    analyze.add_argument("--save", action="store_true", help="store the analysis in the experiment database")
+    analyze.add_argument("--db", metavar="PATH", help="database file (default: data/experimentos.duckdb)")
+    analyze.add_argument("--require-launch", action="store_true", help="exit 1 unless every decision is Launch")
+
+    plan = commands.add_parser("plan", help="sample size and duration for a planned experiment")
+    baseline = plan.add_mutually_exclusive_group(required=True)
+    baseline.add_argument("--baseline", type=_positive_float, help="baseline conversion rate, e.g. 0.12")
+    baseline.add_argument("--mean", type=float, help="baseline mean of a continuous metric")
+    plan.add_argument("--std", type=_positive_float, help="standard deviation (with --mean)")
+    plan.add_argument("--mde", type=_positive_float, required=True, help="minimum detectable effect")
+    plan.add_argument("--relative", action="store_true", help="--mde is relative to the baseline")
+    plan.add_argument("--alpha", type=_positive_float, default=DEFAULT_POLICY.alpha)
+    plan.add_argument("--power", type=_positive_float, default=DEFAULT_POLICY.power)
+    plan.add_argument("--split", default="50,50", help="control,treatment shares (default 50,50)")
+    plan.add_argument("--daily-users", type=_positive_int, help="users entering the experiment per day")
+    plan.add_argument("--format", choices=("json", "text"), default="text")
+    return parser
+
+
+def _load_policy(args: argparse.Namespace) -> Policy:
+    policy = DEFAULT_POLICY
+    try:
+        if args.policy:
+            try:
+                with open(args.policy, "rb") as handle:
+                    values = tomllib.load(handle)
+            except OSError as error:
+                raise UsageError(f"--policy {args.policy}: cannot be read ({error.strerror or error})") from None
+            except tomllib.TOMLDecodeError as error:
+                raise UsageError(f"--policy {args.policy}: not valid TOML ({error})") from None
+            policy = policy_from_mapping(values)
+        changes: dict[str, Any] = {}
+        if args.alpha is not None:
+            changes["alpha"] = args.alpha
+        if args.split:
+            changes["expected_split"] = parse_split(args.split)
+        if args.mde is not None:
+            changes["planned_mde"] = args.mde
+            changes["planned_mde_relative"] = bool(args.relative_mde)
+        return replace(policy, **changes) if changes else policy
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _write(text: str, output: str | None, stdout: TextIO) -> None:
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"-o {output}: cannot be written ({error.strerror or error})") from None
+    else:
+        stdout.write(text)
+
+
+def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
+    policy = _load_policy(args)
+    if args.format in ("html", "pdf") and (len(args.files) != 1 or not args.output):
+        raise UsageError(f"--format {args.format} needs exactly one FILE and -o OUT")
+    if args.name and len(args.files) > 1:
+        raise UsageError("--name applies to one file; give one FILE or omit --name")
+    request = AnalysisRequest(
+        name=args.name, hypothesis=args.hypothesis, control=args.control, primary=args.primary, policy=policy
+    )
+    reports = []
+    with FileReader() as reader:
+        for file in args.files:
+            reports.append(analyze_path(file, request, reader=reader))
+    if args.format == "json":
+        lines = [json.dumps(report_json(r), allow_nan=False, ensure_ascii=False,
+                            indent=None if len(reports) > 1 else 2) for r in reports]
+        _write("\n".join(lines) + "\n", args.output, stdout)
+    else:
+        from dashapp.memo import render_report
+
+        if args.format == "pdf":
+            content = render_report(report_json(reports[0]), "pdf")
+            assert isinstance(content, bytes)
+            try:
+                Path(args.output).write_bytes(content)
+            except OSError as error:
+                raise UsageError(f"-o {args.output}: cannot be written ({error.strerror or error})") from None
+        else:
+            texts = [render_report(report_json(r), args.format) for r in reports]
+            _write("\n\n---\n\n".join(str(t) for t in texts), args.output, stdout)
+    if args.require_launch and any(r.decision.outcome is not Outcome.LAUNCH for r in reports):
+        return EXIT_NOT_LAUNCH
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace, stdout: TextIO) -> int:
+    try:
+        split = parse_split(args.split)
+        if len(split.positional) != 2:
+            raise ValueError("--split for plan takes two shares: control,treatment (e.g. 50,50)")
+        if args.mean is not None and args.std is None:
+            raise ValueError("--mean needs --std")
+        plan = plan_sample_size(
+            mde=args.mde, baseline=args.baseline, mean=args.mean, std=args.std, relative=args.relative,
+            alpha=args.alpha, power=args.power, split=(split.positional[0], split.positional[1]),
+            daily_users=args.daily_users,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.format == "json":
+        body = {
+            "metric_type": plan.metric_type, "baseline": plan.baseline, "absolute_mde": plan.absolute_mde,
+            "relative_mde": plan.relative_mde, "alpha": plan.alpha, "power": plan.power,
+            "split": list(plan.shares), "control_n": plan.control_n, "treatment_n": plan.treatment_n,
+            "total_n": plan.total_n, "daily_users": plan.daily_users, "duration_days": plan.duration_days,
+        }
+        stdout.write(json.dumps(body, indent=2) + "\n")
+        return EXIT_OK
+    unit = "pp" if plan.metric_type == "proportion" else ""
+    scale = 100 if plan.metric_type == "proportion" else 1
+    relative = f" ({plan.relative_mde:+.2%} relative)" if plan.relative_mde is not None else ""
+    lines = [
+        f"Detect a change of {plan.absolute_mde * scale:.4g}{unit}{relative} from {plan.baseline:.4g} "
+        f"at alpha {plan.alpha:g}, power {plan.power:g}:",
+        f"  control:   {plan.control_n:,} users",
+        f"  treatment: {plan.treatment_n:,} users",
+        f"  total:     {plan.total_n:,} users",
+    ]
+    if plan.duration_days is not None:
+        lines.append(f"  duration:  {plan.duration_days} day(s) at {plan.daily_users:,} users/day")
+    stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        handlers = {"analyze": _analyze, "plan": _plan}
+        return handlers[args.command](args, out)
+    except UsageError as error:
+        err.write(f"experimentos: error: {error}\n")
+        return EXIT_UNUSABLE
+    except StorageError as error:
+        err.write(f"experimentos: error: {error}\n")
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        err.write("experimentos: interrupted\n")
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Reading result files (CSV or Parquet) with DuckDB into a :class:`analytics.RawTable`.
+
+DuckDB's sniffer handles the dialect: BOM, CRLF, ``,`` ``;`` ``|`` or tab
+delimiters, quoted fields. The file is read with ``header=false`` and every value as
+text so that the raw header (duplicates included) and ragged rows reach the health
+check unchanged; :func:`analytics.validate_aggregated` interprets the values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from analytics import Issue, RawTable
+from storage.errors import InputFileError
+
+__all__ = ["FileReader", "LoadedFile", "file_sha256"]
+
+FileFormat = Literal["csv", "parquet"]
+_PARQUET_MAGIC = b"PAR1"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A result file as read: its table (``None`` when unreadable), read issues and identity."""
+
+    path: str
+    table: RawTable | None
+    issues: tuple[Issue, ...]
+    sha256: str
+    size: int
+    file_format: FileFormat
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _blocked(code: str, message: str) -> Issue:
+    return Issue(code, "blocked", message)
+
+
+class FileReader:
+    """Reads result files through one in-memory DuckDB connection (reuse it for many files).
+
+    Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        self._connection = duckdb.connect(":memory:")
+
+    def __enter__(self) -> FileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def read_path(self, path: str | os.PathLike[str]) -> LoadedFile:
+        """Read a file from disk. Raises :class:`InputFileError` when it cannot be opened."""
+        name = str(path)
+        file = Path(path)
+        if not file.exists():
+            raise InputFileError(f"{name}: no such file")
+        if file.is_dir():
+            raise InputFileError(f"{name}: is a directory, not a result file")
+        try:
+            with open(file, "rb") as handle:
+                head = handle.read(8)
+            digest = file_sha256(file)
+            size = file.stat().st_size
+        except OSError as error:
+            raise InputFileError(f"{name}: cannot be read ({error.strerror or error})") from None
+        return self._read(name, file, head, digest, size)
+
+    def read_bytes(self, content: bytes, filename: str = "upload.csv") -> LoadedFile:
+        """Read an uploaded file's bytes (written to a private temporary file for DuckDB)."""
+        suffix = ".parquet" if content[:4] == _PARQUET_MAGIC else ".csv"
+        with tempfile.TemporaryDirectory(prefix="experimentos-") as folder:
+            temporary = Path(folder) / ("upload" + suffix)
+            temporary.write_bytes(content)
+            loaded = self._read(filename, temporary, content[:8], hashlib.sha256(content).hexdigest(), len(content))
+        return loaded
+
+    def _read(self, name: str, file: Path, head: bytes, digest: str, size: int) -> LoadedFile:
+        if head[:4] == _PARQUET_MAGIC:
+            return self._read_parquet(name, file, digest, size)
+        if size == 0:
+            return LoadedFile(name, RawTable((), ()), (), digest, size, "csv")
+        with open(file, "rb") as handle:
+            sample = handle.read(65536)
+        if sample[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return LoadedFile(name, None, (_blocked("unsupported_encoding", f"{Path(name).name} is UTF-16 text; save "
+                              "it as CSV UTF-8 (in Excel: Save As → CSV UTF-8) and try again."),), digest, size, "csv")
+        if b"\x00" in sample or _looks_binary(sample):
+            return LoadedFile(name, None, (_blocked("not_text", f"{Path(name).name} is not a text CSV file (it "
+                              "contains binary data); export the results as CSV (UTF-8) or Parquet."),), digest, size, "csv")
+        try:
+            result = self._connection.execute(
+                "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true)", [str(file)]
+            )
+            rows = result.fetchall()
+        except duckdb.Error as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            return LoadedFile(name, None, (_blocked("unparseable_file", f"{Path(name).name} could not be read as CSV "
+                              f"({first}); check that it is a comma, semicolon or tab separated text file with a "
+                              "header row."),), digest, size, "csv")
+        if not rows:
+            return LoadedFile(name, RawTable((), ()), (), digest, size, "csv")
+        header = tuple("" if cell is None else str(cell) for cell in rows[0])
+        return LoadedFile(name, RawTable(header, tuple(tuple(r) for r in rows[1:])), (), digest, size, "csv")
+
+    def _read_parquet(self, name: str, file: Path, digest: str, size: int) -> LoadedFile:
+        try:
+            result = self._connection.execute("SELECT * FROM read_parquet(?)", [str(file)])
+            header = tuple(d[0] for d in result.description)
+            rows = result.fetchall()
+        except duckdb.Error as error:
+            first = str(error).splitlines()[0]
+            return LoadedFile(name, None, (_blocked("unparseable_file", f"{Path(name).name} could not be read as "
+                              f"Parquet ({first}); re-export it."),), digest, size, "parquet")
+        cells = tuple(tuple(_cell(v) for v in row) for row in rows)
+        return LoadedFile(name, RawTable(header, cells), (), digest, size, "parquet")
+
+
+def _cell(value: object) -> str | int | float | None:
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return str(value)
+
+
+def _looks_binary(sample: bytes) -> bool:
+    """True for data that is not UTF-8 text and is mostly control characters."""
+    try:
+        sample.decode("utf-8")
+        return False
+    except UnicodeDecodeError as error:
+        if error.start > len(sample) - 4:
+            return False  # a multi-byte character cut by the sample boundary
+    controls = sum(1 for b in sample if b < 9 or 13 < b < 32 or b == 127)
+    high = sum(1 for b in sample if b >= 128)
+    return controls > 0 or high > len(sample) // 4

@@ -223,3 +223,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
 
 def entry_point() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

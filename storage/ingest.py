@@ -115,13 +115,16 @@ class FileReader:
             )
             rows = result.fetchall()
         except duckdb.Error as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             return LoadedFile(name, None, (_blocked("unparseable_file", f"{Path(name).name} could not be read as CSV "
-                              f"({first}); check that it is a comma, semicolon or tab separated text file with a "
+                              f"({reason}); check that it is a comma, semicolon or tab separated text file with a "
                               "header row."),), digest, size, "csv")
         if not rows:
             return LoadedFile(name, RawTable((), ()), (), digest, size, "csv")
-        header = tuple("" if cell is None else str(cell) for cell in rows[0])
+        first = list(rows[0])
+        while first and first[-1] is None:  # null padding added for longer rows below, not real columns
+            first.pop()
+        header = tuple("" if cell is None else str(cell) for cell in first)
         return LoadedFile(name, RawTable(header, tuple(tuple(r) for r in rows[1:])), (), digest, size, "csv")
 
     def _read_parquet(self, name: str, file: Path, digest: str, size: int) -> LoadedFile:

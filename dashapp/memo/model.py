@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Charter", "MemoModel", "build_memo", "MAX_NOTES_CHARS", "MAX_TEXT_CHARS"]
+__all__ = ["MAX_NOTES_CHARS", "MAX_TEXT_CHARS", "Charter", "MemoModel", "build_memo"]
 
 MAX_NOTES_CHARS = 4000
 MAX_TEXT_CHARS = 300
@@ -107,12 +107,6 @@ def _clip(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
         return None
     text = str(text).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _pct(value: float | None, digits: int = 1, sign: bool = True) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.{digits}%}" if sign else f"{value:.{digits}%}"
 
 
 def _value(metric: dict[str, Any], value: float | None) -> str:

@@ -67,13 +67,14 @@ def test_expected_loss_matches_double_integral() -> None:
     assert summary.expected_loss_control == pytest.approx(loss(a_c, b_c, a_t, b_t), abs=1e-7)
 
 
-def test_relative_credible_interval_has_two_and_a_half_percent_tails() -> None:
-    control, treatment = ProportionStatistic(5_000, 600), ProportionStatistic(5_050, 660)
+@pytest.mark.parametrize(("n_c", "x_c", "n_t", "x_t"), [(5_000, 600, 5_050, 660), (100, 0, 100, 1), (300, 299, 300, 297)])
+def test_relative_credible_interval_has_two_and_a_half_percent_tails(n_c: int, x_c: int, n_t: int, x_t: int) -> None:
+    control, treatment = ProportionStatistic(n_c, x_c), ProportionStatistic(n_t, x_t)
     interval = beta_binomial_summary(control, treatment).relative_credible_interval
     assert interval is not None
     rng = np.random.default_rng(7)
-    draws_c = rng.beta(601, 4_401, 2_000_000)
-    draws_t = rng.beta(661, 4_391, 2_000_000)
+    draws_c = rng.beta(1 + x_c, 1 + n_c - x_c, 2_000_000)
+    draws_t = rng.beta(1 + x_t, 1 + n_t - x_t, 2_000_000)
     lift = draws_t / draws_c - 1
     assert np.mean(lift < interval.low) == pytest.approx(0.025, abs=0.001)
     assert np.mean(lift > interval.high) == pytest.approx(0.025, abs=0.001)

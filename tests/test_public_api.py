@@ -1,0 +1,34 @@
+"""Each package's public API is explicit, sorted and importable (STYLE rule 6)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("module", ["analytics", "storage", "dashapp.memo", "storage.errors"])
+def test_all_is_sorted_and_importable(module: str) -> None:
+    package = importlib.import_module(module)
+    names = package.__all__
+    # Ordering is enforced by ruff (RUF022, isort-style); here: no duplicates, nothing missing.
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert hasattr(package, name), name
+
+
+def test_analytics_does_not_import_storage_or_dashapp() -> None:
+    code = ("import sys, analytics; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('storage', 'dashapp', 'duckdb', 'dash')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_cli_and_renderers_do_not_import_dash() -> None:
+    code = "import sys, dashapp.cli, dashapp.memo; print('dash' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "False"

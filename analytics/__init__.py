@@ -16,7 +16,7 @@ from analytics.health import (
     validate_aggregated,
 )
 from analytics.inference import EffectEstimate, holm_adjust, two_proportion_ztest, welch_ttest, z_critical
-from analytics.policy import DEFAULT_POLICY, ExpectedSplit, Policy, parse_split, policy_from_mapping
+from analytics.policy import DEFAULT_POLICY, ExpectedSplit, Policy, parse_split, policy_from_mapping, policy_to_mapping
 from analytics.power import SampleSizePlan, detectable_effect, plan_sample_size
 from analytics.report import (
     SCHEMA_VERSION,
@@ -76,6 +76,7 @@ __all__ = [
     "parse_split",
     "plan_sample_size",
     "policy_from_mapping",
+    "policy_to_mapping",
     "report_to_dict",
     "srm_check",
     "two_proportion_ztest",

@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-__all__ = ["DEFAULT_POLICY", "ExpectedSplit", "HarmDirection", "Policy", "parse_split", "policy_from_mapping"]
+__all__ = [
+    "DEFAULT_POLICY",
+    "ExpectedSplit",
+    "HarmDirection",
+    "Policy",
+    "parse_split",
+    "policy_from_mapping",
+    "policy_to_mapping",
+]
 
 HarmDirection = Literal["increase", "decrease"]
 
@@ -191,3 +199,17 @@ def policy_from_mapping(values: Mapping[str, Any], *, base: Policy = DEFAULT_POL
             raise ValueError("harm_directions must be a table of guardrail = 'increase' | 'decrease'")
         changes["harm_directions"] = tuple((str(k).removeprefix("guardrail_"), v) for k, v in table.items())
     return replace(base, **changes)
+
+
+def policy_to_mapping(policy: Policy) -> dict[str, Any]:
+    """The inverse of :func:`policy_from_mapping` (JSON/TOML-safe), used to store and replay a policy."""
+    values: dict[str, Any] = {name: getattr(policy, name) for name in sorted(_SCALARS)}
+    if values["planned_mde"] is None:
+        del values["planned_mde"]
+    split = policy.expected_split
+    if split.positional:
+        values["expected_split"] = list(split.positional)
+    elif split.named:
+        values["expected_split"] = dict(split.named)
+    values["harm_directions"] = dict(policy.harm_directions)
+    return values

@@ -1,13 +1,14 @@
 """The ``experimentos`` command line (SPEC §6).
 
 Exit codes: 0 a report was produced (whatever the decision); 1 ``--require-launch``
-was given and a decision is not Launch; 2 the input could not be used at all
+was given and a decision is not Launch (or ``replay`` found a mismatch); 2 the input could not be used at all
 (missing file, unreadable, bad arguments) — one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import math
 import sys
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from analytics import DEFAULT_POLICY, Outcome, Policy, parse_split, plan_sample_size, policy_from_mapping
-from dashapp.services import AnalysisRequest, analyze_path, report_json
+from dashapp.services import AnalysisRequest, analyze_path, prepare_save, replay_analysis, report_json
+from storage.database import ExperimentDatabase, HistoryQuery
 from storage.errors import StorageError
 from storage.ingest import FileReader
 
@@ -56,6 +58,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-27, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="experimentos", description="Trustworthy A/B test decisions: check, analyse, decide, memo.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -76,6 +85,32 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--save", action="store_true", help="store the analysis in the experiment database")
     analyze.add_argument("--db", metavar="PATH", help="database file (default: data/experimentos.duckdb)")
     analyze.add_argument("--require-launch", action="store_true", help="exit 1 unless every decision is Launch")
+
+    history = commands.add_parser("history", help="list saved experiments")
+    history.add_argument("--db", metavar="PATH", help="database file (default: data/experimentos.duckdb)")
+    history.add_argument("--format", choices=("json", "table"), default="table")
+    history.add_argument("--decision", choices=("launch", "hold", "rollback"))
+    history.add_argument("--search", metavar="TEXT", help="text in name, hypothesis or tags")
+    history.add_argument("--since", type=_date, metavar="YYYY-MM-DD")
+    history.add_argument("--until", type=_date, metavar="YYYY-MM-DD")
+    history.add_argument("--limit", type=_positive_int, default=50)
+    history.add_argument("--offset", type=int, default=0)
+
+    show = commands.add_parser("show", help="show a saved experiment's latest analysis")
+    show.add_argument("experiment_id", type=_positive_int, metavar="ID")
+    show.add_argument("--db", metavar="PATH")
+    show.add_argument("--format", choices=("json", "md", "html", "pdf"), default="json")
+    show.add_argument("-o", "--output", metavar="OUT")
+
+    replay = commands.add_parser("replay", help="re-run a saved analysis from its stored input and policy")
+    replay.add_argument("experiment_id", type=_positive_int, metavar="ID")
+    replay.add_argument("--db", metavar="PATH")
+
+    serve = commands.add_parser("serve", help="start the dashboard")
+    serve.add_argument("--db", metavar="PATH")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_positive_int, default=8050)
+    serve.add_argument("--no-samples", action="store_true", help="do not load the sample experiments into a new database")
 
     plan = commands.add_parser("plan", help="sample size and duration for a planned experiment")
     baseline = plan.add_mutually_exclusive_group(required=True)
@@ -140,6 +175,12 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
     with FileReader() as reader:
         for file in args.files:
             reports.append(analyze_path(file, request, reader=reader))
+    if args.save:
+        database = ExperimentDatabase(args.db)
+        items = [prepare_save(report, request, content=Path(file).read_bytes(), filename=Path(file).name)
+                 for file, report in zip(args.files, reports, strict=True)]
+        for file, (experiment_id, _) in zip(args.files, database.save_analyses(items), strict=True):
+            sys.stderr.write(f"saved {Path(file).name} as experiment {experiment_id} in {database.path}\n")
     if args.format == "json":
         lines = [json.dumps(report_json(r), allow_nan=False, ensure_ascii=False,
                             indent=None if len(reports) > 1 else 2) for r in reports]
@@ -159,6 +200,91 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
             _write("\n\n---\n\n".join(str(t) for t in texts), args.output, stdout)
     if args.require_launch and any(r.decision.outcome is not Outcome.LAUNCH for r in reports):
         return EXIT_NOT_LAUNCH
+    return EXIT_OK
+
+
+def _render(report: dict[str, Any], fmt: str, output: str | None, stdout: TextIO, **memo: Any) -> None:
+    if fmt == "json":
+        _write(json.dumps(report, allow_nan=False, ensure_ascii=False, indent=2) + "\n", output, stdout)
+        return
+    from dashapp.memo import render_report
+
+    content = render_report(report, fmt, **memo)
+    if isinstance(content, bytes):
+        if not output:
+            raise UsageError(f"--format {fmt} needs -o OUT")
+        try:
+            Path(output).write_bytes(content)
+        except OSError as error:
+            raise UsageError(f"-o {output}: cannot be written ({error.strerror or error})") from None
+    else:
+        _write(content, output, stdout)
+
+
+def _history(args: argparse.Namespace, stdout: TextIO) -> int:
+    try:
+        query = HistoryQuery(decision=args.decision, since=args.since, until=args.until, text=args.search,
+                             limit=min(args.limit, 1000), offset=max(args.offset, 0))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    page = ExperimentDatabase(args.db).history(query)
+    if args.format == "json":
+        rows = [{"id": r.experiment_id, "name": r.name, "created_at": r.created_at.isoformat(timespec="seconds"),
+                 "decision": r.decision, "health": r.health, "primary_metric": r.primary_metric,
+                 "relative_effect": r.relative_effect, "relative_ci": [r.relative_ci_low, r.relative_ci_high],
+                 "p_value": r.p_value, "tags": list(r.tags), "owner": r.owner} for r in page.rows]
+        stdout.write(json.dumps({"total": page.total, "limit": page.limit, "offset": page.offset, "experiments": rows},
+                                ensure_ascii=False, indent=2) + "\n")
+        return EXIT_OK
+    lines = [f"{'ID':>5}  {'created':16}  {'decision':8}  {'lift':>8}  name"]
+    for r in page.rows:
+        lift = f"{r.relative_effect:+.1%}" if r.relative_effect is not None else "n/a"
+        lines.append(f"{r.experiment_id:>5}  {r.created_at:%Y-%m-%d %H:%M}  {(r.decision or '-'):8}  {lift:>8}  {r.name}")
+    lines.append(f"{len(page.rows)} of {page.total} experiment(s)")
+    stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace, stdout: TextIO) -> int:
+    if args.format == "pdf" and not args.output:
+        raise UsageError("--format pdf needs -o OUT")
+    database = ExperimentDatabase(args.db)
+    experiment = database.experiment(args.experiment_id)
+    analysis = database.latest_analysis(args.experiment_id)
+    memos = database.memos(analysis.id)
+    notes = memos[-1].notes if memos else None
+    memo_options: dict[str, Any] = {}
+    if args.format != "json":
+        from dashapp.memo import Charter
+
+        memo_options = {"notes": notes, "date": analysis.created_at.date().isoformat(), "charter": Charter(
+            hypothesis=experiment.hypothesis, primary_metric=experiment.primary_metric, mde=experiment.mde,
+            planned_sample=experiment.planned_sample, owner=experiment.owner,
+            start_date=experiment.start_date.isoformat() if experiment.start_date else None,
+            end_date=experiment.end_date.isoformat() if experiment.end_date else None)}
+    _render(analysis.report, args.format, args.output, stdout, **memo_options)
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, stdout: TextIO) -> int:
+    database = ExperimentDatabase(args.db)
+    analysis = database.latest_analysis(args.experiment_id)
+    result = replay_analysis(database, analysis.id)
+    if result.identical:
+        stdout.write(f"experiment {args.experiment_id}, analysis {analysis.id}: replay identical "
+                     f"(decision {analysis.decision}, input sha256 {analysis.input_sha256[:12]}…)\n")
+        return EXIT_OK
+    stdout.write(f"REPLAY MISMATCH for experiment {args.experiment_id}, analysis {analysis.id}: "
+                 f"{len(result.differences)} difference(s)\n")
+    for difference in result.differences[:50]:
+        stdout.write(f"  {difference}\n")
+    return EXIT_NOT_LAUNCH
+
+
+def _serve(args: argparse.Namespace, stdout: TextIO) -> int:
+    from dashapp.app import run_server
+
+    run_server(db=args.db, host=args.host, port=args.port, load_samples=not args.no_samples)
     return EXIT_OK
 
 
@@ -208,7 +334,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        handlers = {"analyze": _analyze, "plan": _plan}
+        handlers = {"analyze": _analyze, "plan": _plan, "history": _history, "show": _show, "replay": _replay,
+                    "serve": _serve}
         return handlers[args.command](args, out)
     except UsageError as error:
         err.write(f"experimentos: error: {error}\n")

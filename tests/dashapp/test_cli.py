@@ -229,3 +229,41 @@ def test_markdown_memo_draft_has_every_section() -> None:
     for heading in ("Decision: HOLD", "## Evidence", "## Guardrails", "## Risks", "## Next actions",
                     "## Thresholds used", "WORSENED"):
         assert heading in result.stdout
+
+
+def test_history_show_replay_through_the_cli(tmp_path: Path) -> None:
+    db = str(tmp_path / "team.duckdb")
+    saved = run_cli("analyze", str(DATA / "sample_launch.csv"), str(DATA / "sample_negative.csv"), "--save", "--db", db)
+    assert saved.returncode == 0 and "saved sample_launch.csv as experiment 1" in saved.stderr
+    listing = json.loads(run_cli("history", "--db", db, "--format", "json").stdout)
+    assert listing["total"] == 2
+    assert {e["decision"] for e in listing["experiments"]} == {"launch", "rollback"}
+    table = run_cli("history", "--db", db, "--decision", "rollback").stdout
+    assert "sample_negative" in table and "sample_launch" not in table
+    shown = json.loads(run_cli("show", "1", "--db", db).stdout)
+    assert shown["decision"]["outcome"] == "launch"
+    assert "Decision: LAUNCH" in run_cli("show", "1", "--db", db, "--format", "md").stdout
+    pdf = tmp_path / "memo.pdf"
+    assert run_cli("show", "2", "--db", db, "--format", "pdf", "-o", str(pdf)).returncode == 0
+    assert pdf.read_bytes().startswith(b"%PDF")
+    replay = run_cli("replay", "2", "--db", db)
+    assert replay.returncode == 0 and "replay identical" in replay.stdout
+    missing = run_cli("show", "42", "--db", db)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_database_problems_exit_2_with_one_line(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.duckdb"
+    corrupt.write_bytes(b"definitely not duckdb" * 50)
+    before = corrupt.read_bytes()
+    for args in (["history", "--db", str(corrupt)],
+                 ["analyze", str(DATA / "sample_launch.csv"), "--save", "--db", str(corrupt)]):
+        result = run_cli(*args)
+        assert result.returncode == 2, result
+        assert result.stderr.count("\n") == 1 and "not a usable DuckDB database" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert corrupt.read_bytes() == before
+    env_db = run_cli("history", "--format", "json", env={"EXPERIMENTOS_DB": str(tmp_path / "env.duckdb")})
+    assert env_db.returncode == 0 and (tmp_path / "env.duckdb").exists()
+    default = run_cli("history", cwd=tmp_path)
+    assert default.returncode == 0 and (tmp_path / "data" / "experimentos.duckdb").exists()

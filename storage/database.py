@@ -1,0 +1,554 @@
+"""The experiment database: one DuckDB file shared by the dashboard and CLI runs.
+
+DuckDB lets one process at a time hold a database file open for writing. Every
+operation here therefore opens a short-lived connection, does its work in one
+transaction and closes it; when another process holds the file, the open is retried
+with exponential backoff and jitter until ``lock_timeout`` seconds have passed
+(:class:`DatabaseLockedError` after that). Threads of one process share the process's
+DuckDB instance and are serialised by a lock, so a save never sees a half-written
+experiment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+
+from storage.errors import (
+    DatabaseCorruptError,
+    DatabaseError,
+    DatabaseLockedError,
+    NotFoundError,
+    SchemaTooNewError,
+)
+from storage.migrations import MIGRATIONS, latest_version
+
+__all__ = [
+    "DEFAULT_DB_PATH",
+    "AnalysisRecord",
+    "ComparisonRow",
+    "ExperimentDatabase",
+    "ExperimentRecord",
+    "HistoryPage",
+    "HistoryQuery",
+    "HistoryRow",
+    "MemoVersion",
+    "NewAnalysis",
+    "NewExperiment",
+    "default_db_path",
+]
+
+DEFAULT_DB_PATH = Path("data") / "experimentos.duckdb"
+T = TypeVar("T")
+_LOCK_MARKERS = ("could not set lock", "conflicting lock")
+_PROCESS_LOCKS: dict[str, threading.RLock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def default_db_path() -> Path:
+    """``$EXPERIMENTOS_DB`` or ``data/experimentos.duckdb`` under the current directory."""
+    configured = os.environ.get("EXPERIMENTOS_DB")
+    return Path(configured) if configured else Path.cwd() / DEFAULT_DB_PATH
+
+
+def _process_lock(path: Path) -> threading.RLock:
+    key = str(path)
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(key, threading.RLock())
+
+
+@dataclass(frozen=True)
+class NewExperiment:
+    """An experiment's charter as the user gives it."""
+
+    name: str
+    primary_metric: str = "conversions"
+    hypothesis: str | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    mde: str | None = None
+    planned_sample: int | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    id: int
+    name: str
+    primary_metric: str
+    hypothesis: str | None
+    owner: str | None
+    tags: tuple[str, ...]
+    mde: str | None
+    planned_sample: int | None
+    start_date: dt.date | None
+    end_date: dt.date | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class NewAnalysis:
+    """One analysis to store: the report, how it was requested, and the input file itself."""
+
+    report: dict[str, Any]
+    request: dict[str, Any]
+    policy: dict[str, Any]
+    filename: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class AnalysisRecord:
+    id: int
+    experiment_id: int
+    input_sha256: str
+    filename: str
+    request: dict[str, Any]
+    policy: dict[str, Any]
+    report: dict[str, Any]
+    analytics_version: str
+    decision: str
+    health: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class MemoVersion:
+    id: int
+    analysis_id: int
+    version: int
+    markdown: str
+    notes: str | None
+    author: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    experiment_id: int
+    name: str
+    primary_metric: str
+    tags: tuple[str, ...]
+    owner: str | None
+    analysis_id: int | None
+    decision: str | None
+    health: str | None
+    relative_effect: float | None
+    relative_ci_low: float | None
+    relative_ci_high: float | None
+    p_value: float | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    rows: tuple[HistoryRow, ...]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Filters for :meth:`ExperimentDatabase.history` (all optional)."""
+
+    decision: str | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+    text: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if self.decision is not None and self.decision not in ("launch", "hold", "rollback"):
+            raise ValueError(f"decision must be launch, hold or rollback, got {self.decision!r}")
+        if not 1 <= self.limit <= 1000:
+            raise ValueError(f"limit must be within 1..1000, got {self.limit}")
+        if self.offset < 0:
+            raise ValueError(f"offset must be >= 0, got {self.offset}")
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    experiment_id: int
+    name: str
+    analysis_id: int
+    treatment: str | None
+    primary_metric: str
+    decision: str
+    absolute_effect: float | None
+    absolute_ci: tuple[float | None, float | None]
+    relative_effect: float | None
+    relative_ci: tuple[float | None, float | None]
+    p_value: float | None
+
+
+_EXPERIMENT_COLUMNS = ("id, name, primary_metric, hypothesis, owner, tags, mde, planned_sample, start_date, end_date, "
+                       "created_at")
+_ANALYSIS_COLUMNS = ("a.id, a.experiment_id, a.input_sha256, i.filename, a.request_json, a.policy_json, a.report_json, "
+                     "a.analytics_version, a.decision, a.health, a.created_at")
+
+
+def row_to_experiment(row: Sequence[Any]) -> ExperimentRecord:
+    return ExperimentRecord(int(row[0]), row[1], row[2], row[3], row[4], tuple(row[5] or ()), row[6], row[7], row[8],
+                            row[9], row[10])
+
+
+def row_to_analysis(row: Sequence[Any]) -> AnalysisRecord:
+    return AnalysisRecord(int(row[0]), int(row[1]), row[2], row[3], json.loads(row[4]), json.loads(row[5]),
+                          json.loads(row[6]), row[7], row[8], row[9], row[10])
+
+
+def row_to_memo(row: Sequence[Any]) -> MemoVersion:
+    return MemoVersion(int(row[0]), int(row[1]), int(row[2]), row[3], row[4], row[5], row[6])
+
+
+def _primary_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline comparison (the winner, else the first arm) as flat columns."""
+    comparisons = report.get("comparisons") or []
+    if not comparisons:
+        return {"primary_treatment": None, "absolute_effect": None, "absolute_ci_low": None, "absolute_ci_high": None,
+                "relative_effect": None, "relative_ci_low": None, "relative_ci_high": None, "p_value": None}
+    winner = report["decision"].get("winner")
+    chosen = next((c for c in comparisons if c["treatment"] == winner), comparisons[0])
+    primary = chosen["primary"]
+    relative_ci = primary.get("relative_ci") or [None, None]
+    return {
+        "primary_treatment": chosen["treatment"],
+        "absolute_effect": primary["absolute_effect"],
+        "absolute_ci_low": primary["absolute_ci"][0],
+        "absolute_ci_high": primary["absolute_ci"][1],
+        "relative_effect": primary.get("relative_effect"),
+        "relative_ci_low": relative_ci[0],
+        "relative_ci_high": relative_ci[1],
+        "p_value": primary.get("p_value_adjusted", primary.get("p_value")),
+    }
+
+
+class ExperimentDatabase:
+    """Repository over one DuckDB file. Cheap to create; holds no open connection.
+
+    Raises :class:`DatabaseCorruptError` for a file that is not a DuckDB database,
+    :class:`SchemaTooNewError` for a database written by a newer ExperimentOS,
+    :class:`DatabaseLockedError` when the file stays locked past ``lock_timeout`` and
+    :class:`DatabaseError` for anything else that prevents using it (e.g. a read-only
+    folder). The user's file is never overwritten or deleted.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.lock_timeout = lock_timeout
+        self._clock = clock
+        self._lock = _process_lock(self.path.resolve())
+        self._ready = False
+
+    # -- connections -------------------------------------------------------------------------
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        deadline = self._clock() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.Error as error:
+                text = str(error)
+                lowered = text.lower()
+                if any(marker in lowered for marker in _LOCK_MARKERS):
+                    if self._clock() >= deadline:
+                        raise DatabaseLockedError(
+                            f"{self.path} is locked by another process for more than {self.lock_timeout:g} s; stop the "
+                            "other writer (or raise the lock timeout) and try again") from None
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.5)
+                    continue
+                if "not a valid duckdb database" in lowered or "serialization" in lowered or "corrupt" in lowered:
+                    raise DatabaseCorruptError(
+                        f"{self.path} exists but is not a usable DuckDB database; it was left untouched. Move it "
+                        "away or choose another file with --db / EXPERIMENTOS_DB") from None
+                if "version" in lowered and "storage" in lowered:
+                    raise DatabaseCorruptError(f"{self.path} was written by an incompatible DuckDB version; export it "
+                                               "with that version or use another file") from None
+                raise DatabaseError(f"{self.path} cannot be opened: {text.splitlines()[0]}") from None
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            if not self.path.parent.exists():
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as error:
+                    raise DatabaseError(f"cannot create the folder {self.path.parent}: "
+                                        f"{error.strerror or error}") from None
+            if not self.path.exists() and not os.access(self.path.parent, os.W_OK):
+                raise DatabaseError(f"cannot create {self.path}: the folder {self.path.parent} is not writable; "
+                                    "choose another location with --db or EXPERIMENTOS_DB")
+            connection = self._open()
+            try:
+                if not self._ready:
+                    self._migrate(connection)
+                    self._ready = True
+                yield connection
+            finally:
+                connection.close()
+
+    def _transaction(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        with self._connection() as connection:
+            for attempt in range(5):
+                connection.execute("BEGIN TRANSACTION")
+                try:
+                    result = work(connection)
+                    connection.execute("COMMIT")
+                    return result
+                except duckdb.TransactionException:
+                    connection.execute("ROLLBACK")
+                    if attempt == 4:
+                        raise DatabaseError(f"{self.path}: too many write conflicts; try again") from None
+                    time.sleep(0.01 * (attempt + 1))
+                except duckdb.Error as error:
+                    connection.execute("ROLLBACK")
+                    raise DatabaseError(f"{self.path}: {str(error).splitlines()[0]}") from None
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- schema ------------------------------------------------------------------------------
+    def _migrate(self, connection: duckdb.DuckDBPyConnection) -> None:
+        try:
+            connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                               "name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())")
+        except duckdb.Error as error:
+            raise DatabaseError(f"{self.path} cannot be written: {str(error).splitlines()[0]}") from None
+        row = connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        current = int(row[0]) if row else 0
+        if current > latest_version():
+            raise SchemaTooNewError(f"{self.path} has schema version {current}, but this ExperimentOS only knows up to "
+                                    f"{latest_version()}; upgrade ExperimentOS to use it")
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                connection.execute(migration.sql)
+                connection.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                                   [migration.version, migration.name])
+                connection.execute("COMMIT")
+            except duckdb.Error as error:
+                connection.execute("ROLLBACK")
+                if "primary key" in str(error).lower() or "already exists" in str(error).lower():
+                    continue  # another process applied it first
+                raise DatabaseError(f"migration {migration.version} failed: {str(error).splitlines()[0]}") from None
+
+    def schema_version(self) -> int:
+        with self._connection() as connection:
+            row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file (before copying it as a backup)."""
+        with self._connection() as connection:
+            connection.execute("CHECKPOINT")
+
+    # -- writes ------------------------------------------------------------------------------
+    def save_analysis(self, experiment: NewExperiment, analysis: NewAnalysis) -> tuple[int, int]:
+        """Store a new experiment with its first analysis in one transaction; returns (experiment id, analysis id)."""
+        return self.save_analyses([(experiment, analysis)])[0]
+
+    def save_analyses(self, items: Sequence[tuple[NewExperiment, NewAnalysis]]) -> list[tuple[int, int]]:
+        """Store many new experiments, each with its first analysis, in one transaction (all or nothing).
+
+        A pipeline saving a folder of exports pays for one connection and one commit.
+        """
+        def work(connection: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
+            saved = []
+            for experiment, analysis in items:
+                row = connection.execute(
+                    "INSERT INTO experiments (name, primary_metric, hypothesis, owner, tags, mde, planned_sample, "
+                    "start_date, end_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    [experiment.name, experiment.primary_metric, experiment.hypothesis, experiment.owner,
+                     list(experiment.tags), experiment.mde, experiment.planned_sample, experiment.start_date,
+                     experiment.end_date]).fetchone()
+                assert row is not None
+                experiment_id = int(row[0])
+                saved.append((experiment_id, self._insert_analysis(connection, experiment_id, analysis)))
+            return saved
+        return self._transaction(work)
+
+    def add_analysis(self, experiment_id: int, analysis: NewAnalysis) -> int:
+        """Store another analysis of an existing experiment."""
+        def work(connection: duckdb.DuckDBPyConnection) -> int:
+            if connection.execute("SELECT 1 FROM experiments WHERE id = ?", [experiment_id]).fetchone() is None:
+                raise NotFoundError(f"experiment {experiment_id} does not exist")
+            return self._insert_analysis(connection, experiment_id, analysis)
+        return self._transaction(work)
+
+    def _insert_analysis(self, connection: duckdb.DuckDBPyConnection, experiment_id: int, analysis: NewAnalysis) -> int:
+        report = analysis.report
+        sha = report["input"]["sha256"]
+        connection.execute("INSERT INTO inputs (sha256, filename, size, content) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (sha256) DO NOTHING",
+                           [sha, analysis.filename, len(analysis.content), analysis.content])
+        summary = _primary_summary(report)
+        row = connection.execute(
+            "INSERT INTO analyses (experiment_id, input_sha256, request_json, policy_json, report_json, "
+            "analytics_version, decision, health, primary_treatment, absolute_effect, absolute_ci_low, "
+            "absolute_ci_high, relative_effect, relative_ci_low, relative_ci_high, p_value) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [experiment_id, sha, json.dumps(analysis.request, sort_keys=True), json.dumps(analysis.policy, sort_keys=True),
+             json.dumps(report, allow_nan=False, ensure_ascii=False), str(report.get("analytics_version", "")),
+             report["decision"]["outcome"], report["health"]["status"], *summary.values()]).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def save_memo(self, analysis_id: int, markdown: str, *, notes: str | None = None, author: str | None = None) -> MemoVersion:
+        """Store a new memo version (1, 2, …) for an analysis."""
+        def work(connection: duckdb.DuckDBPyConnection) -> MemoVersion:
+            if connection.execute("SELECT 1 FROM analyses WHERE id = ?", [analysis_id]).fetchone() is None:
+                raise NotFoundError(f"analysis {analysis_id} does not exist")
+            row = connection.execute(
+                "INSERT INTO memos (analysis_id, version, markdown, notes, author) "
+                "SELECT ?, coalesce(max(version), 0) + 1, ?, ?, ? FROM memos WHERE analysis_id = ? "
+                "RETURNING id, analysis_id, version, markdown, notes, author, created_at",
+                [analysis_id, markdown, notes, author, analysis_id]).fetchone()
+            assert row is not None
+            return row_to_memo(row)
+        return self._transaction(work)
+
+    def update_experiment(self, experiment_id: int, experiment: NewExperiment) -> ExperimentRecord:
+        def work(connection: duckdb.DuckDBPyConnection) -> ExperimentRecord:
+            row = connection.execute(
+                f"UPDATE experiments SET name = ?, primary_metric = ?, hypothesis = ?, owner = ?, tags = ?, mde = ?, "
+                f"planned_sample = ?, start_date = ?, end_date = ? WHERE id = ? RETURNING {_EXPERIMENT_COLUMNS}",
+                [experiment.name, experiment.primary_metric, experiment.hypothesis, experiment.owner,
+                 list(experiment.tags), experiment.mde, experiment.planned_sample, experiment.start_date,
+                 experiment.end_date, experiment_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"experiment {experiment_id} does not exist")
+            return row_to_experiment(row)
+        return self._transaction(work)
+
+    # -- reads -------------------------------------------------------------------------------
+    def experiment(self, experiment_id: int) -> ExperimentRecord:
+        with self._connection() as connection:
+            row = connection.execute(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
+                                     [experiment_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"experiment {experiment_id} does not exist; list them with 'experimentos history'")
+        return row_to_experiment(row)
+
+    def analyses(self, experiment_id: int) -> tuple[AnalysisRecord, ...]:
+        with self._connection() as connection:
+            rows = connection.execute(
+                f"SELECT {_ANALYSIS_COLUMNS} FROM analyses a JOIN inputs i ON i.sha256 = a.input_sha256 "
+                "WHERE a.experiment_id = ? ORDER BY a.id", [experiment_id]).fetchall()
+        return tuple(row_to_analysis(r) for r in rows)
+
+    def analysis(self, analysis_id: int) -> AnalysisRecord:
+        with self._connection() as connection:
+            row = connection.execute(
+                f"SELECT {_ANALYSIS_COLUMNS} FROM analyses a JOIN inputs i ON i.sha256 = a.input_sha256 "
+                "WHERE a.id = ?", [analysis_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"analysis {analysis_id} does not exist")
+        return row_to_analysis(row)
+
+    def latest_analysis(self, experiment_id: int) -> AnalysisRecord:
+        analyses = self.analyses(experiment_id)
+        if not analyses:
+            raise NotFoundError(f"experiment {experiment_id} has no analysis")
+        return analyses[-1]
+
+    def input_content(self, sha256: str) -> bytes:
+        with self._connection() as connection:
+            row = connection.execute("SELECT content FROM inputs WHERE sha256 = ?", [sha256]).fetchone()
+        if row is None:
+            raise NotFoundError(f"no stored input with sha256 {sha256}")
+        return bytes(row[0])
+
+    def memos(self, analysis_id: int) -> tuple[MemoVersion, ...]:
+        with self._connection() as connection:
+            rows = connection.execute("SELECT id, analysis_id, version, markdown, notes, author, created_at FROM memos "
+                                      "WHERE analysis_id = ? ORDER BY version", [analysis_id]).fetchall()
+        return tuple(row_to_memo(r) for r in rows)
+
+    def count_experiments(self) -> int:
+        with self._connection() as connection:
+            row = connection.execute("SELECT count(*) FROM experiments").fetchone()
+        return int(row[0]) if row else 0
+
+    def history(self, query: HistoryQuery = HistoryQuery()) -> HistoryPage:
+        """Experiments with their latest analysis, newest first, filtered and paged."""
+        where: list[str] = ["1 = 1"]
+        parameters: list[Any] = []
+        if query.decision:
+            where.append("l.decision = ?")
+            parameters.append(query.decision)
+        if query.since:
+            where.append("e.created_at >= ?")
+            parameters.append(dt.datetime.combine(query.since, dt.time.min))
+        if query.until:
+            where.append("e.created_at < ?")
+            parameters.append(dt.datetime.combine(query.until + dt.timedelta(days=1), dt.time.min))
+        if query.text and query.text.strip():
+            pattern = "%" + query.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append("(e.name ILIKE ? ESCAPE '\\' OR coalesce(e.hypothesis, '') ILIKE ? ESCAPE '\\' "
+                         "OR array_to_string(e.tags, ' ') ILIKE ? ESCAPE '\\')")
+            parameters.extend([pattern, pattern, pattern])
+        sql = f"""
+            WITH l AS (
+                SELECT * FROM analyses a
+                WHERE a.id = (SELECT max(b.id) FROM analyses b WHERE b.experiment_id = a.experiment_id)
+            )
+            SELECT e.id, e.name, e.primary_metric, e.tags, e.owner, l.id, l.decision, l.health, l.relative_effect,
+                   l.relative_ci_low, l.relative_ci_high, l.p_value, e.created_at, count(*) OVER () AS total
+            FROM experiments e LEFT JOIN l ON l.experiment_id = e.id
+            WHERE {' AND '.join(where)}
+            ORDER BY e.created_at DESC, e.id DESC
+            LIMIT ? OFFSET ?
+        """
+        with self._connection() as connection:
+            rows = connection.execute(sql, [*parameters, query.limit, query.offset]).fetchall()
+            total = int(rows[0][-1]) if rows else 0
+            if not rows and query.offset:
+                count_sql = f"WITH l AS (SELECT * FROM analyses a WHERE a.id = (SELECT max(b.id) FROM analyses b WHERE " \
+                            f"b.experiment_id = a.experiment_id)) SELECT count(*) FROM experiments e LEFT JOIN l ON " \
+                            f"l.experiment_id = e.id WHERE {' AND '.join(where)}"
+                counted = connection.execute(count_sql, parameters).fetchone()
+                total = int(counted[0]) if counted else 0
+        history_rows = tuple(HistoryRow(int(r[0]), r[1], r[2], tuple(r[3] or ()), r[4], None if r[5] is None else int(r[5]),
+                                        r[6], r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows)
+        return HistoryPage(history_rows, total, query.limit, query.offset)
+
+    def compare(self, experiment_ids: Sequence[int]) -> tuple[ComparisonRow, ...]:
+        """The latest primary effect and CI of each experiment, in the order asked."""
+        ids = list(dict.fromkeys(int(i) for i in experiment_ids))
+        if not ids:
+            return ()
+        sql = """
+            SELECT e.id, e.name, a.id, a.primary_treatment, e.primary_metric, a.decision, a.absolute_effect,
+                   a.absolute_ci_low, a.absolute_ci_high, a.relative_effect, a.relative_ci_low, a.relative_ci_high,
+                   a.p_value
+            FROM experiments e JOIN analyses a ON a.experiment_id = e.id
+            WHERE e.id IN (SELECT unnest(?::BIGINT[]))
+              AND a.id = (SELECT max(b.id) FROM analyses b WHERE b.experiment_id = e.id)
+        """
+        with self._connection() as connection:
+            rows = {int(r[0]): r for r in connection.execute(sql, [ids]).fetchall()}
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise NotFoundError(f"experiment(s) {', '.join(map(str, missing))} do not exist or have no analysis")
+        return tuple(ComparisonRow(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], r[6], (r[7], r[8]), r[9],
+                                   (r[10], r[11]), r[12]) for r in (rows[i] for i in ids))
+

@@ -1,0 +1,199 @@
+"""The experiment database: migrations, round-trips, history queries, replay, bad files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dashapp.services import AnalysisRequest, analyze_path, replay_analysis, report_json, save_report
+from storage import DatabaseCorruptError, DatabaseLockedError, NotFoundError, SchemaTooNewError
+from storage.database import ExperimentDatabase, HistoryQuery, NewAnalysis, NewExperiment
+from storage.migrations import MIGRATIONS
+from tests.conftest import DATA
+
+
+def _save(database: ExperimentDatabase, sample: str, **experiment: object) -> tuple[int, int]:
+    request = AnalysisRequest(primary="revenue" if "continuous" in sample else None)
+    report = analyze_path(DATA / sample, request)
+    charter = NewExperiment(**{"name": report.experiment.name, **experiment}) if experiment else None  # type: ignore[arg-type]
+    return save_report(database, report, request, content=(DATA / sample).read_bytes(), filename=sample, charter=charter)
+
+
+def test_migrations_from_an_empty_file(tmp_path: Path) -> None:
+    database = ExperimentDatabase(tmp_path / "new.duckdb")
+    assert database.schema_version() == MIGRATIONS[-1].version
+    with duckdb.connect(str(tmp_path / "new.duckdb")) as connection:
+        recorded = connection.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert [v for v, _ in recorded] == [m.version for m in MIGRATIONS]
+
+
+def test_a_database_at_migration_1_upgrades_itself_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+                           "applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())")
+        connection.execute(MIGRATIONS[0].sql)
+        connection.execute("INSERT INTO schema_migrations (version, name) VALUES (1, 'old')")
+        connection.execute("INSERT INTO experiments (name, primary_metric) VALUES ('kept', 'conversions')")
+    database = ExperimentDatabase(path)
+    assert database.schema_version() == MIGRATIONS[-1].version
+    assert database.experiment(1).name == "kept"
+    experiment_id, _ = _save(database, "sample_launch.csv")
+    assert database.compare([experiment_id])[0].decision == "launch"
+
+
+def test_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.duckdb"
+    ExperimentDatabase(path).schema_version()
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("INSERT INTO schema_migrations (version, name) VALUES (999, 'from the future')")
+    with pytest.raises(SchemaTooNewError, match="upgrade ExperimentOS"):
+        ExperimentDatabase(path).schema_version()
+
+
+def test_round_trip_of_every_entity(tmp_path: Path) -> None:
+    database = ExperimentDatabase(tmp_path / "db.duckdb")
+    charter = dict(primary_metric="conversions", hypothesis="Bigger banner → more sign-ups", owner="정민",
+                   tags=("home", "banner"), mde="+5% relative", planned_sample=200_000,
+                   start_date=dt.date(2026, 11, 1), end_date=dt.date(2026, 11, 14))
+    experiment_id, analysis_id = _save(database, "sample_launch.csv", **charter)
+    experiment = database.experiment(experiment_id)
+    for key, value in charter.items():
+        assert getattr(experiment, key) == value
+    analysis = database.analysis(analysis_id)
+    fresh = report_json(analyze_path(DATA / "sample_launch.csv", AnalysisRequest()))
+    assert analysis.report == fresh
+    assert analysis.decision == "launch" and analysis.health == "healthy"
+    assert analysis.policy["alpha"] == 0.05 and analysis.request["name"] == "sample_launch"
+    assert database.input_content(analysis.input_sha256) == (DATA / "sample_launch.csv").read_bytes()
+    first = database.save_memo(analysis_id, "# v1", notes="first", author="ana")
+    second = database.save_memo(analysis_id, "# v2", notes="second")
+    assert (first.version, second.version) == (1, 2)
+    assert [m.notes for m in database.memos(analysis_id)] == ["first", "second"]
+    updated = database.update_experiment(experiment_id, NewExperiment(name="renamed", tags=("x",)))
+    assert updated.name == "renamed" and updated.tags == ("x",)
+    second_analysis = database.add_analysis(experiment_id, NewAnalysis(
+        analysis.report, analysis.request, analysis.policy, "again.csv", b"same"))
+    assert database.latest_analysis(experiment_id).id == second_analysis
+    with pytest.raises(NotFoundError):
+        database.experiment(999)
+    with pytest.raises(NotFoundError):
+        database.save_memo(999, "x")
+
+
+def test_history_filters_and_paging(tmp_path: Path) -> None:
+    database = ExperimentDatabase(tmp_path / "db.duckdb")
+    samples = sorted(p.name for p in DATA.glob("sample_*.csv"))
+    for sample in samples:
+        _save(database, sample, tags=("checkout",) if "negative" in sample else ("home",),
+              hypothesis="Banner colour" if "launch" in sample else None)
+    everything = database.history(HistoryQuery(limit=100))
+    assert everything.total == len(samples) == len(everything.rows)
+    assert [r.name for r in everything.rows] == [s.removesuffix(".csv") for s in reversed(samples)]
+    launches = database.history(HistoryQuery(decision="launch"))
+    assert {r.name for r in launches.rows} == {"sample_launch", "sample_continuous", "sample_multi_arm"}
+    assert database.history(HistoryQuery(text="checkout")).rows[0].name == "sample_negative"
+    assert database.history(HistoryQuery(text="banner COLOUR")).rows[0].name == "sample_launch"
+    assert database.history(HistoryQuery(text="100%_")).total == 0
+    page = database.history(HistoryQuery(limit=3, offset=3))
+    assert len(page.rows) == 3 and page.total == len(samples)
+    assert database.history(HistoryQuery(limit=3, offset=100)).total == len(samples)
+    today = dt.date.today()
+    assert database.history(HistoryQuery(since=today, until=today)).total == len(samples)
+    assert database.history(HistoryQuery(until=today - dt.timedelta(days=1))).total == 0
+    with pytest.raises(ValueError, match="decision"):
+        HistoryQuery(decision="ship")
+
+
+def test_comparison_returns_primary_effects_in_order(tmp_path: Path) -> None:
+    database = ExperimentDatabase(tmp_path / "db.duckdb")
+    first, _ = _save(database, "sample_launch.csv")
+    second, _ = _save(database, "sample_multi_arm.csv")
+    rows = database.compare([second, first])
+    assert [r.experiment_id for r in rows] == [second, first]
+    multi = report_json(analyze_path(DATA / "sample_multi_arm.csv", AnalysisRequest()))
+    winner = next(c for c in multi["comparisons"] if c["treatment"] == "treatment_b")["primary"]
+    assert rows[0].treatment == "treatment_b"
+    assert rows[0].relative_effect == pytest.approx(winner["relative_effect"])
+    assert list(rows[0].relative_ci) == pytest.approx(winner["relative_ci"])
+    with pytest.raises(NotFoundError):
+        database.compare([first, 12345])
+
+
+def test_replay_is_identical_and_a_tampered_report_is_reported(tmp_path: Path) -> None:
+    database = ExperimentDatabase(tmp_path / "db.duckdb")
+    for sample in sorted(p.name for p in DATA.glob("sample_*.csv")):
+        _, analysis_id = _save(database, sample)
+        result = replay_analysis(database, analysis_id)
+        assert result.identical, (sample, result.differences)
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as connection:
+        stored = json.loads(connection.execute("SELECT report_json FROM analyses WHERE id = 1").fetchone()[0])
+        stored["comparisons"][0]["primary"]["p_value"] = 0.5
+        connection.execute("UPDATE analyses SET report_json = ? WHERE id = 1", [json.dumps(stored)])
+    result = replay_analysis(ExperimentDatabase(tmp_path / "db.duckdb"), 1)
+    assert not result.identical
+    assert any("p_value" in d for d in result.differences)
+
+
+def test_a_non_duckdb_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.duckdb"
+    content = b"my precious notes, not a database\n" * 100
+    path.write_bytes(content)
+    with pytest.raises(DatabaseCorruptError, match="left untouched"):
+        ExperimentDatabase(path).history()
+    assert path.read_bytes() == content
+
+
+def test_a_read_only_folder_gives_one_clear_error(tmp_path: Path) -> None:
+    """Root can write anywhere, so the check runs the CLI as user nobody (setpriv) when we are root."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.conftest import CLI, ROOT
+
+    folder = Path(tempfile.mkdtemp(prefix="experimentos-ro-", dir="/tmp"))
+    try:
+        (folder / "ro").mkdir()
+        folder.chmod(0o755)
+        (folder / "ro").chmod(0o555)
+        command = [*CLI, "history", "--db", str(folder / "ro" / "db.duckdb")]
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("setpriv (util-linux) is needed to drop root privileges")
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=folder,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+        if "ModuleNotFoundError" in result.stderr or ("Permission denied" in result.stderr and "python" in result.stderr):
+            pytest.skip("user nobody cannot read the checkout: " + result.stderr.splitlines()[-1])
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "not writable" in result.stderr
+        assert not (folder / "ro" / "db.duckdb").exists()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_lock_held_too_long_gives_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "db.duckdb"
+    ExperimentDatabase(path).schema_version()
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+                               "print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        with pytest.raises(DatabaseLockedError, match="locked by another process"):
+            ExperimentDatabase(path, lock_timeout=1.0).history()
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ExperimentDatabase(path).history().total == 0

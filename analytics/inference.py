@@ -54,6 +54,8 @@ class EffectEstimate:
     relative_ci: Interval | None
     relative_standard_error: float | None
     note: str | None = None
+    control_std: float = 0.0
+    treatment_std: float = 0.0
 
 
 def z_critical(alpha: float) -> float:
@@ -131,6 +133,8 @@ def two_proportion_ztest(
         relative_ci=relative_ci,
         relative_standard_error=relative_se,
         note=note,
+        control_std=math.sqrt(control.variance),
+        treatment_std=math.sqrt(treatment.variance),
     )
 
 
@@ -190,6 +194,8 @@ def welch_ttest(
         relative_ci=relative_ci,
         relative_standard_error=relative_se,
         note=note,
+        control_std=math.sqrt(control.variance),
+        treatment_std=math.sqrt(treatment.variance),
     )
 
 

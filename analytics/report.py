@@ -327,8 +327,10 @@ def _interval(interval: Any) -> list[float | None] | None:
 def _estimate_fields(estimate: EffectEstimate) -> dict[str, Any]:
     return {
         "type": estimate.metric_type,
-        "control": {"n": estimate.control_n, "value": _number(estimate.control_value)},
-        "treatment": {"n": estimate.treatment_n, "value": _number(estimate.treatment_value)},
+        "control": {"n": estimate.control_n, "value": _number(estimate.control_value),
+                    "std": _number(estimate.control_std)},
+        "treatment": {"n": estimate.treatment_n, "value": _number(estimate.treatment_value),
+                      "std": _number(estimate.treatment_std)},
         "absolute_effect": _number(estimate.absolute_effect),
         "absolute_ci": _interval(estimate.absolute_ci),
         "relative_effect": _number(estimate.relative_effect),

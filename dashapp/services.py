@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,89 @@ def replay_analysis(database: ExperimentDatabase, analysis_id: int) -> ReplayRes
     fresh = report_json(analyze_loaded(loaded, request))
     differences = tuple(_differences(record.report, fresh))
     return ReplayResult(analysis_id, not differences, differences, fresh)
+
+
+# -- dashboard sessions --------------------------------------------------------------------------
+
+DEFAULT_UPLOAD_LIMIT_BYTES = 50 * 1024 * 1024
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+class UploadRejectedError(ValueError):
+    """An upload that is refused before analysis (too large, not decodable)."""
+
+
+def request_from_form(*, name: str | None, hypothesis: str | None, control: str | None, primary: str | None,
+                      split: str | None, alpha: float | None = None, planned_mde: float | None = None,
+                      planned_mde_relative: bool = False) -> AnalysisRequest:
+    """Build a request from form fields. Raises ``ValueError`` with a message for the user."""
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    if split and split.strip():
+        changes["expected_split"] = analytics.parse_split(split)
+    if alpha is not None:
+        changes["alpha"] = alpha
+    if planned_mde is not None:
+        changes["planned_mde"] = planned_mde
+        changes["planned_mde_relative"] = planned_mde_relative
+    policy = replace(DEFAULT_POLICY, **changes) if changes else DEFAULT_POLICY
+
+    def clean(value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
+
+    return AnalysisRequest(name=clean(name), hypothesis=clean(hypothesis), control=clean(control),
+                           primary=clean(primary), policy=policy)
+
+
+def staged_path(staging: Path, sha256: str) -> Path:
+    return staging / f"{sha256}.bin"
+
+
+def analyze_upload(content: bytes, filename: str, request: AnalysisRequest, *, staging: Path,
+                   limit_bytes: int = DEFAULT_UPLOAD_LIMIT_BYTES) -> Report:
+    """Analyse uploaded bytes and keep them (content-addressed) so the analysis can be saved later.
+
+    Raises :class:`UploadRejectedError` when the file is larger than ``limit_bytes``.
+    """
+    if len(content) > limit_bytes:
+        raise UploadRejectedError(
+            f"{filename} is {len(content) / 2**20:.1f} MB, above the upload limit of {limit_bytes / 2**20:.0f} MB; "
+            "aggregate it first or raise the limit (EXPERIMENTOS_UPLOAD_LIMIT_MB)")
+    with FileReader() as reader:
+        loaded = reader.read_bytes(content, filename)
+    report = analyze_loaded(loaded, AnalysisRequest(
+        name=request.name or Path(filename).stem, hypothesis=request.hypothesis, control=request.control,
+        primary=request.primary, policy=request.policy))
+    staging.mkdir(parents=True, exist_ok=True)
+    target = staged_path(staging, loaded.sha256)
+    if not target.exists():
+        temporary = target.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_bytes(content)
+        temporary.replace(target)
+    return report
+
+
+def sample_files() -> list[Path]:
+    return sorted(SAMPLES_DIR.glob("sample_*.csv"))
+
+
+def sample_request(path: Path) -> AnalysisRequest:
+    """How each sample is meant to be analysed (the continuous one uses revenue as primary)."""
+    return AnalysisRequest(primary="revenue" if "continuous" in path.name else None)
+
+
+def load_samples(database: ExperimentDatabase) -> int:
+    """Save every sample file as an experiment when the database is empty; returns how many were added."""
+    if database.count_experiments() > 0:
+        return 0
+    items = []
+    with FileReader() as reader:
+        for path in sample_files():
+            request = sample_request(path)
+            report = analyze_loaded(reader.read_path(path), request)
+            charter = NewExperiment(name=report.experiment.name, primary_metric=report.experiment.primary_metric,
+                                    tags=("sample",))
+            items.append(prepare_save(report, request, content=path.read_bytes(), filename=path.name, charter=charter))
+    database.save_analyses(items)
+    return len(items)

@@ -120,16 +120,17 @@ def _write_pdf(html: str, fetcher: SafeURLFetcher) -> bytes:
     return content
 
 
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="memo-pdf")
-
-
 def render_pdf(memo: MemoModel, policy: dict[str, Any], *, fetcher: SafeURLFetcher | None = None,
                timeout: float = PDF_TIMEOUT_SECONDS) -> bytes:
     """An A4 PDF of the memo. Raises :class:`RenderTimeoutError` after ``timeout`` seconds."""
     html = render_html(memo, policy)
-    future = _POOL.submit(_write_pdf, html, fetcher or SafeURLFetcher())
+    # A pool per call: a module-level pool would be unusable in a forked worker (Dash's
+    # background callbacks fork), and a render that overruns is abandoned, not awaited.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="memo-pdf")
+    future = pool.submit(_write_pdf, html, fetcher or SafeURLFetcher())
     try:
         return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError:
-        future.cancel()
         raise RenderTimeoutError(f"the PDF took longer than {timeout:g} s to render") from None
+    finally:
+        pool.shutdown(wait=False)

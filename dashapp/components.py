@@ -1,0 +1,189 @@
+"""Pure builders of dashboard components from report dicts (no callbacks, no I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashapp import ids
+
+__all__ = [
+    "data_guard",
+    "decision_badge",
+    "guardrail_table",
+    "health_badge",
+    "health_panel",
+    "issue_list",
+    "primary_card",
+    "status_banner",
+]
+
+HEALTH_COLOURS = {"healthy": "success", "warning": "warning", "blocked": "danger"}
+DECISION_COLOURS = {"launch": "success", "hold": "warning", "rollback": "danger"}
+STATUS_COLOURS = {"ok": "success", "minor": "info", "inconclusive": "secondary", "worsened": "warning",
+                  "severe": "danger"}
+RULE_TITLES = {
+    "data_blocked": "Rule 1: the data is blocked",
+    "srm": "Rule 2: sample ratio mismatch",
+    "guardrail_severe": "Rule 3: a guardrail worsened severely",
+    "primary_worse": "Rule 4: the primary metric is significantly worse",
+    "guardrail_worsened": "Rule 5: a guardrail worsened",
+    "primary_better": "Rule 6: the primary metric is significantly better",
+    "inconclusive": "Rule 7: inconclusive",
+}
+
+
+def health_badge(status: str, *, element_id: str | None = ids.HEALTH_STATUS) -> dbc.Badge:
+    props: dict[str, Any] = {"id": element_id} if element_id else {}
+    return dbc.Badge(status.capitalize(), color=HEALTH_COLOURS.get(status, "secondary"), className="fs-6 me-2",
+                     **props)
+
+
+def issue_list(issues: list[dict[str, str]]) -> html.Div:
+    if not issues:
+        return html.P("No data-quality issues found.", className="text-success mb-0")
+    items = [
+        dbc.ListGroupItem([
+            dbc.Badge(issue["severity"].capitalize(), color="danger" if issue["severity"] == "blocked" else "warning",
+                      className="me-2"),
+            html.Code(issue["code"], className="me-2"),
+            html.Span(issue["message"]),
+        ], className="issue")
+        for issue in issues
+    ]
+    return dbc.ListGroup(items, className="issue-list")
+
+
+def health_panel(report: dict[str, Any]) -> html.Div:
+    """The health badge, the SRM line and every issue."""
+    health = report["health"]
+    srm = health.get("srm")
+    srm_line = None
+    if srm:
+        observed = ", ".join(f"{name}: {count:,}" for name, count in srm["observed"].items())
+        srm_line = html.Small(f"SRM χ² = {srm['chi2']:.2f}, p = {srm['p_value']:.3g} — users {observed}",
+                              className="text-muted d-block mb-2")
+    return html.Div([
+        html.Div([html.Span("Health: ", className="fw-semibold me-1"), health_badge(health["status"]),
+                  html.Span(f"{report['experiment']['name']} · {report['input']['rows']} rows · "
+                            f"sha256 {report['input']['sha256'][:12]}…", className="text-muted small")],
+                 className="d-flex align-items-center mb-2 flex-wrap"),
+        srm_line,
+        issue_list(health["issues"]),
+    ])
+
+
+def status_banner(report: dict[str, Any]) -> html.Div:
+    status = report["health"]["status"]
+    if status == "healthy":
+        return html.Div(id=ids.STATUS_BANNER)
+    problems = [i for i in report["health"]["issues"] if i["severity"] == status]
+    heading = ("Blocked: these results cannot be used until the data is fixed." if status == "blocked"
+               else "Warning: check these data-quality findings before acting on the results.")
+    return html.Div(dbc.Alert([html.H5(heading, className="alert-heading"),
+                               html.Ul([html.Li(i["message"]) for i in problems])],
+                              color="danger" if status == "blocked" else "warning"), id=ids.STATUS_BANNER)
+
+
+def decision_badge(report: dict[str, Any]) -> html.Div:
+    decision = report["decision"]
+    outcome = decision["outcome"]
+    winner = f" {decision['winner']}" if decision.get("winner") and len(report["comparisons"]) > 1 else ""
+    return html.Div([
+        html.Div([
+            dbc.Badge(outcome.upper() + winner, color=DECISION_COLOURS[outcome], className="fs-4 me-3",
+                      id=ids.DECISION_BADGE),
+            html.Span(RULE_TITLES.get(decision["rule"], decision["rule"]), className="fw-semibold"),
+        ], className="d-flex align-items-center mb-2"),
+        html.Ul([html.Li(reason) for reason in decision["reasons"]], className="mb-0"),
+    ])
+
+
+def _format(metric: dict[str, Any], value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.2%}" if metric["type"] == "proportion" else f"{value:,.4g}"
+
+
+def _absolute(metric: dict[str, Any]) -> str:
+    effect, (low, high) = metric["absolute_effect"], metric["absolute_ci"]
+    if metric["type"] == "proportion":
+        return f"{effect * 100:+.2f} pp [{low * 100:+.2f}, {high * 100:+.2f}]"
+    return f"{effect:+,.4g} [{low:+,.4g}, {high:+,.4g}]"
+
+
+def _relative(metric: dict[str, Any]) -> str:
+    if metric.get("relative_ci") is None:
+        return "n/a (control is 0)"
+    low, high = metric["relative_ci"]
+    return f"{metric['relative_effect']:+.2%} [{low:+.2%}, {high:+.2%}]"
+
+
+def primary_card(report: dict[str, Any]) -> dbc.Card:
+    """One row per arm: values, effects with CIs, p-values (raw and Holm-adjusted), P(better)."""
+    comparisons = report["comparisons"]
+    if not comparisons:
+        return dbc.Card(dbc.CardBody("No comparison could be computed: fix the data issues above."),
+                        id=ids.PRIMARY_CARD)
+    header = html.Thead(html.Tr([html.Th(h) for h in ("Arm", "Control", "Treatment", "Absolute [95% CI]",
+                                                      "Relative [95% CI]", "p", "p (Holm)", "P(better)")]))
+    rows = []
+    for comparison in comparisons:
+        metric = comparison["primary"]
+        bayes = metric.get("bayesian") or {}
+        significant = metric["significant"]
+        rows.append(html.Tr([
+            html.Td(comparison["treatment"]),
+            html.Td(_format(metric, metric["control"]["value"])),
+            html.Td(_format(metric, metric["treatment"]["value"])),
+            html.Td(_absolute(metric), className="fw-semibold" if significant else None),
+            html.Td(_relative(metric)),
+            html.Td(f"{metric['p_value']:.4g}"),
+            html.Td(f"{metric['p_value_adjusted']:.4g}"),
+            html.Td(f"{bayes['prob_treatment_better']:.1%}" if bayes else "—"),
+        ]))
+        if metric.get("note"):
+            rows.append(html.Tr(html.Td(metric["note"], colSpan=8, className="text-muted small")))
+    secondary = [(c["treatment"], s) for c in comparisons for s in c.get("secondary", [])]
+    extra = []
+    if secondary:
+        extra = [html.H6("Secondary metrics", className="mt-3"), dbc.Table([
+            html.Thead(html.Tr([html.Th(h) for h in ("Arm", "Metric", "Control", "Treatment", "Absolute [95% CI]",
+                                                     "Relative [95% CI]", "p")])),
+            html.Tbody([html.Tr([html.Td(t), html.Td(s["metric"]), html.Td(_format(s, s["control"]["value"])),
+                                 html.Td(_format(s, s["treatment"]["value"])), html.Td(_absolute(s)),
+                                 html.Td(_relative(s)), html.Td(f"{s['p_value']:.4g}")]) for t, s in secondary]),
+        ], size="sm", striped=True, className="mb-0")]
+    metric_name = report["experiment"]["primary_metric"]
+    return dbc.Card([
+        dbc.CardHeader(f"Primary metric: {metric_name} ({comparisons[0]['primary']['type']})"),
+        dbc.CardBody([dbc.Table([header, html.Tbody(rows)], size="sm", striped=True, className="mb-0"), *extra]),
+    ], id=ids.PRIMARY_CARD)
+
+
+def guardrail_table(report: dict[str, Any]) -> html.Div:
+    rows = [(c["treatment"], g) for c in report["comparisons"] for g in c["guardrails"]]
+    if not rows:
+        return html.Div(html.P("No guardrails were analysed.", className="text-muted"), id=ids.GUARDRAIL_TABLE)
+    body = [html.Tr([
+        html.Td(treatment), html.Td(g["metric"]), html.Td(_format(g, g["control"]["value"])),
+        html.Td(_format(g, g["treatment"]["value"])), html.Td(_absolute(g)), html.Td(f"{g['p_value']:.4g}"),
+        html.Td(g["harm_direction"]),
+        html.Td(dbc.Badge(g["status"].upper(), color=STATUS_COLOURS.get(g["status"], "secondary"))),
+    ]) for treatment, g in rows]
+    header = html.Thead(html.Tr([html.Th(h) for h in ("Arm", "Guardrail", "Control", "Treatment",
+                                                      "Change [95% CI]", "p", "Harmful when", "Status")]))
+    return html.Div(dbc.Table([header, html.Tbody(body)], size="sm", striped=True, hover=True),
+                    id=ids.GUARDRAIL_TABLE)
+
+
+def data_guard(page: str) -> dbc.Alert:
+    """The friendly prompt shown on Results / Memo before any data is loaded."""
+    return dbc.Alert([
+        html.H4(f"No experiment loaded for the {page} yet", className="alert-heading"),
+        html.P("Upload a result file or pick a sample on the New Experiment page; the results and the memo "
+               "appear here as soon as the health check has run."),
+        dcc.Link(dbc.Button("Go to New Experiment", color="primary"), href="/new"),
+    ], color="info", className="data-guard")

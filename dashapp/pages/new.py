@@ -1,0 +1,254 @@
+"""New Experiment: name and charter, power calculator, split, upload or sample, health check at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from dashapp import ids
+from dashapp.components import health_panel
+from dashapp.pages import context
+from dashapp.services import UploadRejectedError, sample_files
+from dashapp.state import (
+    FormValues,
+    PlanInputs,
+    analyze_into_session,
+    decode_upload,
+    plan_text,
+    reanalyze_session,
+    sample_content,
+)
+
+__all__ = ["layout", "register_callbacks", "run_analysis"]
+
+
+def _field(label: str, component: Any, help_text: str | None = None) -> html.Div:
+    children = [dbc.Label(label, html_for=getattr(component, "id", None)), component]
+    if help_text:
+        children.append(dbc.FormText(help_text))
+    return html.Div(children, className="mb-2")
+
+
+def _charter_card() -> dbc.Card:
+    return dbc.Card([
+        dbc.CardHeader("1 · Experiment and charter"),
+        dbc.CardBody([
+            _field("Experiment name", dbc.Input(id=ids.EXPERIMENT_NAME, placeholder="e.g. 홈화면 배너 A/B 테스트",
+                                                maxLength=200, debounce=True)),
+            _field("Hypothesis", dbc.Textarea(id=ids.HYPOTHESIS, placeholder="A bigger banner raises sign-ups",
+                                              maxLength=300, rows=2)),
+            dbc.Row([
+                dbc.Col(_field("Primary metric", dbc.Input(id=ids.PRIMARY_METRIC, placeholder="conversions",
+                                                           maxLength=100), "conversions or a <metric>_mean column")),
+                dbc.Col(_field("Control variant", dbc.Input(id=ids.CONTROL_NAME, placeholder="control",
+                                                            maxLength=100))),
+            ]),
+            dbc.Row([
+                dbc.Col(_field("Expected split", dbc.Input(id=ids.EXPECTED_SPLIT, value="50,50", maxLength=200),
+                               "file order (30,70) or by name (control=30,treatment=70)")),
+                dbc.Col(_field("Planned MDE", dbc.Input(id=ids.PLANNED_MDE, placeholder="+5% relative",
+                                                        maxLength=100))),
+            ]),
+            dbc.Row([
+                dbc.Col(_field("Owner", dbc.Input(id=ids.OWNER, maxLength=100))),
+                dbc.Col(_field("Tags", dbc.Input(id=ids.TAGS, placeholder="home, banner", maxLength=200))),
+            ]),
+        ]),
+    ], className="mb-3")
+
+
+def _plan_card() -> dbc.Card:
+    return dbc.Card([
+        dbc.CardHeader("Power calculator"),
+        dbc.CardBody([
+            dbc.RadioItems(id=ids.PLAN_METRIC_TYPE, inline=True, value="proportion", className="mb-2",
+                           options=[{"label": "Conversion rate", "value": "proportion"},
+                                    {"label": "Mean (e.g. revenue)", "value": "mean"}]),
+            dbc.Row([
+                dbc.Col(_field("Baseline rate", dbc.Input(id=ids.PLAN_BASELINE, type="number", value=0.12,
+                                                          min=0, max=1, step="any"))),
+                dbc.Col(_field("Mean", dbc.Input(id=ids.PLAN_MEAN, type="number", step="any"))),
+                dbc.Col(_field("Std dev", dbc.Input(id=ids.PLAN_STD, type="number", min=0, step="any"))),
+            ]),
+            dbc.Row([
+                dbc.Col(_field("MDE", dbc.Input(id=ids.PLAN_MDE, type="number", value=0.05, min=0, step="any"))),
+                dbc.Col(dbc.Checklist(id=ids.PLAN_RELATIVE, options=[{"label": "relative", "value": "relative"}],
+                                      value=["relative"], switch=True, className="mt-4")),
+                dbc.Col(_field("Daily users", dbc.Input(id=ids.PLAN_DAILY_USERS, type="number", min=1, step=1,
+                                                        value=5000))),
+            ]),
+            dbc.Row([
+                dbc.Col(_field("α", dbc.Input(id=ids.PLAN_ALPHA, type="number", value=0.05, min=0, max=1, step="any"))),
+                dbc.Col(_field("Power", dbc.Input(id=ids.PLAN_POWER, type="number", value=0.8, min=0, max=1,
+                                                  step="any"))),
+            ]),
+            dbc.Alert(id=ids.PLAN_RESULT, color="light", className="mb-0"),
+            dcc.Store(id=ids.PLAN_STORE),
+        ]),
+    ], className="mb-3")
+
+
+def _data_card() -> dbc.Card:
+    samples = [{"label": p.name, "value": p.name} for p in sample_files()]
+    return dbc.Card([
+        dbc.CardHeader("2 · Result data"),
+        dbc.CardBody([
+            dcc.Upload(
+                id=ids.UPLOAD_DATA,
+                children=html.Div(["Drop a CSV or Parquet file here, or ", html.A("choose one", href="#")]),
+                className="upload-zone", multiple=False,
+            ),
+            dbc.FormText(f"Aggregated (one row per variant) or user-level file; up to "
+                         f"{context.upload_limit() / 2**20:.0f} MB."),
+            html.Div(id=ids.UPLOAD_LIMIT_MESSAGE, className="text-danger small mt-1"),
+            html.Div(id=ids.UPLOAD_MESSAGE, className="mt-2"),
+            dcc.Store(id=ids.UPLOAD_CHECKED),
+            dcc.Store(id=ids.UPLOAD_LIMIT, data=context.upload_limit()),
+            dbc.InputGroup([
+                dbc.Select(id=ids.SAMPLE_SELECT, options=samples, value=samples[0]["value"] if samples else None),
+                dbc.Button("Load sample", id=ids.LOAD_SAMPLE, color="secondary"),
+            ], className="mt-2"),
+            dbc.Button("Re-run with these settings", id=ids.REANALYZE, color="link", className="px-0 mt-1"),
+        ]),
+    ], className="mb-3")
+
+
+def layout(**_: Any) -> html.Div:
+    return html.Div([
+        html.H2("New experiment"),
+        html.P("Describe the experiment, size it, then upload the exported results: the health check runs at once.",
+               className="text-muted"),
+        dbc.Row([
+            dbc.Col([_charter_card(), _data_card()], lg=7),
+            dbc.Col(_plan_card(), lg=5),
+        ]),
+        dbc.Card([dbc.CardHeader("3 · Health check"),
+                  dbc.CardBody(dcc.Loading(html.Div(id=ids.HEALTH_PANEL, children=html.P(
+                      "No data yet.", className="text-muted mb-0"))))], className="mb-3"),
+        html.Div(id=ids.NEXT_STEP),
+    ])
+
+
+_CHECK_UPLOAD_SIZE = """
+function(contents, filename, limit) {
+    const noUpdate = window.dash_clientside.no_update;
+    if (!contents) { return [noUpdate, noUpdate, ""]; }
+    const size = Math.floor((contents.length - contents.indexOf(",") - 1) * 3 / 4);
+    if (size > limit) {
+        return [null, null, filename + " is " + (size / 1048576).toFixed(1) + " MB, above the upload limit of " +
+                (limit / 1048576).toFixed(0) + " MB: aggregate it first, or raise EXPERIMENTOS_UPLOAD_LIMIT_MB."];
+    }
+    return [{contents: contents, filename: filename}, null, ""];
+}
+"""
+
+
+def run_analysis(trigger: str | None, contents: str | None, filename: str | None, sample: str | None,
+                 form: FormValues, state: dict[str, Any] | None) -> tuple[Any, Any]:
+    """The analyse callback as a plain function: returns (new session state or no_update, message)."""
+    limit = context.upload_limit()
+    staging = context.staging_dir()
+    try:
+        if trigger == ids.UPLOAD_DATA:
+            if not contents:
+                raise PreventUpdate
+            content = decode_upload(contents, limit)
+            new_state = analyze_into_session(content, filename or "upload.csv", form, staging=staging,
+                                             limit_bytes=limit)
+        elif trigger == ids.LOAD_SAMPLE:
+            if not sample:
+                raise PreventUpdate
+            new_state = analyze_into_session(sample_content(sample), sample, form, staging=staging, limit_bytes=limit)
+        elif trigger == ids.REANALYZE:
+            if not state or "input" not in state:
+                return no_update, dbc.Alert("Upload a file or load a sample first.", color="info")
+            new_state = reanalyze_session(state, form, staging=staging, limit_bytes=limit)
+        else:
+            raise PreventUpdate
+    except UploadRejectedError as error:
+        return no_update, dbc.Alert(f"Upload refused: {error}.", color="danger", className="mb-0")
+    except ValueError as error:
+        return no_update, dbc.Alert(f"Check the form: {error}.", color="danger", className="mb-0")
+    name = new_state["input"]["filename"]
+    return new_state, dbc.Alert(f"Analysed {name}.", color="success", className="mb-0 py-2", duration=6000)
+
+
+def register_callbacks(app: Dash) -> None:
+    # The size check runs in the browser first so that an oversized file is never sent;
+    # run_analysis checks again on the server.
+    app.clientside_callback(
+        _CHECK_UPLOAD_SIZE,
+        Output(ids.UPLOAD_CHECKED, "data"), Output(ids.UPLOAD_DATA, "contents"),
+        Output(ids.UPLOAD_LIMIT_MESSAGE, "children"),
+        Input(ids.UPLOAD_DATA, "contents"), State(ids.UPLOAD_DATA, "filename"), State(ids.UPLOAD_LIMIT, "data"),
+        prevent_initial_call=True,
+    )
+
+    @app.callback(
+        Output(ids.PLAN_RESULT, "children"), Output(ids.PLAN_STORE, "data"),
+        Input(ids.PLAN_METRIC_TYPE, "value"), Input(ids.PLAN_BASELINE, "value"), Input(ids.PLAN_MEAN, "value"),
+        Input(ids.PLAN_STD, "value"), Input(ids.PLAN_MDE, "value"), Input(ids.PLAN_RELATIVE, "value"),
+        Input(ids.PLAN_ALPHA, "value"), Input(ids.PLAN_POWER, "value"), Input(ids.EXPECTED_SPLIT, "value"),
+        Input(ids.PLAN_DAILY_USERS, "value"),
+    )
+    def update_plan(metric_type: str, baseline: float | None, mean: float | None, std: float | None,
+                    mde: float | None, relative: list[str] | None, alpha: float | None, power: float | None,
+                    split: str | None, daily: int | None) -> tuple[str, int | None]:
+        return plan_text(PlanInputs(metric_type=metric_type or "proportion", baseline=baseline, mean=mean, std=std,
+                                    mde=mde, relative=bool(relative), alpha=alpha or 0.05, power=power or 0.8,
+                                    split=split or "50,50", daily_users=int(daily) if daily else None))
+
+    @app.callback(
+        Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.UPLOAD_MESSAGE, "children"),
+        Input(ids.UPLOAD_CHECKED, "data"), Input(ids.LOAD_SAMPLE, "n_clicks"), Input(ids.REANALYZE, "n_clicks"),
+        State(ids.SAMPLE_SELECT, "value"),
+        State(ids.EXPERIMENT_NAME, "value"), State(ids.HYPOTHESIS, "value"), State(ids.PRIMARY_METRIC, "value"),
+        State(ids.CONTROL_NAME, "value"), State(ids.EXPECTED_SPLIT, "value"), State(ids.OWNER, "value"),
+        State(ids.TAGS, "value"), State(ids.PLANNED_MDE, "value"), State(ids.PLAN_STORE, "data"),
+        State(ids.SESSION_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def analyze(upload: dict[str, str] | None, sample_clicks: int | None, rerun_clicks: int | None,
+                sample: str | None, name: str | None, hypothesis: str | None, primary: str | None,
+                control: str | None, split: str | None, owner: str | None, tags: str | None, mde: str | None,
+                planned: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
+        form = FormValues(name=name, hypothesis=hypothesis, primary=primary, control=control, split=split,
+                          owner=owner, tags=tags, mde=mde, planned_sample=planned)
+        trigger = ids.UPLOAD_DATA if ctx.triggered_id == ids.UPLOAD_CHECKED else ctx.triggered_id
+        # Dash also calls click callbacks when a page inserts the buttons (n_clicks None).
+        if (trigger == ids.LOAD_SAMPLE and not sample_clicks) or (trigger == ids.REANALYZE and not rerun_clicks):
+            raise PreventUpdate
+        upload = upload or {}
+        return run_analysis(trigger, upload.get("contents"), upload.get("filename"), sample, form, state)
+
+    @app.callback(
+        Output(ids.HEALTH_PANEL, "children"), Output(ids.NEXT_STEP, "children"),
+        Input(ids.SESSION_STORE, "data"),
+    )
+    def show_health(state: dict[str, Any] | None) -> tuple[Any, Any]:
+        if not state or "report" not in state:
+            return html.P("No data yet: upload a file or load a sample.", className="text-muted mb-0"), None
+        report = state["report"]
+        next_step = html.Div([
+            dcc.Link(dbc.Button("See results →", color="primary", className="me-2"), href="/results"),
+            dcc.Link(dbc.Button("Decision memo", color="outline-primary"), href="/memo"),
+        ])
+        return health_panel(report), next_step
+
+    @app.callback(
+        Output(ids.EXPERIMENT_NAME, "value"), Output(ids.HYPOTHESIS, "value"), Output(ids.PRIMARY_METRIC, "value"),
+        Output(ids.CONTROL_NAME, "value"), Output(ids.EXPECTED_SPLIT, "value"), Output(ids.OWNER, "value"),
+        Output(ids.TAGS, "value"), Output(ids.PLANNED_MDE, "value"),
+        Input(ids.HEALTH_PANEL, "id"), State(ids.SESSION_STORE, "data"),
+    )
+    def restore_form(_: str, state: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Refill the form from the session when the page is opened again."""
+        if not state or "form" not in state:
+            raise PreventUpdate
+        form = state["form"]
+        name = form.get("name") or state["report"]["experiment"]["name"]
+        return (name, form.get("hypothesis"), form.get("primary"), form.get("control"), form.get("split") or "50,50",
+                form.get("owner"), form.get("tags"), form.get("mde"))

@@ -1,0 +1,101 @@
+"""Results: status banner, decision, primary result with charts, guardrails, save to history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from dashapp import ids
+from dashapp.components import data_guard, decision_badge, guardrail_table, primary_card, status_banner
+from dashapp.figures import effect_figure, guardrail_figure, posterior_figure
+from dashapp.pages import context
+from dashapp.services import UploadRejectedError
+from dashapp.state import save_session
+from storage.errors import StorageError
+
+__all__ = ["layout", "register_callbacks", "results_view", "save_to_history"]
+
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def layout(**_: Any) -> html.Div:
+    return html.Div([html.H2("Results"), html.Div(id=ids.RESULTS_BODY)])
+
+
+def saved_note(state: dict[str, Any]) -> Any:
+    saved = state.get("saved")
+    if not saved:
+        return None
+    return html.Span(["Saved as ", dcc.Link(f"experiment {saved['experiment_id']}",
+                                            href=f"/experiments/{saved['experiment_id']}"), "."])
+
+
+def results_view(state: dict[str, Any] | None) -> Any:
+    """Everything on the page for a session (or the friendly guard when there is none)."""
+    if not state or "report" not in state:
+        return data_guard("results")
+    report = state["report"]
+    has_data = bool(report["comparisons"])
+    return html.Div([
+        status_banner(report),
+        dbc.Card(dbc.CardBody([
+            html.H4(report["experiment"]["name"], className="mb-3 text-break"),
+            decision_badge(report),
+        ]), className="mb-3"),
+        primary_card(report),
+        dbc.Row([
+            dbc.Col([
+                dbc.RadioItems(id=ids.EFFECT_SCALE, inline=True, value="relative", className="mt-3",
+                               options=[{"label": "Relative (%)", "value": "relative"},
+                                        {"label": "Absolute", "value": "absolute"}]),
+                dcc.Graph(id=ids.EFFECT_CHART, figure=effect_figure(report), config=GRAPH_CONFIG),
+            ], lg=6),
+            dbc.Col(dcc.Graph(id=ids.POSTERIOR_CHART, figure=posterior_figure(report), config=GRAPH_CONFIG,
+                              className="mt-3"), lg=6),
+        ]) if has_data else None,
+        html.H4("Guardrails", className="mt-3"),
+        guardrail_table(report),
+        dcc.Graph(id=ids.GUARDRAIL_CHART, figure=guardrail_figure(report), config=GRAPH_CONFIG)
+        if any(c["guardrails"] for c in report["comparisons"]) else None,
+        html.Div([
+            dbc.Button("Save to history", id=ids.SAVE_EXPERIMENT, color="primary", className="me-3",
+                       disabled=bool(state.get("saved"))),
+            dcc.Link(dbc.Button("Decision memo →", color="outline-primary", className="me-3"), href="/memo"),
+            html.Span(id=ids.SAVE_MESSAGE, children=saved_note(state)),
+        ], className="d-flex align-items-center mt-3"),
+    ])
+
+
+def save_to_history(state: dict[str, Any] | None) -> tuple[Any, Any]:
+    """Save the session's analysis; returns (new state, message)."""
+    if not state or "report" not in state:
+        raise PreventUpdate
+    try:
+        new_state = save_session(state, context.database(), staging=context.staging_dir())
+    except (StorageError, UploadRejectedError) as error:
+        return no_update, dbc.Alert(f"Not saved: {error}", color="danger", className="mb-0 py-1")
+    return new_state, saved_note(new_state)
+
+
+def register_callbacks(app: Dash) -> None:
+    @app.callback(Output(ids.RESULTS_BODY, "children"), Input(ids.SESSION_STORE, "data"))
+    def render(state: dict[str, Any] | None) -> Any:
+        return results_view(state)
+
+    @app.callback(Output(ids.EFFECT_CHART, "figure"), Input(ids.EFFECT_SCALE, "value"),
+                  State(ids.SESSION_STORE, "data"), prevent_initial_call=True)
+    def rescale(scale: str, state: dict[str, Any] | None) -> Any:
+        if not state or "report" not in state:
+            raise PreventUpdate
+        return effect_figure(state["report"], scale=scale)
+
+    @app.callback(Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.SAVE_MESSAGE, "children"),
+                  Input(ids.SAVE_EXPERIMENT, "n_clicks"), State(ids.SESSION_STORE, "data"),
+                  prevent_initial_call=True, running=[(Output(ids.SAVE_EXPERIMENT, "disabled"), True, False)])
+    def save(clicks: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
+        if not clicks:
+            raise PreventUpdate
+        return save_to_history(state)

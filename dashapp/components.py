@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashapp import ids
+from dashapp.formatting import format_absolute, format_probability, format_relative, format_value
 
 __all__ = [
     "data_guard",
@@ -101,24 +102,10 @@ def decision_badge(report: dict[str, Any]) -> html.Div:
     ])
 
 
-def _format(metric: dict[str, Any], value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.2%}" if metric["type"] == "proportion" else f"{value:,.4g}"
 
 
-def _absolute(metric: dict[str, Any]) -> str:
-    effect, (low, high) = metric["absolute_effect"], metric["absolute_ci"]
-    if metric["type"] == "proportion":
-        return f"{effect * 100:+.2f} pp [{low * 100:+.2f}, {high * 100:+.2f}]"
-    return f"{effect:+,.4g} [{low:+,.4g}, {high:+,.4g}]"
 
 
-def _relative(metric: dict[str, Any]) -> str:
-    if metric.get("relative_ci") is None:
-        return "n/a (control is 0)"
-    low, high = metric["relative_ci"]
-    return f"{metric['relative_effect']:+.2%} [{low:+.2%}, {high:+.2%}]"
 
 
 def primary_card(report: dict[str, Any]) -> dbc.Card:
@@ -136,13 +123,13 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
         significant = metric["significant"]
         rows.append(html.Tr([
             html.Td(comparison["treatment"]),
-            html.Td(_format(metric, metric["control"]["value"])),
-            html.Td(_format(metric, metric["treatment"]["value"])),
-            html.Td(_absolute(metric), className="fw-semibold" if significant else None),
-            html.Td(_relative(metric)),
+            html.Td(format_value(metric, metric["control"]["value"])),
+            html.Td(format_value(metric, metric["treatment"]["value"])),
+            html.Td(format_absolute(metric), className="fw-semibold" if significant else None),
+            html.Td(format_relative(metric)),
             html.Td(f"{metric['p_value']:.4g}"),
             html.Td(f"{metric['p_value_adjusted']:.4g}"),
-            html.Td(f"{bayes['prob_treatment_better']:.1%}" if bayes else "—"),
+            html.Td(format_probability(bayes["prob_treatment_better"]) if bayes else "—"),
         ]))
         if metric.get("note"):
             rows.append(html.Tr(html.Td(metric["note"], colSpan=8, className="text-muted small")))
@@ -152,9 +139,9 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
         extra = [html.H6("Secondary metrics", className="mt-3"), dbc.Table([
             html.Thead(html.Tr([html.Th(h) for h in ("Arm", "Metric", "Control", "Treatment", "Absolute [95% CI]",
                                                      "Relative [95% CI]", "p")])),
-            html.Tbody([html.Tr([html.Td(t), html.Td(s["metric"]), html.Td(_format(s, s["control"]["value"])),
-                                 html.Td(_format(s, s["treatment"]["value"])), html.Td(_absolute(s)),
-                                 html.Td(_relative(s)), html.Td(f"{s['p_value']:.4g}")]) for t, s in secondary]),
+            html.Tbody([html.Tr([html.Td(t), html.Td(s["metric"]), html.Td(format_value(s, s["control"]["value"])),
+                                 html.Td(format_value(s, s["treatment"]["value"])), html.Td(format_absolute(s)),
+                                 html.Td(format_relative(s)), html.Td(f"{s['p_value']:.4g}")]) for t, s in secondary]),
         ], size="sm", striped=True, className="mb-0")]
     metric_name = report["experiment"]["primary_metric"]
     return dbc.Card([
@@ -168,8 +155,8 @@ def guardrail_table(report: dict[str, Any]) -> html.Div:
     if not rows:
         return html.Div(html.P("No guardrails were analysed.", className="text-muted"), id=ids.GUARDRAIL_TABLE)
     body = [html.Tr([
-        html.Td(treatment), html.Td(g["metric"]), html.Td(_format(g, g["control"]["value"])),
-        html.Td(_format(g, g["treatment"]["value"])), html.Td(_absolute(g)), html.Td(f"{g['p_value']:.4g}"),
+        html.Td(treatment), html.Td(g["metric"]), html.Td(format_value(g, g["control"]["value"])),
+        html.Td(format_value(g, g["treatment"]["value"])), html.Td(format_absolute(g)), html.Td(f"{g['p_value']:.4g}"),
         html.Td(g["harm_direction"]),
         html.Td(dbc.Badge(g["status"].upper(), color=STATUS_COLOURS.get(g["status"], "secondary"))),
     ]) for treatment, g in rows]

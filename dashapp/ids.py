@@ -45,6 +45,7 @@ PLAN_POWER = "plan-power"
 PLAN_DAILY_USERS = "plan-daily-users"
 PLAN_RESULT = "plan-result"
 PLAN_STORE = "plan-store"
+PLAN_USE = "plan-use"
 
 # Results
 STATUS_BANNER = "status-banner"

@@ -11,6 +11,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from dashapp.formatting import format_absolute, format_p, format_probability, format_relative, format_value
+
 __all__ = ["MAX_NOTES_CHARS", "MAX_TEXT_CHARS", "Charter", "MemoModel", "build_memo"]
 
 MAX_NOTES_CHARS = 4000
@@ -109,30 +111,12 @@ def _clip(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _value(metric: dict[str, Any], value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.2%}" if metric["type"] == "proportion" else f"{value:,.4g}"
 
 
-def _absolute(metric: dict[str, Any]) -> str:
-    effect, (low, high) = metric["absolute_effect"], metric["absolute_ci"]
-    if metric["type"] == "proportion":
-        return f"{effect * 100:+.2f} pp [{low * 100:+.2f}, {high * 100:+.2f}]"
-    return f"{effect:+,.4g} [{low:+,.4g}, {high:+,.4g}]"
 
 
-def _relative(metric: dict[str, Any]) -> str:
-    if metric.get("relative_effect") is None or metric.get("relative_ci") is None:
-        return "n/a"
-    low, high = metric["relative_ci"]
-    return f"{metric['relative_effect']:+.1%} [{low:+.1%}, {high:+.1%}]"
 
 
-def _p(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
 
 
 def _effect_phrase(metric: dict[str, Any]) -> str:
@@ -151,12 +135,6 @@ def _sentence_start(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
-def _probability(value: float) -> str:
-    if value > 0.999:
-        return "> 99.9%"
-    if value < 0.001:
-        return "< 0.1%"
-    return f"{value:.1%}"
 
 
 def _conclusion(report: dict[str, Any]) -> str:
@@ -168,7 +146,7 @@ def _conclusion(report: dict[str, Any]) -> str:
         return "The data cannot be analysed yet; fix the problems listed under Health and run the analysis again."
     if rule == "srm":
         p = report["health"]["srm"]["p_value"] if report["health"]["srm"] else None
-        return (f"The traffic split does not match the expected split (SRM p = {_p(p)}), so no effect can be trusted; "
+        return (f"The traffic split does not match the expected split (SRM p = {format_p(p)}), so no effect can be trusted; "
                 "hold until assignment is fixed.")
     if decision["outcome"] == "launch":
         primary = comparisons[decision["winner"]]["primary"]
@@ -211,7 +189,7 @@ def _risks(report: dict[str, Any], charter: Charter, actual: int) -> list[str]:
                      f"({actual / charter.planned_sample:.0%}).")
     srm = report["health"]["srm"]
     if srm and srm["status"] == "healthy" and srm["p_value"] < 0.01:
-        risks.append(f"The traffic split is close to the SRM limit (p = {_p(srm['p_value'])}); check assignment.")
+        risks.append(f"The traffic split is close to the SRM limit (p = {format_p(srm['p_value'])}); check assignment.")
     if len(report["comparisons"]) > 1:
         risks.append(f"{len(report['comparisons'])} treatment arms were compared; p-values are Holm-adjusted.")
     for issue in report["health"]["issues"]:
@@ -279,17 +257,17 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
     srm_line = None
     if srm:
         observed = ", ".join(f"{k} {v:,}" for k, v in srm["observed"].items())
-        srm_line = f"χ² = {srm['chi2']:.2f}, p = {_p(srm['p_value'])} ({srm['status']}); users: {observed}"
+        srm_line = f"χ² = {srm['chi2']:.2f}, p = {format_p(srm['p_value'])} ({srm['status']}); users: {observed}"
     evidence, guardrails, primary_chart, guardrail_chart = [], [], [], []
     for comparison in report["comparisons"]:
         treatment = comparison["treatment"]
         for metric in (comparison["primary"], *comparison.get("secondary", [])):
             bayes = metric.get("bayesian")
             evidence.append(EvidenceRow(
-                treatment, metric["metric"], _value(metric, metric["control"]["value"]),
-                _value(metric, metric["treatment"]["value"]), _absolute(metric), _relative(metric),
-                _p(metric.get("p_value_adjusted", metric["p_value"])),
-                _probability(bayes["prob_treatment_better"]) if bayes else "—", metric["significant"]))
+                treatment, metric["metric"], format_value(metric, metric["control"]["value"]),
+                format_value(metric, metric["treatment"]["value"]), format_absolute(metric), format_relative(metric),
+                format_p(metric.get("p_value_adjusted", metric["p_value"])),
+                format_probability(bayes["prob_treatment_better"]) if bayes else "—", metric["significant"]))
         primary = comparison["primary"]
         if primary.get("relative_ci") is not None:
             low, high = primary["relative_ci"]
@@ -297,8 +275,8 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
                                           low * 100, high * 100, "primary"))
         for g in comparison["guardrails"]:
             guardrails.append(GuardrailRow(
-                treatment, g["metric"], _value(g, g["control"]["value"]), _value(g, g["treatment"]["value"]),
-                _absolute(g), _p(g["p_value"]), g["status"]))
+                treatment, g["metric"], format_value(g, g["control"]["value"]), format_value(g, g["treatment"]["value"]),
+                format_absolute(g), format_p(g["p_value"]), g["status"]))
             scale = 100.0 if g["type"] == "proportion" else 1.0
             low, high = g["absolute_ci"]
             label = g["metric"] if len(report["comparisons"]) == 1 else f"{treatment}: {g['metric']}"

@@ -47,8 +47,9 @@ def _charter_card() -> dbc.Card:
                                                             maxLength=100))),
             ]),
             dbc.Row([
-                dbc.Col(_field("Expected split", dbc.Input(id=ids.EXPECTED_SPLIT, value="50,50", maxLength=200),
-                               "file order (30,70) or by name (control=30,treatment=70)")),
+                dbc.Col(_field("Expected split", dbc.Input(id=ids.EXPECTED_SPLIT, placeholder="equal shares",
+                                                           maxLength=200),
+                               "empty = equal; file order (30,70) or by name (control=30,treatment=70)")),
                 dbc.Col(_field("Planned MDE", dbc.Input(id=ids.PLANNED_MDE, placeholder="+5% relative",
                                                         maxLength=100))),
             ]),
@@ -85,7 +86,8 @@ def _plan_card() -> dbc.Card:
                 dbc.Col(_field("Power", dbc.Input(id=ids.PLAN_POWER, type="number", value=0.8, min=0, max=1,
                                                   step="any"))),
             ]),
-            dbc.Alert(id=ids.PLAN_RESULT, color="light", className="mb-0"),
+            dbc.Alert(id=ids.PLAN_RESULT, color="light", className="mb-2"),
+            dbc.Switch(id=ids.PLAN_USE, value=False, label="Record this as the planned sample in the charter"),
             dcc.Store(id=ids.PLAN_STORE),
         ]),
     ], className="mb-3")
@@ -192,14 +194,16 @@ def register_callbacks(app: Dash) -> None:
         Input(ids.PLAN_METRIC_TYPE, "value"), Input(ids.PLAN_BASELINE, "value"), Input(ids.PLAN_MEAN, "value"),
         Input(ids.PLAN_STD, "value"), Input(ids.PLAN_MDE, "value"), Input(ids.PLAN_RELATIVE, "value"),
         Input(ids.PLAN_ALPHA, "value"), Input(ids.PLAN_POWER, "value"), Input(ids.EXPECTED_SPLIT, "value"),
-        Input(ids.PLAN_DAILY_USERS, "value"),
+        Input(ids.PLAN_DAILY_USERS, "value"), Input(ids.PLAN_USE, "value"),
     )
     def update_plan(metric_type: str, baseline: float | None, mean: float | None, std: float | None,
                     mde: float | None, relative: list[str] | None, alpha: float | None, power: float | None,
-                    split: str | None, daily: int | None) -> tuple[str, int | None]:
-        return plan_text(PlanInputs(metric_type=metric_type or "proportion", baseline=baseline, mean=mean, std=std,
-                                    mde=mde, relative=bool(relative), alpha=alpha or 0.05, power=power or 0.8,
-                                    split=split or "50,50", daily_users=int(daily) if daily else None))
+                    split: str | None, daily: int | None, use: bool | None) -> tuple[str, int | None]:
+        text, total = plan_text(PlanInputs(metric_type=metric_type or "proportion", baseline=baseline, mean=mean,
+                                           std=std, mde=mde, relative=bool(relative), alpha=alpha or 0.05,
+                                           power=power or 0.8, split=split or "50,50",
+                                           daily_users=int(daily) if daily else None))
+        return text, total if use else None
 
     @app.callback(
         Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.UPLOAD_MESSAGE, "children"),
@@ -250,5 +254,5 @@ def register_callbacks(app: Dash) -> None:
             raise PreventUpdate
         form = state["form"]
         name = form.get("name") or state["report"]["experiment"]["name"]
-        return (name, form.get("hypothesis"), form.get("primary"), form.get("control"), form.get("split") or "50,50",
+        return (name, form.get("hypothesis"), form.get("primary"), form.get("control"), form.get("split"),
                 form.get("owner"), form.get("tags"), form.get("mde"))

@@ -51,14 +51,16 @@ def results_view(state: dict[str, Any] | None) -> Any:
                 dbc.RadioItems(id=ids.EFFECT_SCALE, inline=True, value="relative", className="mt-3",
                                options=[{"label": "Relative (%)", "value": "relative"},
                                         {"label": "Absolute", "value": "absolute"}]),
-                dcc.Graph(id=ids.EFFECT_CHART, figure=effect_figure(report), config=GRAPH_CONFIG),
+                dcc.Graph(id=ids.EFFECT_CHART, figure=effect_figure(report), config=GRAPH_CONFIG,
+                          style={"height": "320px"}),
             ], lg=6),
             dbc.Col(dcc.Graph(id=ids.POSTERIOR_CHART, figure=posterior_figure(report), config=GRAPH_CONFIG,
-                              className="mt-3"), lg=6),
+                              className="mt-3", style={"height": "360px"}), lg=6),
         ]) if has_data else None,
         html.H4("Guardrails", className="mt-3"),
         guardrail_table(report),
-        dcc.Graph(id=ids.GUARDRAIL_CHART, figure=guardrail_figure(report), config=GRAPH_CONFIG)
+        dcc.Graph(id=ids.GUARDRAIL_CHART, figure=guardrail_figure(report), config=GRAPH_CONFIG,
+                  style={"height": "320px"})
         if any(c["guardrails"] for c in report["comparisons"]) else None,
         html.Div([
             dbc.Button("Save to history", id=ids.SAVE_EXPERIMENT, color="primary", className="me-3",

@@ -1,0 +1,60 @@
+"""Screenshots of every page at a 1366×768 viewport, saved to artifacts/screenshots for review."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from dashapp import ids
+from tests.dashapp.browser.conftest import ARTIFACTS
+from tests.dashapp.browser.test_dashboard import TIMEOUT, _load_sample, _navigate
+
+
+def _shoot(dash_duo: Any, name: str) -> Path:
+    time.sleep(0.8)  # charts finish their transition
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    dash_duo.driver.save_screenshot(str(path))
+    image = Image.open(path)
+    assert image.size == (1366, 768), image.size
+    colours = image.convert("L").getextrema()
+    assert colours[0] < 80 and colours[1] > 200, f"{name} looks blank"
+    return path
+
+
+def test_screenshots_of_every_page(dash_duo: Any, app_factory: Any) -> None:
+    dash_duo.start_server(app_factory())
+    dash_duo.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {"width": 1366, "height": 768, "deviceScaleFactor": 1, "mobile": False})
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/")
+    dash_duo.wait_for_element(f"#{ids.LATEST_EXPERIMENTS}", timeout=TIMEOUT)
+    _shoot(dash_duo, "01-home-empty-session")
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/results")
+    dash_duo.wait_for_element(".data-guard", timeout=TIMEOUT)
+    _shoot(dash_duo, "02-results-guard")
+    _load_sample(dash_duo, "sample_multi_arm.csv", name="홈화면 배너 A/B 테스트")
+    dash_duo.driver.execute_script("document.getElementById(arguments[0]).scrollIntoView({behavior: 'instant'});",
+                                   ids.HEALTH_PANEL)
+    _shoot(dash_duo, "03-new-experiment-health")
+    _navigate(dash_duo, "/results", f"#{ids.DECISION_BADGE}")
+    dash_duo.wait_for_element(f"#{ids.EFFECT_CHART} .js-plotly-plot", timeout=TIMEOUT)
+    _shoot(dash_duo, "04-results-top")
+    dash_duo.driver.execute_script("document.getElementById(arguments[0]).scrollIntoView({behavior: 'instant'});",
+                                   ids.EFFECT_CHART)
+    _shoot(dash_duo, "05-results-charts")
+    _navigate(dash_duo, "/memo", f"#{ids.MEMO_PREVIEW}")
+    time.sleep(1.5)
+    _shoot(dash_duo, "06-memo")
+    _navigate(dash_duo, "/history", f"#{ids.HISTORY_TABLE}")
+    dash_duo.wait_for_contains_text(f"#{ids.HISTORY_COUNT}", "experiment(s)", timeout=TIMEOUT)
+    _shoot(dash_duo, "07-history")
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/experiments/6")
+    dash_duo.wait_for_element(f"#{ids.DECISION_BADGE}", timeout=TIMEOUT)
+    _shoot(dash_duo, "08-experiment")
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/experiments/12345")
+    dash_duo.wait_for_element(".alert", timeout=TIMEOUT)
+    _shoot(dash_duo, "09-experiment-missing")
+    assert dash_duo.get_logs() == []

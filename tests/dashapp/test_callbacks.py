@@ -1,0 +1,138 @@
+"""Callback bodies as plain functions (no browser): inputs in, state and components out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dash import no_update
+from dash.exceptions import PreventUpdate
+
+from dashapp import ids
+from dashapp.app import create_app
+from dashapp.pages import experiment, history, memo, new, results
+from dashapp.services import UploadRejectedError
+from dashapp.state import FormValues, PlanInputs, decode_upload, plan_text
+from tests.conftest import DATA, run_cli
+
+
+@pytest.fixture
+def app_context(tmp_path: Path) -> Any:
+    app = create_app(db=tmp_path / "ui.duckdb", upload_limit_bytes=200_000)
+    with app.server.app_context():
+        yield app
+
+
+def _data_url(content: bytes) -> str:
+    return "data:text/csv;base64," + base64.b64encode(content).decode()
+
+
+def _text(component: Any) -> str:
+    return json.dumps(component.to_plotly_json() if hasattr(component, "to_plotly_json") else component,
+                      default=lambda o: o.to_plotly_json() if hasattr(o, "to_plotly_json") else str(o),
+                      ensure_ascii=False)
+
+
+def test_upload_analysis_stores_a_json_session(app_context: Any) -> None:
+    content = (DATA / "sample_launch.csv").read_bytes()
+    state, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "mine.csv", None,
+                                      FormValues(name="Banner", split="50,50"), None)
+    assert json.loads(json.dumps(state)) == state  # only JSON goes into dcc.Store
+    assert state["report"]["decision"]["outcome"] == "launch"
+    assert state["report"]["experiment"]["name"] == "Banner"
+    assert state["input"]["filename"] == "mine.csv" and state["saved"] is None
+    assert "Analysed mine.csv" in _text(message)
+
+
+def test_sample_and_rerun_with_new_settings(app_context: Any) -> None:
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv", FormValues(), None)
+    assert state["report"]["decision"]["rule"] == "srm"
+    rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(split="10000,10500"), state)
+    assert rerun["report"]["health"]["status"] == "healthy"
+    assert rerun["report"]["decision"]["rule"] != "srm"
+
+
+def test_bad_form_values_and_oversized_uploads_give_messages(app_context: Any) -> None:
+    state, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(split="fifty"), None)
+    assert state is no_update and "--split" in _text(message)
+    big = b"variant,users,conversions\n" + b"control,100,10\n" * 20_000
+    state, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(big), "big.csv", None, FormValues(), None)
+    assert state is no_update and "upload limit" in _text(message)
+    state, message = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(), None)
+    assert state is no_update and "Upload a file" in _text(message)
+    with pytest.raises(PreventUpdate):
+        new.run_analysis(None, None, None, None, FormValues(), None)
+
+
+def test_decode_upload_enforces_the_limit_on_the_server() -> None:
+    assert decode_upload(_data_url(b"abc"), 10) == b"abc"
+    with pytest.raises(UploadRejectedError, match="upload limit"):
+        decode_upload(_data_url(b"x" * 100), 10)
+    with pytest.raises(UploadRejectedError, match="decoded"):
+        decode_upload("data:text/csv;base64,@@@@", 100)
+
+
+def test_plan_text_matches_the_cli() -> None:
+    text, total = plan_text(PlanInputs(baseline=0.12, mde=0.05, relative=True, daily_users=5000))
+    cli = json.loads(run_cli("plan", "--baseline", "0.12", "--mde", "0.05", "--relative", "--daily-users", "5000",
+                             "--format", "json").stdout)
+    assert f"{cli['control_n']:,} users in control" in text and total == cli["total_n"]
+    assert f"about {cli['duration_days']} day(s)" in text
+    bad, total = plan_text(PlanInputs(baseline=1.5, mde=0.05))
+    assert bad.startswith("Cannot plan") and total is None
+
+
+def test_results_view_guard_and_content(app_context: Any) -> None:
+    assert "No experiment loaded for the results yet" in _text(results.results_view(None))
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), None)
+    view = _text(results.results_view(state))
+    assert "HOLD" in view and "WORSENED" in view and "Rule 5" in view
+
+
+def test_save_then_notes_become_memo_versions(app_context: Any) -> None:
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_negative.csv", FormValues(tags="checkout, q4"),
+                                None)
+    saved, message = results.save_to_history(state)
+    experiment_id = saved["saved"]["experiment_id"]
+    assert experiment_id == 9 and "experiment 9" in _text(message)
+    again, _ = results.save_to_history(saved)
+    assert again["saved"] == saved["saved"]  # saving twice does not duplicate
+    noted, message = memo.save_notes(saved, "First review.")
+    assert "memo version 1" in _text(message) and noted["notes"] == "First review."
+    _, message = memo.save_notes(noted, "Second review.")
+    assert "memo version 2" in _text(message)
+    too_long, message = memo.save_notes(noted, "x" * 5000)
+    assert too_long is no_update and "limited" in _text(message)
+    rows, count = history.history_rows("q4", None, None, None)
+    assert [r["id"] for r in rows] == [experiment_id] and count == "1 experiment(s)"
+    workspace = experiment.open_in_workspace(experiment_id)
+    assert workspace["saved"] == saved["saved"] and workspace["notes"] == "Second review."
+
+
+def test_memo_downloads(app_context: Any) -> None:
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(name="홈화면 배너/테스트"),
+                                None)
+    markdown = memo.memo_files(state, "note", "md")
+    assert markdown["filename"] == "홈화면_배너_테스트-memo.md" and "Decision: LAUNCH" in markdown["content"]
+    pdf = memo.memo_files(state, None, "pdf")
+    assert base64.b64decode(pdf["content"]).startswith(b"%PDF") and pdf["base64"]
+
+
+def test_history_filters_and_compare(app_context: Any) -> None:
+    rows, _ = history.history_rows(None, "rollback", None, None)
+    assert {r["name"] for r in rows} == {"sample_negative", "sample_guardrail_severe"}
+    assert history.history_rows(None, "all", "2000-01-01", "2000-01-02")[0] == []
+    figure, message = history.compare_rows(rows)
+    assert message == "Comparing 2 experiment(s)." and len(figure.data[0].y) == 2
+    figure, message = history.compare_rows([])
+    assert "Select" in message
+
+
+def test_an_empty_split_means_equal_shares_for_any_number_of_arms(app_context: Any) -> None:
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_multi_arm.csv", FormValues(split=None), None)
+    assert state["report"]["health"]["status"] == "healthy"
+    assert state["report"]["health"]["srm"]["expected_share"] == pytest.approx(
+        {"control": 1 / 3, "treatment_a": 1 / 3, "treatment_b": 1 / 3})

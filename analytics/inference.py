@@ -88,6 +88,46 @@ def _relative(
     return relative, Interval(relative - critical * se, relative + critical * se), se
 
 
+def _estimate(
+    metric_type: MetricType,
+    control: ProportionStatistic | SampleMeanStatistic,
+    treatment: ProportionStatistic | SampleMeanStatistic,
+    *,
+    critical: float,
+    p_value: float,
+    statistic: float,
+    degrees_of_freedom: float | None,
+    note: str | None,
+) -> EffectEstimate:
+    """Assemble the result shared by both tests: Δ with its CI and the relative lift."""
+    delta = treatment.mean - control.mean
+    se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
+    relative, relative_ci, relative_se = _relative(
+        control.mean, treatment.mean, control.variance, treatment.variance, control.n, treatment.n, critical,
+    )
+    if relative is None and note is None:
+        note = f"The control {'rate' if metric_type == 'proportion' else 'mean'} is 0, so a relative lift is undefined."
+    return EffectEstimate(
+        metric_type=metric_type,
+        control_n=control.n,
+        control_value=control.mean,
+        treatment_n=treatment.n,
+        treatment_value=treatment.mean,
+        absolute_effect=delta,
+        absolute_ci=Interval(delta - critical * se, delta + critical * se),
+        standard_error=se,
+        statistic=statistic,
+        degrees_of_freedom=degrees_of_freedom,
+        p_value=p_value,
+        relative_effect=relative,
+        relative_ci=relative_ci,
+        relative_standard_error=relative_se,
+        note=note,
+        control_std=math.sqrt(control.variance),
+        treatment_std=math.sqrt(treatment.variance),
+    )
+
+
 def two_proportion_ztest(
     control: ProportionStatistic, treatment: ProportionStatistic, *, alpha: float = 0.05
 ) -> EffectEstimate:
@@ -99,43 +139,14 @@ def two_proportion_ztest(
     critical = z_critical(alpha)
     delta = treatment.mean - control.mean
     se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
-    note = None
     if se == 0.0:
-        statistic = 0.0 if delta == 0.0 else math.copysign(math.inf, delta)
-        p_value = 1.0 if delta == 0.0 else 0.0
-        note = (
-            "Both arms have a rate of exactly 0% or 100%, so the rate has no variance "
-            "and the test is uninformative."
-        )
-        statistic = 0.0 if not math.isfinite(statistic) else statistic
-    else:
-        statistic = delta / se
-        p_value = float(2.0 * stats.norm.sf(abs(statistic)))
-    relative, relative_ci, relative_se = _relative(
-        control.mean, treatment.mean, control.variance, treatment.variance,
-        control.n, treatment.n, critical,
-    )
-    if relative is None and note is None:
-        note = "The control rate is 0, so a relative lift is undefined."
-    return EffectEstimate(
-        metric_type="proportion",
-        control_n=control.n,
-        control_value=control.mean,
-        treatment_n=treatment.n,
-        treatment_value=treatment.mean,
-        absolute_effect=delta,
-        absolute_ci=Interval(delta - critical * se, delta + critical * se),
-        standard_error=se,
-        statistic=statistic,
-        degrees_of_freedom=None,
-        p_value=p_value,
-        relative_effect=relative,
-        relative_ci=relative_ci,
-        relative_standard_error=relative_se,
-        note=note,
-        control_std=math.sqrt(control.variance),
-        treatment_std=math.sqrt(treatment.variance),
-    )
+        return _estimate("proportion", control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=None,
+                         p_value=1.0 if delta == 0.0 else 0.0,
+                         note="Both arms have a rate of exactly 0% or 100%, so the rate has no variance and the "
+                              "test is uninformative.")
+    statistic = delta / se
+    return _estimate("proportion", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=None,
+                     p_value=float(2.0 * stats.norm.sf(abs(statistic))), note=None)
 
 
 def welch_degrees_of_freedom(control: SampleMeanStatistic, treatment: SampleMeanStatistic) -> float:
@@ -164,39 +175,13 @@ def welch_ttest(
     se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
     df = welch_degrees_of_freedom(control, treatment)
     critical = float(stats.t.ppf(1.0 - alpha / 2.0, df))
-    note = None
     if se == 0.0:
-        statistic = 0.0
-        p_value = 1.0 if delta == 0.0 else 0.0
-        note = "Both arms have zero variance, so the t-test is uninformative."
-    else:
-        statistic = delta / se
-        p_value = float(2.0 * stats.t.sf(abs(statistic), df))
-    relative, relative_ci, relative_se = _relative(
-        control.mean, treatment.mean, control.variance, treatment.variance,
-        control.n, treatment.n, critical,
-    )
-    if relative is None and note is None:
-        note = "The control mean is 0, so a relative lift is undefined."
-    return EffectEstimate(
-        metric_type="mean",
-        control_n=control.n,
-        control_value=control.mean,
-        treatment_n=treatment.n,
-        treatment_value=treatment.mean,
-        absolute_effect=delta,
-        absolute_ci=Interval(delta - critical * se, delta + critical * se),
-        standard_error=se,
-        statistic=statistic,
-        degrees_of_freedom=df,
-        p_value=p_value,
-        relative_effect=relative,
-        relative_ci=relative_ci,
-        relative_standard_error=relative_se,
-        note=note,
-        control_std=math.sqrt(control.variance),
-        treatment_std=math.sqrt(treatment.variance),
-    )
+        return _estimate("mean", control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=df,
+                         p_value=1.0 if delta == 0.0 else 0.0,
+                         note="Both arms have zero variance, so the t-test is uninformative.")
+    statistic = delta / se
+    return _estimate("mean", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=df,
+                     p_value=float(2.0 * stats.t.sf(abs(statistic), df)), note=None)
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:

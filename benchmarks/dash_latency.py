@@ -115,7 +115,7 @@ def main() -> None:
                 timings.append(time.perf_counter() - started)
                 assert status == 200
             ordered = sorted(timings)
-            p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
+            p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
             print(f"upload → results callback (aggregated sample_launch.csv, {args.runs} POSTs):")
             print(f"  median {statistics.median(timings) * 1000:.1f} ms   p95 {p95 * 1000:.1f} ms   "
                   f"max {ordered[-1] * 1000:.1f} ms")

@@ -136,3 +136,18 @@ def test_an_empty_split_means_equal_shares_for_any_number_of_arms(app_context: A
     assert state["report"]["health"]["status"] == "healthy"
     assert state["report"]["health"]["srm"]["expected_share"] == pytest.approx(
         {"control": 1 / 3, "treatment_a": 1 / 3, "treatment_b": 1 / 3})
+
+
+def test_parquet_upload(app_context: Any, tmp_path: Path) -> None:
+    import duckdb
+
+    target = tmp_path / "export.parquet"
+    with duckdb.connect() as connection:
+        connection.execute(f"COPY (SELECT * FROM read_csv('{DATA / 'sample_negative.csv'}')) TO '{target}' "
+                           "(FORMAT parquet)")
+    state, _ = new.run_analysis(ids.UPLOAD_DATA, "data:application/octet-stream;base64,"
+                                + base64.b64encode(target.read_bytes()).decode(), "export.parquet", None,
+                                FormValues(), None)
+    assert state["report"]["decision"]["rule"] == "primary_worse"
+    saved, _ = results.save_to_history(state)
+    assert saved["saved"]["experiment_id"] == 9

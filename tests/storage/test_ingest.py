@@ -1,0 +1,63 @@
+"""Reading result files: Parquet as well as CSV, and bytes as well as paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dashapp.services import AnalysisRequest, analyze_loaded, report_json
+from storage import InputFileError
+from storage.ingest import FileReader, file_sha256
+from tests.conftest import DATA
+
+
+def _to_parquet(csv: Path, target: Path) -> Path:
+    with duckdb.connect() as connection:
+        connection.execute(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{target}' (FORMAT parquet)")
+    return target
+
+
+@pytest.mark.parametrize("sample", ["sample_launch.csv", "sample_multi_arm.csv", "sample_continuous.csv"])
+def test_parquet_gives_the_same_report_as_csv(sample: str, tmp_path: Path) -> None:
+    parquet = _to_parquet(DATA / sample, tmp_path / "export.parquet")
+    request = AnalysisRequest(primary="revenue" if "continuous" in sample else None, name="same")
+    with FileReader() as reader:
+        from_csv = report_json(analyze_loaded(reader.read_path(DATA / sample), request))
+        loaded = reader.read_path(parquet)
+        from_parquet = report_json(analyze_loaded(loaded, request))
+    assert loaded.file_format == "parquet"
+    assert from_parquet["input"]["sha256"] == file_sha256(parquet)
+    for report in (from_csv, from_parquet):
+        report.pop("input")
+    assert from_parquet == from_csv
+
+
+def test_bytes_and_paths_read_alike(tmp_path: Path) -> None:
+    content = (DATA / "sample_negative.csv").read_bytes()
+    with FileReader() as reader:
+        from_bytes = reader.read_bytes(content, "upload.csv")
+        from_path = reader.read_path(DATA / "sample_negative.csv")
+        parquet = _to_parquet(DATA / "sample_negative.csv", tmp_path / "n.parquet")
+        parquet_bytes = reader.read_bytes(parquet.read_bytes(), "n.parquet")
+    assert from_bytes.table == from_path.table and from_bytes.sha256 == from_path.sha256
+    assert parquet_bytes.file_format == "parquet" and parquet_bytes.table is not None
+
+
+def test_truncated_parquet_is_blocked_not_a_crash(tmp_path: Path) -> None:
+    parquet = _to_parquet(DATA / "sample_launch.csv", tmp_path / "x.parquet")
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(parquet.read_bytes()[:40])
+    with FileReader() as reader:
+        loaded = reader.read_path(broken)
+    assert loaded.table is None and loaded.issues[0].code == "unparseable_file"
+    assert "Parquet" in loaded.issues[0].message
+
+
+def test_unopenable_paths_raise_input_file_error(tmp_path: Path) -> None:
+    with FileReader() as reader:
+        with pytest.raises(InputFileError, match="no such file"):
+            reader.read_path(tmp_path / "missing.csv")
+        with pytest.raises(InputFileError, match="directory"):
+            reader.read_path(tmp_path)

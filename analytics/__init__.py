@@ -33,6 +33,7 @@ from analytics.report import (
 )
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, SampleMeanStatistic
+from analytics.user_level import ColumnSummary, UserLevelSummary, VariantSummary, validate_user_level
 
 __version__ = "1.0.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ArmDecision",
     "BayesianSummary",
+    "ColumnSummary",
     "Comparison",
     "Decision",
     "EffectEstimate",
@@ -64,7 +66,9 @@ __all__ = [
     "SampleMeanStatistic",
     "SampleSizePlan",
     "SrmResult",
+    "UserLevelSummary",
     "ValidationResult",
+    "VariantSummary",
     "analyze",
     "beta_binomial_summary",
     "compare_metric",
@@ -81,6 +85,7 @@ __all__ = [
     "srm_check",
     "two_proportion_ztest",
     "validate_aggregated",
+    "validate_user_level",
     "welch_ttest",
     "z_critical",
 ]

@@ -42,7 +42,13 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
     issues = loaded.issues
     data = None
     rows = 0
-    if loaded.table is not None:
+    if loaded.user_level is not None:
+        validation = analytics.validate_user_level(
+            loaded.user_level, policy=request.policy, control=request.control, primary=request.primary
+        )
+        data, issues = validation.data, (*issues, *validation.issues)
+        rows = loaded.user_level.rows
+    elif loaded.table is not None:
         validation = analytics.validate_aggregated(
             loaded.table, policy=request.policy, control=request.control, primary=request.primary
         )
@@ -54,7 +60,7 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
         tuple(issues),
         policy=request.policy,
         experiment=ExperimentInfo(name=name, hypothesis=request.hypothesis, primary_metric=primary),
-        input_info=InputInfo(kind="aggregated", rows=rows, sha256=loaded.sha256),
+        input_info=InputInfo(kind=loaded.kind, rows=rows, sha256=loaded.sha256),
         analytics_version=analytics.__version__,
     )
 

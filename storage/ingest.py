@@ -17,8 +17,9 @@ from typing import Literal
 
 import duckdb
 
-from analytics import Issue, RawTable
+from analytics import Issue, RawTable, UserLevelSummary
 from storage.errors import InputFileError
+from storage.user_level import summarise_user_level
 
 __all__ = ["FileReader", "LoadedFile", "file_sha256"]
 
@@ -37,6 +38,11 @@ class LoadedFile:
     sha256: str
     size: int
     file_format: FileFormat
+    user_level: UserLevelSummary | None = None
+
+    @property
+    def kind(self) -> Literal["aggregated", "user_level"]:
+        return "user_level" if self.user_level is not None else "aggregated"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -110,6 +116,12 @@ class FileReader:
             return LoadedFile(name, None, (_blocked("not_text", f"{Path(name).name} is not a text CSV file (it "
                               "contains binary data); export the results as CSV (UTF-8) or Parquet."),), digest, size, "csv")
         try:
+            header_row = self._connection.execute(
+                "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true) LIMIT 1", [str(file)]
+            ).fetchone()
+            if header_row is not None and _is_user_level([str(c) for c in header_row if c is not None]):
+                summary = summarise_user_level(self._connection, "read_csv(?)", str(file))
+                return LoadedFile(name, None, (), digest, size, "csv", summary)
             result = self._connection.execute(
                 "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true)", [str(file)]
             )
@@ -129,6 +141,10 @@ class FileReader:
 
     def _read_parquet(self, name: str, file: Path, digest: str, size: int) -> LoadedFile:
         try:
+            described = self._connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file)]).fetchall()
+            if _is_user_level([str(row[0]) for row in described]):
+                summary = summarise_user_level(self._connection, "read_parquet(?)", str(file))
+                return LoadedFile(name, None, (), digest, size, "parquet", summary)
             result = self._connection.execute("SELECT * FROM read_parquet(?)", [str(file)])
             header = tuple(d[0] for d in result.description)
             rows = result.fetchall()
@@ -138,6 +154,12 @@ class FileReader:
                               f"Parquet ({first}); re-export it."),), digest, size, "parquet")
         cells = tuple(tuple(_cell(v) for v in row) for row in rows)
         return LoadedFile(name, RawTable(header, cells), (), digest, size, "parquet")
+
+
+def _is_user_level(header: list[str]) -> bool:
+    """SPEC §2.2: a ``variant`` column and no ``users`` column means one row per user."""
+    names = {name.replace("\ufeff", "").strip().casefold() for name in header}
+    return "variant" in names and "users" not in names
 
 
 def _cell(value: object) -> str | int | float | None:

@@ -103,7 +103,8 @@ def _data_card() -> dbc.Card:
                 children=html.Div(["Drop a CSV or Parquet file here, or ", html.A("choose one", href="#")]),
                 className="upload-zone", multiple=False,
             ),
-            dbc.FormText(f"One row per variant: variant, users, conversions, guardrail_*, <metric>_mean/_std …; up to "
+            dbc.FormText(f"One row per variant (variant, users, conversions, guardrail_*, …) or one row per user "
+                         f"(variant and metric columns); CSV or Parquet up to "
                          f"{context.upload_limit() / 2**20:.0f} MB."),
             html.Div(id=ids.UPLOAD_LIMIT_MESSAGE, className="text-danger small mt-1"),
             html.Div(id=ids.UPLOAD_MESSAGE, className="mt-2"),

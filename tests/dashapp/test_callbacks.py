@@ -151,3 +151,13 @@ def test_parquet_upload(app_context: Any, tmp_path: Path) -> None:
     assert state["report"]["decision"]["rule"] == "primary_worse"
     saved, _ = results.save_to_history(state)
     assert saved["saved"]["experiment_id"] == 9
+
+
+def test_user_level_upload(app_context: Any) -> None:
+    rows = ["user_id,variant,converted,revenue"] + [
+        f"{i},{'control' if i % 2 else 'treatment'},{int(i % 7 == 0)},{(i % 13) * 1.5}" for i in range(2_000)]
+    state, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(("\n".join(rows) + "\n").encode()), "users.csv", None,
+                                FormValues(), None)
+    assert state["report"]["input"]["kind"] == "user_level"
+    assert state["report"]["experiment"]["primary_metric"] == "converted"
+    assert state["report"]["comparisons"][0]["primary"]["control"]["n"] == 1_000

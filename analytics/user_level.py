@@ -1,0 +1,161 @@
+"""User-level data (one row per user, SPEC §2.2): from per-variant column summaries to experiment data.
+
+DuckDB summarises the file in one scan (:mod:`storage.user_level`); this module only
+interprets the summary: 0/1 columns are proportions, other numeric columns means,
+``conversions`` or ``converted`` is the default primary metric, ``guardrail_*`` columns
+are guardrails. Every problem is an :class:`Issue` exactly as for aggregated files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from analytics.health import (
+    GUARDRAIL_PREFIX,
+    ExperimentData,
+    Issue,
+    MetricData,
+    MetricRole,
+    ValidationResult,
+)
+from analytics.policy import Policy
+from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
+
+__all__ = ["ColumnSummary", "UserLevelSummary", "VariantSummary", "validate_user_level"]
+
+DEFAULT_PRIMARY = ("conversions", "converted")
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """One numeric column within one variant."""
+
+    count: int
+    mean: float | None
+    variance: float | None
+    total: float
+    non_binary: int
+    non_finite: int
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    label: str
+    spellings: tuple[str, ...]
+    n: int
+    columns: Mapping[str, ColumnSummary]
+
+
+@dataclass(frozen=True)
+class UserLevelSummary:
+    """What one scan of a user-level file found (column names normalised to lower case)."""
+
+    rows: int
+    numeric: tuple[str, ...]
+    ignored: tuple[str, ...]
+    variants: tuple[VariantSummary, ...]
+    missing_variant_rows: int = 0
+    users_in_several_variants: int = 0
+    example_users: tuple[str, ...] = ()
+
+
+def _blocked(code: str, message: str) -> Issue:
+    return Issue(code, "blocked", message)
+
+
+def _warning(code: str, message: str) -> Issue:
+    return Issue(code, "warning", message)
+
+
+def validate_user_level(
+    summary: UserLevelSummary, *, policy: Policy, control: str | None = None, primary: str | None = None
+) -> ValidationResult:
+    """Check a user-level summary and build experiment data (``None`` when Blocked)."""
+    issues: list[Issue] = []
+    if summary.rows == 0:
+        return ValidationResult(None, (_blocked("no_rows", "The file has a header but no user rows; export one row "
+                                                "per user with a variant column."),))
+    if summary.variants and all(v.n == 1 for v in summary.variants):
+        return ValidationResult(None, (_blocked("missing_column", "Required column 'users' is missing: the file has "
+                                                "one row per variant, so it is an aggregated file and needs variant, "
+                                                "users and conversions (a user-level file has one row per user)."),))
+    if summary.missing_variant_rows:
+        issues.append(_blocked("missing_variant", f"{summary.missing_variant_rows:,} row(s) have no variant; fill in "
+                                                  "the variant column or drop those users."))
+    if summary.users_in_several_variants:
+        examples = ", ".join(summary.example_users)
+        issues.append(_blocked("user_in_several_variants", f"{summary.users_in_several_variants:,} user(s) appear in "
+                               f"more than one variant (e.g. {examples}); assignment leaked, so effects cannot be "
+                               "trusted. Fix the assignment or drop those users."))
+    for name in summary.ignored:
+        if name.strip().casefold().startswith("segment_"):
+            issues.append(_warning("ignored_column", f"Column {name!r} is a segment; segment breakdowns are not "
+                                                     "computed yet, so it was ignored."))
+        else:
+            issues.append(_warning("ignored_column", f"Column {name!r} is not numeric and was ignored (metrics are "
+                                                     "numeric columns: 0/1 for rates, numbers for means)."))
+    for name in summary.numeric:
+        if name.startswith("pre_"):
+            issues.append(_warning("ignored_column", f"Column {name!r} is a pre-period covariate; CUPED adjustment is "
+                                                     "not applied yet, so it was ignored."))
+    variants = [v.label for v in summary.variants]
+    for variant in summary.variants:
+        if len(variant.spellings) > 1:
+            spelled = ", ".join(repr(s) for s in variant.spellings)
+            issues.append(_warning("label_normalised", f"Variant {variant.label!r} is written as {spelled}; they were "
+                                                       "read as one variant."))
+    wanted = (control or "control").strip().casefold()
+    control_label = next((v for v in variants if v.casefold() == wanted), None)
+    if control_label is None:
+        issues.append(_blocked("no_control", f"No variant is named {(control or 'control')!r}; rename the control or "
+                                             f"pass --control NAME (variants found: {', '.join(variants) or 'none'})."))
+    if len(variants) < 2:
+        issues.append(_blocked("too_few_variants", f"The file has {len(variants)} variant(s); an experiment needs a "
+                                                   "control and at least one treatment."))
+    metric_columns = [c for c in summary.numeric if c not in ("user_id", "variant") and not c.startswith("pre_")]
+    primary_key = (primary or "").strip().casefold() or next((c for c in DEFAULT_PRIMARY if c in metric_columns), "")
+    if not primary_key or primary_key not in metric_columns or primary_key.startswith(GUARDRAIL_PREFIX):
+        choices = ", ".join(c for c in metric_columns if not c.startswith(GUARDRAIL_PREFIX)) or "none"
+        issues.append(_blocked("unknown_primary", f"Primary metric {primary or 'conversions / converted'!r} is not a "
+                                                  f"numeric column of the file; choose one of: {choices}."))
+    for column in metric_columns:
+        for variant in summary.variants:
+            stats = variant.columns[column]
+            if stats.non_finite:
+                issues.append(_blocked("non_finite", f"Column {column!r} has {stats.non_finite:,} NaN or infinite "
+                                                     f"value(s) in variant {variant.label!r}; replace them with numbers."))
+            missing = variant.n - stats.count
+            if missing:
+                issues.append(_blocked("missing_value", f"Column {column!r} has {missing:,} empty value(s) in variant "
+                                                        f"{variant.label!r}; fill them (0 when nothing happened) or drop "
+                                                        "those users."))
+    for variant in summary.variants:
+        if variant.n < policy.small_sample_users:
+            issues.append(_warning("small_sample", f"Variant {variant.label!r} has only {variant.n} users (fewer than "
+                                                   f"{policy.small_sample_users}); results will be very uncertain."))
+    if any(i.severity == "blocked" for i in issues) or control_label is None:
+        return ValidationResult(None, tuple(issues))
+    ordered = [control_label, *sorted(v for v in variants if v != control_label)]
+    by_label = {v.label: v for v in summary.variants}
+    metrics: list[MetricData] = []
+    for column in metric_columns:
+        binary = all(by_label[v].columns[column].non_binary == 0 for v in ordered)
+        statistics: dict[str, Statistic] = {}
+        for label in ordered:
+            stats = by_label[label].columns[column]
+            n = by_label[label].n
+            if binary:
+                statistics[label] = ProportionStatistic(n, round(stats.total))
+            else:
+                statistics[label] = SampleMeanStatistic(n, stats.mean or 0.0, max(stats.variance or 0.0, 0.0))
+        is_guardrail = column.startswith(GUARDRAIL_PREFIX)
+        name = column[len(GUARDRAIL_PREFIX):] if is_guardrail else column
+        role: MetricRole = "guardrail" if is_guardrail else ("primary" if column == primary_key else "secondary")
+        metrics.append(MetricData(name, role, "proportion" if binary else "mean", statistics,
+                                  policy.harm_direction(name)))
+    metrics.sort(key=lambda m: (m.role != "primary",))
+    data = ExperimentData(variants=tuple(ordered), control=control_label,
+                          users={label: by_label[label].n for label in ordered}, metrics=tuple(metrics),
+                          kind="user_level", rows=summary.rows)
+    return ValidationResult(data, tuple(issues))

@@ -1,0 +1,151 @@
+"""User-level files: one DuckDB scan gives numpy's statistics, and the same report as the aggregated file."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashapp.services import AnalysisRequest, analyze_loaded, report_json
+from storage.ingest import FileReader
+from tests.conftest import assert_clean_json, run_cli
+
+
+def _users(seed: int = 3, n: int = 6_000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    variant = rng.choice(["control", "treatment"], n)
+    treated = variant == "treatment"
+    return pd.DataFrame({
+        "user_id": np.arange(n) + 10_000,
+        "variant": variant,
+        "converted": rng.binomial(1, np.where(treated, 0.135, 0.12)),
+        "guardrail_error": rng.binomial(1, 0.02, n),
+        "guardrail_pageviews": rng.poisson(np.where(treated, 4.1, 4.0)),
+        "revenue": rng.gamma(2.0, np.where(treated, 6.6, 6.2)),
+    })
+
+
+def _write(frame: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
+    csv = folder / "users.csv"
+    frame.to_csv(csv, index=False)
+    parquet = folder / "users.parquet"
+    with duckdb.connect() as connection:
+        connection.execute(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{parquet}' (FORMAT parquet)")
+    return csv, parquet
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_every_statistic_equals_numpy(kind: str, tmp_path: Path) -> None:
+    frame = _users()
+    csv, parquet = _write(frame, tmp_path)
+    with FileReader() as reader:
+        loaded = reader.read_path(csv if kind == "csv" else parquet)
+    summary = loaded.user_level
+    assert summary is not None and loaded.kind == "user_level" and summary.rows == len(frame)
+    for variant in summary.variants:
+        group = frame[frame["variant"] == variant.label]
+        assert variant.n == len(group)
+        for column in ("converted", "guardrail_error", "guardrail_pageviews", "revenue"):
+            values = group[column].to_numpy(dtype=float)
+            stats = variant.columns[column]
+            assert stats.count == len(values)
+            assert stats.total == pytest.approx(values.sum(), rel=1e-9)
+            assert stats.mean == pytest.approx(values.mean(), rel=1e-9)
+            assert stats.variance == pytest.approx(values.var(ddof=1), rel=1e-9)
+            assert stats.non_binary == int(((values != 0) & (values != 1)).sum())
+
+
+def _aggregate(frame: pd.DataFrame, path: Path) -> Path:
+    rows = ["variant,users,conversions,guardrail_error,guardrail_pageviews_mean,guardrail_pageviews_std,"
+            "revenue_mean,revenue_std"]
+    for variant in ("control", "treatment"):
+        g = frame[frame["variant"] == variant]
+        rows.append(",".join([variant, str(len(g)), str(int(g["converted"].sum())), str(int(g["guardrail_error"].sum())),
+                              repr(float(g["guardrail_pageviews"].mean())), repr(float(g["guardrail_pageviews"].std())),
+                              repr(float(g["revenue"].mean())), repr(float(g["revenue"].std()))]))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _by_metric(report: dict[str, Any]) -> dict[str, Any]:
+    comparison = report["comparisons"][0]
+    metrics = {m["metric"]: m for m in [comparison["primary"], *comparison["secondary"], *comparison["guardrails"]]}
+    return metrics
+
+
+def _assert_close(a: Any, b: Any, path: str = "") -> None:
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for key in a:
+            _assert_close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for index, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_close(x, y, f"{path}[{index}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+    else:
+        assert a == b, path
+
+
+def test_user_level_and_aggregated_files_give_the_same_report(tmp_path: Path) -> None:
+    frame = _users()
+    csv, parquet = _write(frame, tmp_path)
+    aggregated = _aggregate(frame, tmp_path / "aggregated.csv")
+    request = AnalysisRequest(name="same")  # default primary: conversions (aggregated) / converted (user level)
+    with FileReader() as reader:
+        reports = {kind: report_json(analyze_loaded(reader.read_path(path), request))
+                   for kind, path in (("users_csv", csv), ("users_parquet", parquet), ("aggregated", aggregated))}
+    expected = reports["aggregated"]
+    expected_metrics = _by_metric(expected)
+    expected_metrics["converted"] = expected_metrics.pop("conversions")
+    expected_metrics["converted"]["metric"] = "converted"
+    for kind in ("users_csv", "users_parquet"):
+        report = reports[kind]
+        assert report["input"]["kind"] == "user_level" and report["input"]["rows"] == len(frame)
+        assert report["decision"]["outcome"] == expected["decision"]["outcome"]
+        assert report["decision"]["rule"] == expected["decision"]["rule"]
+        assert report["health"]["status"] == expected["health"]["status"] == "healthy"
+        _assert_close(report["health"]["srm"], expected["health"]["srm"])
+        _assert_close(_by_metric(report), expected_metrics)
+
+
+def test_health_problems_of_user_level_files(tmp_path: Path) -> None:
+    frame = _users(n=500)
+    frame.loc[3, "user_id"] = frame.loc[4, "user_id"]
+    frame.loc[3, "variant"], frame.loc[4, "variant"] = "control", "treatment"
+    frame.loc[7, "revenue"] = np.nan
+    frame.loc[9, "variant"] = None
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    result = run_cli("analyze", str(path))
+    report = assert_clean_json(result.stdout)[0]
+    codes = {i["code"] for i in report["health"]["issues"]}
+    assert {"user_in_several_variants", "missing_value", "missing_variant"} <= codes
+    assert report["health"]["status"] == "blocked" and report["decision"]["rule"] == "data_blocked"
+    assert report["input"]["kind"] == "user_level"
+    message = next(i["message"] for i in report["health"]["issues"] if i["code"] == "user_in_several_variants")
+    assert str(int(frame.loc[3, "user_id"])) in message
+
+
+def test_user_level_primary_and_control_options(tmp_path: Path) -> None:
+    frame = _users()
+    frame["variant"] = frame["variant"].map({"control": "A", "treatment": "B"})
+    path = tmp_path / "ab.csv"
+    frame.to_csv(path, index=False)
+    missing_control = json.loads(run_cli("analyze", str(path)).stdout)
+    assert missing_control["health"]["issues"][0]["code"] == "no_control"
+    report = json.loads(run_cli("analyze", str(path), "--control", "A", "--primary", "revenue").stdout)
+    primary = report["comparisons"][0]["primary"]
+    assert primary["metric"] == "revenue" and primary["type"] == "mean"
+    treated = frame[frame["variant"] == "B"]["revenue"]
+    assert primary["treatment"]["value"] == pytest.approx(treated.mean(), rel=1e-12)
+    assert math.isfinite(primary["p_value"])
+    unknown = json.loads(run_cli("analyze", str(path), "--control", "A", "--primary", "clicks").stdout)
+    assert any(i["code"] == "unknown_primary" for i in unknown["health"]["issues"])

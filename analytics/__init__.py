@@ -4,6 +4,7 @@ Nothing here reads files, talks to a database or imports Dash (SPEC §1).
 """
 
 from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary
+from analytics.cuped import CovariateStatistic, CupedResult, cuped_test
 from analytics.decision import ArmDecision, Decision, GuardrailStatus, Outcome, guardrail_status
 from analytics.health import (
     ExperimentData,
@@ -33,7 +34,13 @@ from analytics.report import (
 )
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, SampleMeanStatistic
-from analytics.user_level import ColumnSummary, UserLevelSummary, VariantSummary, validate_user_level
+from analytics.user_level import (
+    ColumnSummary,
+    CovariateSummary,
+    UserLevelSummary,
+    VariantSummary,
+    validate_user_level,
+)
 
 __version__ = "1.0.0"
 
@@ -44,6 +51,9 @@ __all__ = [
     "BayesianSummary",
     "ColumnSummary",
     "Comparison",
+    "CovariateStatistic",
+    "CovariateSummary",
+    "CupedResult",
     "Decision",
     "EffectEstimate",
     "ExpectedSplit",
@@ -72,6 +82,7 @@ __all__ = [
     "analyze",
     "beta_binomial_summary",
     "compare_metric",
+    "cuped_test",
     "detectable_effect",
     "guardrail_status",
     "holm_adjust",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from analytics.cuped import CovariateStatistic
 from analytics.inference import MetricType
 from analytics.policy import HarmDirection, Policy
 from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
@@ -85,6 +86,8 @@ class MetricData:
     metric_type: MetricType
     statistics: Mapping[str, Statistic]
     harm_direction: HarmDirection = "increase"
+    covariate: str | None = None
+    covariate_statistics: Mapping[str, CovariateStatistic] | None = None
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,8 @@ class Policy:
     name (without the ``guardrail_`` prefix), the default that an increase is harmful.
     ``planned_mde`` (absolute, or relative when ``planned_mde_relative``) is the
     effect the experiment was sized for; an inconclusive result says how many more
-    users it needs.
+    users it needs. ``use_cuped``: decide on the CUPED-adjusted result when a metric has
+    a ``pre_<metric>`` covariate (both results are always reported).
     """
 
     alpha: float = 0.05
@@ -124,6 +125,7 @@ class Policy:
     planned_mde: float | None = None
     planned_mde_relative: bool = False
     small_sample_users: int = 100
+    use_cuped: bool = True
 
     def __post_init__(self) -> None:
         for name in ("alpha", "srm_warning_p", "srm_blocked_p", "power"):
@@ -174,9 +176,9 @@ def policy_from_mapping(values: Mapping[str, Any], *, base: Policy = DEFAULT_POL
     changes: dict[str, Any] = {}
     for key in _SCALARS & set(values):
         value = values[key]
-        if key == "planned_mde_relative":
+        if key in ("planned_mde_relative", "use_cuped"):
             if not isinstance(value, bool):
-                raise ValueError("planned_mde_relative must be true or false")
+                raise ValueError(f"{key} must be true or false")
         elif key == "small_sample_users":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError("small_sample_users must be a non-negative integer")

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary
+from analytics.cuped import CupedResult, cuped_test
 from analytics.decision import (
     RULE_NUMBERS,
     ArmDecision,
@@ -39,6 +40,7 @@ __all__ = [
     "SrmSummary",
     "analyze",
     "compare_metric",
+    "metric_estimate",
     "report_to_dict",
 ]
 
@@ -81,6 +83,7 @@ class MetricResult:
     significant: bool
     direction: Direction
     bayesian: BayesianSummary | None
+    cuped: CupedResult | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class GuardrailResult:
     estimate: EffectEstimate
     harm_direction: HarmDirection
     status: GuardrailStatus
+    cuped: CupedResult | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,20 @@ def compare_metric(control: Statistic, treatment: Statistic, *, alpha: float) ->
     if isinstance(control, SampleMeanStatistic) and isinstance(treatment, SampleMeanStatistic):
         return welch_ttest(control, treatment, alpha=alpha)
     raise ValueError("control and treatment must be statistics of the same kind")
+
+
+def metric_estimate(metric: MetricData, control: str, treatment: str,
+                    policy: Policy) -> tuple[EffectEstimate, CupedResult | None]:
+    """The estimate the decision uses (CUPED-adjusted when a covariate exists and the policy
+    says so) and the CUPED result, if any."""
+    base = compare_metric(metric.statistics[control], metric.statistics[treatment], alpha=policy.alpha)
+    arms = metric.covariate_statistics
+    if arms is None or metric.covariate is None:
+        return base, None
+    cuped = cuped_test(arms[control], arms[treatment], covariate=metric.covariate, all_arms=arms, alpha=policy.alpha)
+    adjusted = replace(cuped.adjusted, metric_type=base.metric_type)
+    cuped = replace(cuped, adjusted=adjusted, unadjusted=base)
+    return (adjusted if policy.use_cuped else base), cuped
 
 
 def _direction(estimate: EffectEstimate, significant: bool) -> Direction:
@@ -187,7 +205,7 @@ def _inconclusive_hint(metric: MetricData, control: str, treatment: str, estimat
 def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: float) -> Comparison:
     control = data.control
     primary = data.primary
-    estimate = compare_metric(primary.statistics[control], primary.statistics[treatment], alpha=policy.alpha)
+    estimate, primary_cuped = metric_estimate(primary, control, treatment, policy)
     # A zero-variance comparison is uninformative, never "significant".
     significant = adjusted_p < policy.alpha and estimate.standard_error > 0
     primary_result = MetricResult(
@@ -196,18 +214,20 @@ def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: f
         p_value_adjusted=adjusted_p,
         significant=significant,
         direction=_direction(estimate, significant),
-        bayesian=_bayesian(primary, control, treatment, estimate),
+        bayesian=_bayesian(primary, control, treatment, estimate) if primary_cuped is None or not policy.use_cuped
+        else normal_summary(estimate),
+        cuped=primary_cuped,
     )
     guardrails = []
     for metric in data.by_role("guardrail"):
-        g = compare_metric(metric.statistics[control], metric.statistics[treatment], alpha=policy.alpha)
+        g, g_cuped = metric_estimate(metric, control, treatment, policy)
         guardrails.append(GuardrailResult(metric.name, g, metric.harm_direction,
-                                          guardrail_status(g, metric.harm_direction, policy)))
+                                          guardrail_status(g, metric.harm_direction, policy), g_cuped))
     secondary = []
     for metric in data.by_role("secondary"):
-        s = compare_metric(metric.statistics[control], metric.statistics[treatment], alpha=policy.alpha)
+        s, s_cuped = metric_estimate(metric, control, treatment, policy)
         sig = s.p_value < policy.alpha and s.standard_error > 0
-        secondary.append(MetricResult(metric.name, s, s.p_value, sig, _direction(s, sig), None))
+        secondary.append(MetricResult(metric.name, s, s.p_value, sig, _direction(s, sig), None, s_cuped))
     return Comparison(control, treatment, primary_result, tuple(guardrails), tuple(secondary))
 
 
@@ -287,8 +307,7 @@ def analyze(
 
     treatments = data.treatments
     primary = data.primary
-    raw = [compare_metric(primary.statistics[data.control], primary.statistics[t], alpha=policy.alpha).p_value
-           for t in treatments]
+    raw = [metric_estimate(primary, data.control, t, policy)[0].p_value for t in treatments]
     adjusted = holm_adjust(raw) if len(raw) > 1 else raw
     comparisons = [_compare(data, t, policy, p) for t, p in zip(treatments, adjusted, strict=True)]
     if srm_summary is not None and srm_summary.status is not HealthStatus.HEALTHY:
@@ -342,8 +361,17 @@ def _estimate_fields(estimate: EffectEstimate) -> dict[str, Any]:
     }
 
 
-def _metric_dict(result: MetricResult) -> dict[str, Any]:
+def _cuped_dict(cuped: CupedResult | None, applied: bool) -> dict[str, Any] | None:
+    if cuped is None:
+        return None
+    return {"covariate": cuped.covariate, "theta": _number(cuped.theta),
+            "variance_reduction": _number(cuped.variance_reduction), "applied": applied,
+            "adjusted": _estimate_fields(cuped.adjusted), "unadjusted": _estimate_fields(cuped.unadjusted)}
+
+
+def _metric_dict(result: MetricResult, applied: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"metric": result.metric, **_estimate_fields(result.estimate)}
+    body["cuped"] = _cuped_dict(result.cuped, applied)
     body["p_value_adjusted"] = _number(result.p_value_adjusted)
     body["significant"] = result.significant
     body["direction"] = result.direction
@@ -386,13 +414,13 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             {
                 "control": c.control,
                 "treatment": c.treatment,
-                "primary": _metric_dict(c.primary),
+                "primary": _metric_dict(c.primary, policy.use_cuped),
                 "guardrails": [
                     {"metric": g.metric, **_estimate_fields(g.estimate), "harm_direction": g.harm_direction,
-                     "status": g.status.value}
+                     "status": g.status.value, "cuped": _cuped_dict(g.cuped, policy.use_cuped)}
                     for g in c.guardrails
                 ],
-                "secondary": [_metric_dict(s) for s in c.secondary],
+                "secondary": [_metric_dict(s, policy.use_cuped) for s in c.secondary],
             }
             for c in report.comparisons
         ],
@@ -418,5 +446,6 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "harm_directions": dict(policy.harm_directions),
             "planned_mde": policy.planned_mde,
             "planned_mde_relative": policy.planned_mde_relative,
+            "use_cuped": policy.use_cuped,
         },
     }

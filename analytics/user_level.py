@@ -9,8 +9,9 @@ are guardrails. Every problem is an :class:`Issue` exactly as for aggregated fil
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from analytics.cuped import CovariateStatistic
 from analytics.health import (
     GUARDRAIL_PREFIX,
     ExperimentData,
@@ -22,7 +23,7 @@ from analytics.health import (
 from analytics.policy import Policy
 from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
 
-__all__ = ["ColumnSummary", "UserLevelSummary", "VariantSummary", "validate_user_level"]
+__all__ = ["ColumnSummary", "CovariateSummary", "UserLevelSummary", "VariantSummary", "validate_user_level"]
 
 DEFAULT_PRIMARY = ("conversions", "converted")
 
@@ -40,11 +41,21 @@ class ColumnSummary:
 
 
 @dataclass(frozen=True)
+class CovariateSummary:
+    """A metric's pre-period covariate ``pre_<metric>`` within one variant (ddof = 1)."""
+
+    mean_x: float | None
+    variance_x: float | None
+    covariance_xy: float | None
+
+
+@dataclass(frozen=True)
 class VariantSummary:
     label: str
     spellings: tuple[str, ...]
     n: int
     columns: Mapping[str, ColumnSummary]
+    covariates: Mapping[str, CovariateSummary] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,22 @@ def _blocked(code: str, message: str) -> Issue:
 
 def _warning(code: str, message: str) -> Issue:
     return Issue(code, "warning", message)
+
+
+def _covariate(column: str, ordered: list[str], by_label: Mapping[str, VariantSummary]
+               ) -> tuple[str | None, Mapping[str, CovariateStatistic] | None]:
+    """The CUPED covariate ``pre_<column>`` of a metric, when every arm has usable moments of it."""
+    statistics: dict[str, CovariateStatistic] = {}
+    for label in ordered:
+        variant = by_label[label]
+        covariate = variant.covariates.get(column)
+        metric = variant.columns[column]
+        if (covariate is None or covariate.mean_x is None or covariate.variance_x is None
+                or covariate.covariance_xy is None or metric.mean is None or metric.variance is None or variant.n < 2):
+            return None, None
+        statistics[label] = CovariateStatistic(variant.n, metric.mean, covariate.mean_x, max(metric.variance, 0.0),
+                                               max(covariate.variance_x, 0.0), covariate.covariance_xy)
+    return f"pre_{column}", statistics
 
 
 def validate_user_level(
@@ -96,9 +123,9 @@ def validate_user_level(
             issues.append(_warning("ignored_column", f"Column {name!r} is not numeric and was ignored (metrics are "
                                                      "numeric columns: 0/1 for rates, numbers for means)."))
     for name in summary.numeric:
-        if name.startswith("pre_"):
-            issues.append(_warning("ignored_column", f"Column {name!r} is a pre-period covariate; CUPED adjustment is "
-                                                     "not applied yet, so it was ignored."))
+        if name.startswith("pre_") and name[len("pre_"):] not in summary.numeric:
+            issues.append(_warning("ignored_column", f"Column {name!r} looks like a pre-period covariate but there is "
+                                                     f"no metric {name[len('pre_'):]!r} to adjust; ignored."))
     variants = [v.label for v in summary.variants]
     for variant in summary.variants:
         if len(variant.spellings) > 1:
@@ -153,7 +180,7 @@ def validate_user_level(
         name = column[len(GUARDRAIL_PREFIX):] if is_guardrail else column
         role: MetricRole = "guardrail" if is_guardrail else ("primary" if column == primary_key else "secondary")
         metrics.append(MetricData(name, role, "proportion" if binary else "mean", statistics,
-                                  policy.harm_direction(name)))
+                                  policy.harm_direction(name), *_covariate(column, ordered, by_label)))
     metrics.sort(key=lambda m: (m.role != "primary",))
     data = ExperimentData(variants=tuple(ordered), control=control_label,
                           users={label: by_label[label].n for label in ordered}, metrics=tuple(metrics),

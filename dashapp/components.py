@@ -133,6 +133,13 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
         ]))
         if metric.get("note"):
             rows.append(html.Tr(html.Td(metric["note"], colSpan=8, className="text-muted small")))
+        cuped = metric.get("cuped")
+        if cuped:
+            rows.append(html.Tr(html.Td(
+                f"CUPED with {cuped['covariate']}: θ = {cuped['theta']:.3g}, variance −{cuped['variance_reduction']:.0%} "
+                f"({'used for the decision' if cuped['applied'] else 'not applied'}); unadjusted "
+                f"{format_absolute(cuped['unadjusted'])}, p = {cuped['unadjusted']['p_value']:.4g}.",
+                colSpan=8, className="text-muted small")))
     secondary = [(c["treatment"], s) for c in comparisons for s in c.get("secondary", [])]
     extra = []
     if secondary:

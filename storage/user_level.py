@@ -3,7 +3,9 @@
 For every variant (labels trimmed, grouped case-insensitively) and every numeric column
 the single ``GROUP BY`` query computes the count of values, sum, mean and sample variance
 (DuckDB's numerically stable ``avg`` / ``var_samp``), how many values are not 0/1, and how
-many are NaN or infinite. Nothing is loaded into Python row by row. When a ``user_id``
+many are NaN or infinite; for every metric with a ``pre_<metric>`` column, the covariate's
+mean and variance and its covariance with the metric (CUPED). Nothing is loaded into
+Python row by row. When a ``user_id``
 column exists, a second query counts users that appear in more than one variant.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import duckdb
 
-from analytics import ColumnSummary, UserLevelSummary, VariantSummary
+from analytics import ColumnSummary, CovariateSummary, UserLevelSummary, VariantSummary
 
 __all__ = ["NUMERIC_TYPES", "summarise_user_level"]
 
@@ -41,6 +43,12 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
         column = f"{_quote(columns[key][0])}::DOUBLE"
         selects.append(f"count({column}), coalesce(sum({column}), 0), avg({column}), var_samp({column}), "
                        f"count_if({column} NOT IN (0, 1)), count_if(NOT isfinite({column}))")
+    # CUPED: moments of each pre_<metric> covariate with its metric, in the same scan.
+    pairs = [key for key in numeric if f"pre_{key}" in numeric]
+    for key in pairs:
+        y = f"{_quote(columns[key][0])}::DOUBLE"
+        x = f"{_quote(columns['pre_' + key][0])}::DOUBLE"
+        selects.append(f"avg({x}), var_samp({x}), covar_samp({y}, {x})")
     label = f"trim(CAST({variant} AS VARCHAR))"
     sql = (f"SELECT lower({label}) AS key, mode({label}), list(DISTINCT CAST({variant} AS VARCHAR)), count(*)"
            + "".join(", " + s for s in selects)
@@ -58,8 +66,11 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
             count, total_value, mean, variance, non_binary, non_finite = row[4 + 6 * index: 10 + 6 * index]
             summaries[name] = ColumnSummary(int(count), mean, variance, float(total_value), int(non_binary),
                                             int(non_finite))
+        offset = 4 + 6 * len(numeric)
+        covariates = {key: CovariateSummary(*row[offset + 3 * index: offset + 3 * index + 3])
+                      for index, key in enumerate(pairs)}
         variants.append(VariantSummary(str(shown), tuple(sorted(str(s) for s in spellings if s is not None)), n,
-                                       summaries))
+                                       summaries, covariates))
     several, examples = 0, tuple[str, ...]()
     if "user_id" in columns:
         user = _quote(columns["user_id"][0])

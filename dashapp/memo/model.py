@@ -282,6 +282,14 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
             label = g["metric"] if len(report["comparisons"]) == 1 else f"{treatment}: {g['metric']}"
             guardrail_chart.append(ChartRow(label, g["absolute_effect"] * scale, low * scale, high * scale, g["status"]))
     actual = sum(srm["observed"].values()) if srm else 0
+    cuped_notes = []
+    for comparison in report["comparisons"]:
+        cuped = comparison["primary"].get("cuped")
+        if cuped:
+            state = "used for the decision" if cuped["applied"] else "reported only"
+            cuped_notes.append(
+                f"{comparison['treatment']}: CUPED with {cuped['covariate']} (θ = {cuped['theta']:.3g}, variance "
+                f"−{cuped['variance_reduction']:.0%}, {state}); unadjusted change {format_absolute(cuped['unadjusted'])}.")
     assumptions = (
         "Users are independent and each saw one variant for the whole experiment.",
         "Conversion rates and count guardrails use the unpooled Wald z-test; continuous metrics use Welch's t-test.",
@@ -289,6 +297,7 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
         "Results were read once at the end (no optional stopping); Bayesian numbers (Beta(1,1) priors) are for "
         "reference and do not drive the decision.",
         "Guardrails are harmful when they increase unless stated otherwise below.",
+        *cuped_notes,
     )
     return MemoModel(
         title=_clip(report["experiment"]["name"]) or "Experiment",

@@ -149,3 +149,36 @@ def test_user_level_primary_and_control_options(tmp_path: Path) -> None:
     assert math.isfinite(primary["p_value"])
     unknown = json.loads(run_cli("analyze", str(path), "--control", "A", "--primary", "clicks").stdout)
     assert any(i["code"] == "unknown_primary" for i in unknown["health"]["issues"])
+
+
+def test_cuped_through_the_cli_matches_ols_and_can_be_switched_off(tmp_path: Path) -> None:
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(21)
+    n = 4_000
+    variant = rng.choice(["control", "treatment"], n)
+    pre = rng.gamma(2.0, 6.0, n)
+    revenue = 0.9 * pre + rng.normal(0, 5.0, n) + np.where(variant == "treatment", 0.6, 0.0)
+    frame = pd.DataFrame({"variant": variant, "converted": rng.binomial(1, 0.1, n), "revenue": revenue,
+                          "pre_revenue": pre})
+    path = tmp_path / "cuped.csv"
+    frame.to_csv(path, index=False)
+    report = json.loads(run_cli("analyze", str(path), "--primary", "revenue").stdout)
+    primary = report["comparisons"][0]["primary"]
+    cuped = primary["cuped"]
+    treated = (variant == "treatment").astype(float)
+    fit = sm.OLS(revenue, sm.add_constant(np.column_stack([treated, pre - pre.mean()]))).fit(cov_type="HC2")
+    assert cuped["covariate"] == "pre_revenue" and cuped["applied"] is True
+    assert primary["absolute_effect"] == pytest.approx(fit.params[1], rel=1e-9)
+    assert primary["standard_error"] == pytest.approx(fit.bse[1], rel=0.01)
+    assert cuped["unadjusted"]["absolute_effect"] == pytest.approx(
+        revenue[variant == "treatment"].mean() - revenue[variant == "control"].mean(), rel=1e-9)
+    assert cuped["variance_reduction"] > 0.5
+    assert not any(i["code"] == "ignored_column" for i in report["health"]["issues"])
+    policy = tmp_path / "policy.toml"
+    policy.write_text("use_cuped = false\n")
+    plain = json.loads(run_cli("analyze", str(path), "--primary", "revenue", "--policy", str(policy)).stdout)
+    assert plain["policy"]["use_cuped"] is False
+    assert plain["comparisons"][0]["primary"]["absolute_effect"] == pytest.approx(
+        cuped["unadjusted"]["absolute_effect"], rel=1e-12)
+    assert plain["comparisons"][0]["primary"]["cuped"]["applied"] is False

@@ -26,6 +26,7 @@ __all__ = [
     "MetricData",
     "MetricRole",
     "RawTable",
+    "Segment",
     "Severity",
     "ValidationResult",
     "overall_status",
@@ -114,9 +115,19 @@ class ExperimentData:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One segment value's experiment data (arms missing from the segment are left out)."""
+
+    column: str
+    value: str
+    data: ExperimentData
+
+
+@dataclass(frozen=True)
 class ValidationResult:
     data: ExperimentData | None
     issues: tuple[Issue, ...] = field(default_factory=tuple)
+    segments: tuple[Segment, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from analytics.sufficient import Interval, ProportionStatistic, SampleMeanStatis
 __all__ = [
     "EffectEstimate",
     "MetricType",
+    "benjamini_hochberg_adjust",
     "holm_adjust",
     "two_proportion_ztest",
     "welch_ttest",
@@ -198,4 +199,21 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
     for rank, index in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p_values[index]))
         adjusted[index] = running
+    return adjusted
+
+
+def benjamini_hochberg_adjust(p_values: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg step-up adjusted p-values (false discovery rate), in the order given.
+
+    Sorted ascending, p_(i) · m / i, made monotone from the largest down and capped at 1
+    (matches statsmodels ``multipletests`` ``method="fdr_bh"``).
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 1.0
+    for rank in range(m - 1, -1, -1):
+        index = order[rank]
+        running = min(running, p_values[index] * m / (rank + 1))
+        adjusted[index] = min(running, 1.0)
     return adjusted

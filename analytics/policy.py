@@ -126,6 +126,7 @@ class Policy:
     planned_mde_relative: bool = False
     small_sample_users: int = 100
     use_cuped: bool = True
+    segment_correction: Literal["holm", "bh"] = "holm"
 
     def __post_init__(self) -> None:
         for name in ("alpha", "srm_warning_p", "srm_blocked_p", "power"):
@@ -143,6 +144,8 @@ class Policy:
         for name, direction in self.harm_directions:
             if direction not in ("increase", "decrease"):
                 raise ValueError(f"harm direction of guardrail {name!r} must be 'increase' or 'decrease'")
+        if self.segment_correction not in ("holm", "bh"):
+            raise ValueError(f"segment_correction must be 'holm' or 'bh', got {self.segment_correction!r}")
         if self.planned_mde is not None and not (math.isfinite(self.planned_mde) and self.planned_mde > 0):
             raise ValueError(f"planned_mde must be a positive number, got {self.planned_mde!r}")
 
@@ -179,6 +182,9 @@ def policy_from_mapping(values: Mapping[str, Any], *, base: Policy = DEFAULT_POL
         if key in ("planned_mde_relative", "use_cuped"):
             if not isinstance(value, bool):
                 raise ValueError(f"{key} must be true or false")
+        elif key == "segment_correction":
+            if value not in ("holm", "bh"):
+                raise ValueError("segment_correction must be 'holm' or 'bh'")
         elif key == "small_sample_users":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError("small_sample_users must be a non-negative integer")

@@ -21,8 +21,14 @@ from analytics.decision import (
     decide_arm,
     guardrail_status,
 )
-from analytics.health import ExperimentData, HealthStatus, Issue, MetricData, overall_status
-from analytics.inference import EffectEstimate, holm_adjust, two_proportion_ztest, welch_ttest
+from analytics.health import ExperimentData, HealthStatus, Issue, MetricData, Segment, overall_status
+from analytics.inference import (
+    EffectEstimate,
+    benjamini_hochberg_adjust,
+    holm_adjust,
+    two_proportion_ztest,
+    welch_ttest,
+)
 from analytics.policy import HarmDirection, Policy
 from analytics.power import detectable_effect, plan_sample_size
 from analytics.srm import SrmResult, srm_check
@@ -37,8 +43,10 @@ __all__ = [
     "InputInfo",
     "MetricResult",
     "Report",
+    "SegmentResult",
     "SrmSummary",
     "analyze",
+    "analyze_segments",
     "compare_metric",
     "metric_estimate",
     "report_to_dict",
@@ -105,6 +113,20 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class SegmentResult:
+    """The primary metric of one treatment within one segment value, with that segment's SRM."""
+
+    column: str
+    value: str
+    control: str
+    treatment: str
+    estimate: EffectEstimate
+    p_value_adjusted: float
+    significant: bool
+    srm: SrmSummary
+
+
+@dataclass(frozen=True)
 class Report:
     experiment: ExperimentInfo
     input: InputInfo
@@ -115,6 +137,8 @@ class Report:
     analytics_version: str
     expected_share: dict[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    segments: tuple[SegmentResult, ...] = ()
+    segment_flags: tuple[str, ...] = ()
 
 
 def compare_metric(control: Statistic, treatment: Statistic, *, alpha: float) -> EffectEstimate:
@@ -231,6 +255,51 @@ def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: f
     return Comparison(control, treatment, primary_result, tuple(guardrails), tuple(secondary))
 
 
+def _srm_summary(users: dict[str, int], shares: dict[str, float], policy: Policy) -> SrmSummary:
+    result = srm_check(users, shares)
+    status = HealthStatus.HEALTHY
+    if result.p_value < policy.srm_blocked_p:
+        status = HealthStatus.BLOCKED
+    elif result.p_value < policy.srm_warning_p:
+        status = HealthStatus.WARNING
+    return SrmSummary(result, status)
+
+
+def analyze_segments(segments: tuple[Segment, ...], shares: dict[str, float],
+                     policy: Policy) -> tuple[tuple[SegmentResult, ...], tuple[str, ...]]:
+    """Per segment value and treatment: the primary effect, a p-value adjusted across the
+    segment column's values (Holm or Benjamini–Hochberg, ``policy.segment_correction``) and a
+    per-segment SRM check; plus a flag for each column whose segments disagree in sign with
+    significance. Segments inform; they never change the decision."""
+    raw: list[tuple[Segment, str, EffectEstimate, SrmSummary]] = []
+    for segment in segments:
+        data = segment.data
+        arm_shares = {v: shares[v] for v in data.variants if v in shares}
+        srm = _srm_summary(dict(data.users), arm_shares, policy)
+        for treatment in data.treatments:
+            estimate, _ = metric_estimate(data.primary, data.control, treatment, policy)
+            raw.append((segment, treatment, estimate, srm))
+    adjust = holm_adjust if policy.segment_correction == "holm" else benjamini_hochberg_adjust
+    results: list[SegmentResult] = []
+    flags: list[str] = []
+    groups = sorted({(s.column, t) for s, t, _, _ in raw})
+    for column, treatment in groups:
+        members = [item for item in raw if item[0].column == column and item[1] == treatment]
+        adjusted = adjust([e.p_value for _, _, e, _ in members])
+        rows = [SegmentResult(s.column, s.value, s.data.control, t, e, p, p < policy.alpha and e.standard_error > 0, srm)
+                for (s, t, e, srm), p in zip(members, adjusted, strict=True)]
+        results.extend(rows)
+        up = [r.value for r in rows if r.significant and r.estimate.absolute_effect > 0]
+        down = [r.value for r in rows if r.significant and r.estimate.absolute_effect < 0]
+        if up and down:
+            flags.append(f"Segments of {column} disagree for {treatment}: significantly better in {', '.join(up)} "
+                         f"but significantly worse in {', '.join(down)}.")
+        for row in rows:
+            if row.srm.status is not HealthStatus.HEALTHY:
+                flags.append(f"Sample ratio mismatch within {column} = {row.value} (p = {row.srm.result.p_value:.3g}).")
+    return tuple(results), tuple(dict.fromkeys(flags))
+
+
 def _overall(arms: list[ArmDecision], comparisons: list[Comparison]) -> Decision:
     launch = [(arm, comp) for arm, comp in zip(arms, comparisons, strict=True) if arm.outcome is Outcome.LAUNCH]
     several = len(arms) > 1
@@ -265,6 +334,7 @@ def analyze(
     experiment: ExperimentInfo,
     input_info: InputInfo,
     analytics_version: str,
+    segments: tuple[Segment, ...] = (),
 ) -> Report:
     """Run the SRM check, every comparison and the decision rules.
 
@@ -281,13 +351,8 @@ def analyze(
             data = None
         else:
             shares = resolved
-            srm = srm_check(data.users, shares)
-            status = HealthStatus.HEALTHY
-            if srm.p_value < policy.srm_blocked_p:
-                status = HealthStatus.BLOCKED
-            elif srm.p_value < policy.srm_warning_p:
-                status = HealthStatus.WARNING
-            srm_summary = SrmSummary(srm, status)
+            srm_summary = _srm_summary(dict(data.users), shares, policy)
+            srm, status = srm_summary.result, srm_summary.status
             if status is not HealthStatus.HEALTHY:
                 observed = ", ".join(f"{v} {n:,} ({n / sum(data.users.values()):.2%})" for v, n in data.users.items())
                 expected = ", ".join(f"{v} {s:.2%}" for v, s in shares.items())
@@ -329,7 +394,9 @@ def analyze(
             inconclusive_hint=_inconclusive_hint(primary, data.control, comparison.treatment, p.estimate, policy),
         ))
     decision = _overall(arms, comparisons)
-    return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares)
+    segment_results, segment_flags = analyze_segments(segments, shares, policy)
+    return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares,
+                  segments=segment_results, segment_flags=segment_flags)
 
 
 def _number(value: float | None) -> float | None:
@@ -447,5 +514,15 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "planned_mde": policy.planned_mde,
             "planned_mde_relative": policy.planned_mde_relative,
             "use_cuped": policy.use_cuped,
+            "segment_correction": policy.segment_correction,
         },
+        "segments": [
+            {"column": r.column, "value": r.value, "control": r.control, "treatment": r.treatment,
+             "metric": report.experiment.primary_metric, **_estimate_fields(r.estimate),
+             "p_value_adjusted": _number(r.p_value_adjusted), "significant": r.significant,
+             "srm": {"chi2": _number(r.srm.result.chi2), "p_value": _number(r.srm.result.p_value),
+                     "status": r.srm.status.value}}
+            for r in report.segments
+        ],
+        "segment_flags": list(report.segment_flags),
     }

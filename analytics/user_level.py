@@ -18,12 +18,21 @@ from analytics.health import (
     Issue,
     MetricData,
     MetricRole,
+    Segment,
     ValidationResult,
 )
 from analytics.policy import Policy
 from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
 
-__all__ = ["ColumnSummary", "CovariateSummary", "UserLevelSummary", "VariantSummary", "validate_user_level"]
+__all__ = [
+    "ColumnSummary",
+    "CovariateSummary",
+    "Segment",
+    "SegmentSummary",
+    "UserLevelSummary",
+    "VariantSummary",
+    "validate_user_level",
+]
 
 DEFAULT_PRIMARY = ("conversions", "converted")
 
@@ -59,6 +68,15 @@ class VariantSummary:
 
 
 @dataclass(frozen=True)
+class SegmentSummary:
+    """The variants of the users with one value of one segment column."""
+
+    column: str
+    value: str
+    variants: tuple[VariantSummary, ...]
+
+
+@dataclass(frozen=True)
 class UserLevelSummary:
     """What one scan of a user-level file found (column names normalised to lower case)."""
 
@@ -69,6 +87,8 @@ class UserLevelSummary:
     missing_variant_rows: int = 0
     users_in_several_variants: int = 0
     example_users: tuple[str, ...] = ()
+    segments: tuple[SegmentSummary, ...] = ()
+    unknown_segments: tuple[str, ...] = ()
 
 
 def _blocked(code: str, message: str) -> Issue:
@@ -95,6 +115,30 @@ def _covariate(column: str, ordered: list[str], by_label: Mapping[str, VariantSu
     return f"pre_{column}", statistics
 
 
+def _experiment_data(variants: tuple[VariantSummary, ...], ordered: list[str], control: str, primary_key: str,
+                     metric_columns: list[str], policy: Policy, rows: int) -> ExperimentData:
+    by_label = {v.label: v for v in variants}
+    metrics: list[MetricData] = []
+    for column in metric_columns:
+        binary = all(by_label[v].columns[column].non_binary == 0 for v in ordered)
+        statistics: dict[str, Statistic] = {}
+        for label in ordered:
+            stats = by_label[label].columns[column]
+            n = by_label[label].n
+            if binary:
+                statistics[label] = ProportionStatistic(n, round(stats.total))
+            else:
+                statistics[label] = SampleMeanStatistic(n, stats.mean or 0.0, max(stats.variance or 0.0, 0.0))
+        is_guardrail = column.startswith(GUARDRAIL_PREFIX)
+        name = column[len(GUARDRAIL_PREFIX):] if is_guardrail else column
+        role: MetricRole = "guardrail" if is_guardrail else ("primary" if column == primary_key else "secondary")
+        metrics.append(MetricData(name, role, "proportion" if binary else "mean", statistics,
+                                  policy.harm_direction(name), *_covariate(column, ordered, by_label)))
+    metrics.sort(key=lambda m: (m.role != "primary",))
+    return ExperimentData(variants=tuple(ordered), control=control, users={label: by_label[label].n for label in ordered},
+                          metrics=tuple(metrics), kind="user_level", rows=rows)
+
+
 def validate_user_level(
     summary: UserLevelSummary, *, policy: Policy, control: str | None = None, primary: str | None = None
 ) -> ValidationResult:
@@ -116,12 +160,11 @@ def validate_user_level(
                                f"more than one variant (e.g. {examples}); assignment leaked, so effects cannot be "
                                "trusted. Fix the assignment or drop those users."))
     for name in summary.ignored:
-        if name.strip().casefold().startswith("segment_"):
-            issues.append(_warning("ignored_column", f"Column {name!r} is a segment; segment breakdowns are not "
-                                                     "computed yet, so it was ignored."))
-        else:
-            issues.append(_warning("ignored_column", f"Column {name!r} is not numeric and was ignored (metrics are "
-                                                     "numeric columns: 0/1 for rates, numbers for means)."))
+        issues.append(_warning("ignored_column", f"Column {name!r} is not numeric and was ignored (metrics are "
+                                                 "numeric columns: 0/1 for rates, numbers for means; name segment "
+                                                 "columns segment_<name> or pass --segment)."))
+    for name in summary.unknown_segments:
+        issues.append(_blocked("unknown_segment", f"Segment column {name!r} is not in the file; check --segment."))
     for name in summary.numeric:
         if name.startswith("pre_") and name[len("pre_"):] not in summary.numeric:
             issues.append(_warning("ignored_column", f"Column {name!r} looks like a pre-period covariate but there is "
@@ -164,25 +207,18 @@ def validate_user_level(
     if any(i.severity == "blocked" for i in issues) or control_label is None:
         return ValidationResult(None, tuple(issues))
     ordered = [control_label, *sorted(v for v in variants if v != control_label)]
-    by_label = {v.label: v for v in summary.variants}
-    metrics: list[MetricData] = []
-    for column in metric_columns:
-        binary = all(by_label[v].columns[column].non_binary == 0 for v in ordered)
-        statistics: dict[str, Statistic] = {}
-        for label in ordered:
-            stats = by_label[label].columns[column]
-            n = by_label[label].n
-            if binary:
-                statistics[label] = ProportionStatistic(n, round(stats.total))
-            else:
-                statistics[label] = SampleMeanStatistic(n, stats.mean or 0.0, max(stats.variance or 0.0, 0.0))
-        is_guardrail = column.startswith(GUARDRAIL_PREFIX)
-        name = column[len(GUARDRAIL_PREFIX):] if is_guardrail else column
-        role: MetricRole = "guardrail" if is_guardrail else ("primary" if column == primary_key else "secondary")
-        metrics.append(MetricData(name, role, "proportion" if binary else "mean", statistics,
-                                  policy.harm_direction(name), *_covariate(column, ordered, by_label)))
-    metrics.sort(key=lambda m: (m.role != "primary",))
-    data = ExperimentData(variants=tuple(ordered), control=control_label,
-                          users={label: by_label[label].n for label in ordered}, metrics=tuple(metrics),
-                          kind="user_level", rows=summary.rows)
-    return ValidationResult(data, tuple(issues))
+    data = _experiment_data(summary.variants, ordered, control_label, primary_key, metric_columns, policy, summary.rows)
+    segments = []
+    for segment in summary.segments:
+        present = {v.label.casefold(): v for v in segment.variants}
+        arms = [label for label in ordered if label.casefold() in present]
+        if control_label not in arms or len(arms) < 2:
+            continue
+        relabelled = tuple(VariantSummary(label, present[label.casefold()].spellings, present[label.casefold()].n,
+                                          present[label.casefold()].columns, present[label.casefold()].covariates)
+                           for label in arms)
+        if any(v.n < 2 for v in relabelled):
+            continue
+        segments.append(Segment(segment.column, segment.value, _experiment_data(
+            relabelled, arms, control_label, primary_key, metric_columns, policy, sum(v.n for v in relabelled))))
+    return ValidationResult(data, tuple(issues), tuple(segments))

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--split", help="expected split: 50,50 (file order) or control=50,treatment=50")
     analyze.add_argument("--control", help="name of the control variant (default: control)")
     analyze.add_argument("--primary", help="primary metric (default: conversions)")
+    analyze.add_argument("--segment", action="append", default=[], metavar="COL",
+                         help="segment column of a user-level file (repeatable; segment_* columns always are)")
     analyze.add_argument("--alpha", type=_positive_float, help="significance level (default 0.05)")
     analyze.add_argument("--mde", type=_positive_float, help="planned minimum detectable effect (absolute)")
     analyze.add_argument("--relative-mde", action="store_true", help="--mde is relative to the control (0.05 = 5%%)")
@@ -169,7 +171,8 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.name and len(args.files) > 1:
         raise UsageError("--name applies to one file; give one FILE or omit --name")
     request = AnalysisRequest(
-        name=args.name, hypothesis=args.hypothesis, control=args.control, primary=args.primary, policy=policy
+        name=args.name, hypothesis=args.hypothesis, control=args.control, primary=args.primary, policy=policy,
+        segments=tuple(args.segment),
     )
     reports = []
     with FileReader() as reader:

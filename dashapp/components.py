@@ -18,6 +18,7 @@ __all__ = [
     "health_panel",
     "issue_list",
     "primary_card",
+    "segment_table",
     "status_banner",
 ]
 
@@ -181,3 +182,25 @@ def data_guard(page: str) -> dbc.Alert:
                "appear here as soon as the health check has run."),
         dcc.Link(dbc.Button("Go to New Experiment", color="primary"), href="/new"),
     ], color="info", className="data-guard")
+
+
+def segment_table(report: dict[str, Any]) -> html.Div | None:
+    """The primary effect per segment value (informative only; the decision does not use it)."""
+    rows = report.get("segments") or []
+    if not rows:
+        return None
+    header = html.Thead(html.Tr([html.Th(h) for h in ("Segment", "Value", "Arm", "Users (c / t)", "Absolute [95% CI]",
+                                                      "Relative [95% CI]", "p (adj.)", "SRM p")]))
+    body = [html.Tr([
+        html.Td(r["column"]), html.Td(r["value"]), html.Td(r["treatment"]),
+        html.Td(f"{r['control']['n']:,} / {r['treatment']['n']:,}"),
+        html.Td(format_absolute(r), className="fw-semibold" if r["significant"] else None),
+        html.Td(format_relative(r)), html.Td(f"{r['p_value_adjusted']:.4g}"),
+        html.Td(f"{r['srm']['p_value']:.3g}", className="text-danger" if r["srm"]["status"] != "healthy" else None),
+    ]) for r in rows]
+    flags = [dbc.Alert(flag, color="warning", className="py-1 mb-1") for flag in report.get("segment_flags") or []]
+    correction = "Holm" if report["policy"].get("segment_correction", "holm") == "holm" else "Benjamini–Hochberg"
+    return html.Div([html.H4("Segments", className="mt-3"), *flags,
+                     dbc.Table([header, html.Tbody(body)], size="sm", striped=True),
+                     html.Small(f"p-values adjusted across each segment's values ({correction}). Segments inform; "
+                                "they do not change the decision.", className="text-muted")], id="segment-table")

@@ -34,6 +34,7 @@ class AnalysisRequest:
     control: str | None = None
     primary: str | None = None
     policy: Policy = field(default_factory=lambda: DEFAULT_POLICY)
+    segments: tuple[str, ...] = ()
 
 
 def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
@@ -42,12 +43,14 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
     issues = loaded.issues
     data = None
     rows = 0
+    segments: tuple[analytics.Segment, ...] = ()
     if loaded.user_level is not None:
         validation = analytics.validate_user_level(
             loaded.user_level, policy=request.policy, control=request.control, primary=request.primary
         )
         data, issues = validation.data, (*issues, *validation.issues)
         rows = loaded.user_level.rows
+        segments = validation.segments
     elif loaded.table is not None:
         validation = analytics.validate_aggregated(
             loaded.table, policy=request.policy, control=request.control, primary=request.primary
@@ -62,15 +65,16 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
         experiment=ExperimentInfo(name=name, hypothesis=request.hypothesis, primary_metric=primary),
         input_info=InputInfo(kind=loaded.kind, rows=rows, sha256=loaded.sha256),
         analytics_version=analytics.__version__,
+        segments=segments,
     )
 
 
 def analyze_path(path: str | Path, request: AnalysisRequest, *, reader: FileReader | None = None) -> Report:
     """Read and analyse one file. Raises :class:`storage.InputFileError` if it cannot be opened."""
     if reader is not None:
-        return analyze_loaded(reader.read_path(path), request)
+        return analyze_loaded(reader.read_path(path, segments=request.segments), request)
     with FileReader() as own:
-        return analyze_loaded(own.read_path(path), request)
+        return analyze_loaded(own.read_path(path, segments=request.segments), request)
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -83,7 +87,7 @@ def report_json(report: Report) -> dict[str, Any]:
 def request_to_mapping(request: AnalysisRequest, report: Report) -> dict[str, Any]:
     """What replay needs besides the file and the policy (the resolved name included)."""
     return {"name": report.experiment.name, "hypothesis": request.hypothesis, "control": request.control,
-            "primary": request.primary}
+            "primary": request.primary, "segments": list(request.segments)}
 
 
 def save_report(database: ExperimentDatabase, report: Report, request: AnalysisRequest, *, content: bytes,
@@ -139,9 +143,10 @@ def replay_analysis(database: ExperimentDatabase, analysis_id: int) -> ReplayRes
     stored_request = record.request
     request = AnalysisRequest(name=stored_request.get("name"), hypothesis=stored_request.get("hypothesis"),
                               control=stored_request.get("control"), primary=stored_request.get("primary"),
-                              policy=analytics.policy_from_mapping(record.policy))
+                              policy=analytics.policy_from_mapping(record.policy),
+                              segments=tuple(stored_request.get("segments") or ()))
     with FileReader() as reader:
-        loaded = reader.read_bytes(content, record.filename)
+        loaded = reader.read_bytes(content, record.filename, segments=request.segments)
     fresh = report_json(analyze_loaded(loaded, request))
     differences = tuple(_differences(record.report, fresh))
     return ReplayResult(analysis_id, not differences, differences, fresh)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -76,8 +77,10 @@ class FileReader:
     def close(self) -> None:
         self._connection.close()
 
-    def read_path(self, path: str | os.PathLike[str]) -> LoadedFile:
-        """Read a file from disk. Raises :class:`InputFileError` when it cannot be opened."""
+    def read_path(self, path: str | os.PathLike[str], *, segments: Sequence[str] = ()) -> LoadedFile:
+        """Read a file from disk. Raises :class:`InputFileError` when it cannot be opened.
+
+        ``segments`` names extra segment columns of a user-level file (``segment_*`` always are)."""
         name = str(path)
         file = Path(path)
         if not file.exists():
@@ -91,20 +94,22 @@ class FileReader:
             size = file.stat().st_size
         except OSError as error:
             raise InputFileError(f"{name}: cannot be read ({error.strerror or error})") from None
-        return self._read(name, file, head, digest, size)
+        return self._read(name, file, head, digest, size, segments)
 
-    def read_bytes(self, content: bytes, filename: str = "upload.csv") -> LoadedFile:
+    def read_bytes(self, content: bytes, filename: str = "upload.csv", *, segments: Sequence[str] = ()) -> LoadedFile:
         """Read an uploaded file's bytes (written to a private temporary file for DuckDB)."""
         suffix = ".parquet" if content[:4] == _PARQUET_MAGIC else ".csv"
         with tempfile.TemporaryDirectory(prefix="experimentos-") as folder:
             temporary = Path(folder) / ("upload" + suffix)
             temporary.write_bytes(content)
-            loaded = self._read(filename, temporary, content[:8], hashlib.sha256(content).hexdigest(), len(content))
+            loaded = self._read(filename, temporary, content[:8], hashlib.sha256(content).hexdigest(), len(content),
+                                segments)
         return loaded
 
-    def _read(self, name: str, file: Path, head: bytes, digest: str, size: int) -> LoadedFile:
+    def _read(self, name: str, file: Path, head: bytes, digest: str, size: int,
+              segments: Sequence[str] = ()) -> LoadedFile:
         if head[:4] == _PARQUET_MAGIC:
-            return self._read_parquet(name, file, digest, size)
+            return self._read_parquet(name, file, digest, size, segments)
         if size == 0:
             return LoadedFile(name, RawTable((), ()), (), digest, size, "csv")
         with open(file, "rb") as handle:
@@ -120,7 +125,7 @@ class FileReader:
                 "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true) LIMIT 1", [str(file)]
             ).fetchone()
             if header_row is not None and _is_user_level([str(c) for c in header_row if c is not None]):
-                summary = summarise_user_level(self._connection, "read_csv(?)", str(file))
+                summary = summarise_user_level(self._connection, "read_csv(?)", str(file), segments)
                 return LoadedFile(name, None, (), digest, size, "csv", summary)
             result = self._connection.execute(
                 "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true)", [str(file)]
@@ -139,11 +144,11 @@ class FileReader:
         header = tuple("" if cell is None else str(cell) for cell in first)
         return LoadedFile(name, RawTable(header, tuple(tuple(r) for r in rows[1:])), (), digest, size, "csv")
 
-    def _read_parquet(self, name: str, file: Path, digest: str, size: int) -> LoadedFile:
+    def _read_parquet(self, name: str, file: Path, digest: str, size: int, segments: Sequence[str] = ()) -> LoadedFile:
         try:
             described = self._connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file)]).fetchall()
             if _is_user_level([str(row[0]) for row in described]):
-                summary = summarise_user_level(self._connection, "read_parquet(?)", str(file))
+                summary = summarise_user_level(self._connection, "read_parquet(?)", str(file), segments)
                 return LoadedFile(name, None, (), digest, size, "parquet", summary)
             result = self._connection.execute("SELECT * FROM read_parquet(?)", [str(file)])
             header = tuple(d[0] for d in result.description)

@@ -11,9 +11,11 @@ column exists, a second query counts users that appear in more than one variant.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
-from analytics import ColumnSummary, CovariateSummary, UserLevelSummary, VariantSummary
+from analytics import ColumnSummary, CovariateSummary, SegmentSummary, UserLevelSummary, VariantSummary
 
 __all__ = ["NUMERIC_TYPES", "summarise_user_level"]
 
@@ -25,14 +27,20 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, path: str) -> UserLevelSummary:
-    """Summarise ``source`` (``read_csv(?)`` or ``read_parquet(?)`` over ``path``) per variant."""
+def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, path: str,
+                         segments: Sequence[str] = ()) -> UserLevelSummary:
+    """Summarise ``source`` (``read_csv(?)`` or ``read_parquet(?)`` over ``path``) per variant and,
+    through GROUPING SETS in the same scan, per variant within each value of every segment column
+    (columns named ``segment_*`` plus ``segments``)."""
     described = connection.execute(f"DESCRIBE SELECT * FROM {source}", [path]).fetchall()
     columns = {str(name).replace("\ufeff", "").strip().casefold(): (str(name), str(kind)) for name, kind, *_ in described}
     variant = _quote(columns["variant"][0])
+    wanted = [s.strip().casefold() for s in segments]
+    unknown = [s for s in wanted if s not in columns]
+    segment_keys = [k for k in columns if k.startswith("segment_") or k in wanted]
     numeric, ignored = [], []
     for key, (original, kind) in columns.items():
-        if key in ("variant", "user_id"):
+        if key in ("variant", "user_id") or key in segment_keys:
             continue
         if kind.split("(")[0] in NUMERIC_TYPES:
             numeric.append(key)
@@ -50,16 +58,27 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
         x = f"{_quote(columns['pre_' + key][0])}::DOUBLE"
         selects.append(f"avg({x}), var_samp({x}), covar_samp({y}, {x})")
     label = f"trim(CAST({variant} AS VARCHAR))"
-    sql = (f"SELECT lower({label}) AS key, mode({label}), list(DISTINCT CAST({variant} AS VARCHAR)), count(*)"
-           + "".join(", " + s for s in selects)
-           + f" FROM {source} GROUP BY key ORDER BY key")
+    segment_columns = "".join(f", CAST({_quote(columns[k][0])} AS VARCHAR) AS __segment_{i}"
+                              for i, k in enumerate(segment_keys))
+    sets = ", ".join(["(__key)", *[f"(__key, __segment_{i})" for i in range(len(segment_keys))]])
+    segment_selects = "".join(f", __segment_{i}, GROUPING(__segment_{i})" for i in range(len(segment_keys)))
+    sql = (f"SELECT __key, mode({label}), list(DISTINCT CAST({variant} AS VARCHAR)), count(*)"
+           + "".join(", " + s for s in selects) + segment_selects
+           + f" FROM (SELECT *, lower({label}) AS __key{segment_columns} FROM {source})"
+           + f" GROUP BY GROUPING SETS ({sets}) ORDER BY __key")
     rows = connection.execute(sql, [path]).fetchall()
     variants, missing, total = [], 0, 0
+    by_segment: dict[tuple[str, str], list[VariantSummary]] = {}
+    tail = 4 + 6 * len(numeric) + 3 * len(pairs)
     for row in rows:
         key, shown, spellings, n = row[0], row[1], row[2], int(row[3])
-        total += n
+        segment = next(((segment_keys[i], row[tail + 2 * i]) for i in range(len(segment_keys))
+                        if row[tail + 2 * i + 1] == 0), None)
+        if segment is None:
+            total += n
         if key is None or key == "":
-            missing += n
+            if segment is None:
+                missing += n
             continue
         summaries = {}
         for index, name in enumerate(numeric):
@@ -69,8 +88,13 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
         offset = 4 + 6 * len(numeric)
         covariates = {key: CovariateSummary(*row[offset + 3 * index: offset + 3 * index + 3])
                       for index, key in enumerate(pairs)}
-        variants.append(VariantSummary(str(shown), tuple(sorted(str(s) for s in spellings if s is not None)), n,
-                                       summaries, covariates))
+        summary = VariantSummary(str(shown), tuple(sorted(str(s) for s in spellings if s is not None)), n,
+                                 summaries, covariates)
+        if segment is None:
+            variants.append(summary)
+        else:
+            value = "(missing)" if segment[1] is None else str(segment[1])
+            by_segment.setdefault((columns[segment[0]][0], value), []).append(summary)
     several, examples = 0, tuple[str, ...]()
     if "user_id" in columns:
         user = _quote(columns["user_id"][0])
@@ -79,4 +103,7 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
             f"HAVING count(DISTINCT lower({label})) > 1", [path]).fetchall()
         several, examples = len(found), tuple(str(r[0]) for r in found[:3])
     return UserLevelSummary(rows=total, numeric=tuple(numeric), ignored=tuple(ignored), variants=tuple(variants),
-                            missing_variant_rows=missing, users_in_several_variants=several, example_users=examples)
+                            missing_variant_rows=missing, users_in_several_variants=several, example_users=examples,
+                            segments=tuple(SegmentSummary(column, value, tuple(found))
+                                           for (column, value), found in sorted(by_segment.items())),
+                            unknown_segments=tuple(unknown))

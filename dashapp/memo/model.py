@@ -190,6 +190,7 @@ def _risks(report: dict[str, Any], charter: Charter, actual: int) -> list[str]:
     srm = report["health"]["srm"]
     if srm and srm["status"] == "healthy" and srm["p_value"] < 0.01:
         risks.append(f"The traffic split is close to the SRM limit (p = {format_p(srm['p_value'])}); check assignment.")
+    risks.extend(report.get("segment_flags") or [])
     if len(report["comparisons"]) > 1:
         risks.append(f"{len(report['comparisons'])} treatment arms were compared; p-values are Holm-adjusted.")
     for issue in report["health"]["issues"]:

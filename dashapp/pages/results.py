@@ -9,7 +9,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
-from dashapp.components import data_guard, decision_badge, guardrail_table, primary_card, status_banner
+from dashapp.components import data_guard, decision_badge, guardrail_table, primary_card, segment_table, status_banner
 from dashapp.figures import effect_figure, guardrail_figure, posterior_figure
 from dashapp.pages import context
 from dashapp.services import UploadRejectedError
@@ -57,6 +57,7 @@ def results_view(state: dict[str, Any] | None) -> Any:
             dbc.Col(dcc.Graph(id=ids.POSTERIOR_CHART, figure=posterior_figure(report), config=GRAPH_CONFIG,
                               className="mt-3", style={"height": "360px"}), lg=6),
         ]) if has_data else None,
+        segment_table(report),
         html.H4("Guardrails", className="mt-3"),
         guardrail_table(report),
         dcc.Graph(id=ids.GUARDRAIL_CHART, figure=guardrail_figure(report), config=GRAPH_CONFIG,

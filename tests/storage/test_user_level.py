@@ -182,3 +182,52 @@ def test_cuped_through_the_cli_matches_ols_and_can_be_switched_off(tmp_path: Pat
     assert plain["comparisons"][0]["primary"]["absolute_effect"] == pytest.approx(
         cuped["unadjusted"]["absolute_effect"], rel=1e-12)
     assert plain["comparisons"][0]["primary"]["cuped"]["applied"] is False
+
+
+def _segmented(seed: int = 8, n: int = 12_000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    variant = rng.choice(["control", "treatment"], n)
+    country = rng.choice(["KR", "JP", "US"], n)
+    platform = rng.choice(["ios", "android"], n)
+    lift = np.where(country == "KR", 0.05, np.where(country == "JP", -0.05, 0.0))
+    converted = rng.binomial(1, 0.2 + np.where(variant == "treatment", lift, 0.0))
+    return pd.DataFrame({"variant": variant, "converted": converted, "segment_country": country, "device": platform,
+                         "revenue": rng.gamma(2.0, 5.0, n)})
+
+
+def test_segments_equal_per_segment_analyses_with_holm_and_flags(tmp_path: Path) -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    frame = _segmented()
+    path = tmp_path / "seg.csv"
+    frame.to_csv(path, index=False)
+    report = json.loads(run_cli("analyze", str(path), "--segment", "device").stdout)
+    rows = report["segments"]
+    assert {(r["column"], r["value"]) for r in rows} == {("segment_country", c) for c in ("KR", "JP", "US")} | {
+        ("device", d) for d in ("ios", "android")}
+    assert report["decision"]["outcome"] in ("hold", "launch", "rollback")
+    for row in rows:
+        subset = frame[frame[row["column"]] == row["value"]].drop(columns=["segment_country", "device"])
+        single = tmp_path / f"{row['column']}_{row['value']}.csv"
+        subset.to_csv(single, index=False)
+        alone = json.loads(run_cli("analyze", str(single)).stdout)["comparisons"][0]["primary"]
+        for key in ("absolute_effect", "p_value", "relative_effect"):
+            assert row[key] == pytest.approx(alone[key], rel=1e-9), (row["value"], key)
+        assert row["absolute_ci"] == pytest.approx(alone["absolute_ci"], rel=1e-9)
+        assert row["control"]["n"] == alone["control"]["n"]
+    country = [r for r in rows if r["column"] == "segment_country"]
+    expected = multipletests([r["p_value"] for r in country], method="holm")[1]
+    assert [r["p_value_adjusted"] for r in country] == pytest.approx(list(expected), rel=1e-12)
+    assert any("disagree" in flag and "KR" in flag and "JP" in flag for flag in report["segment_flags"])
+    assert all(r["srm"]["status"] == "healthy" for r in rows)
+    policy = tmp_path / "bh.toml"
+    policy.write_text('segment_correction = "bh"\n')
+    bh = json.loads(run_cli("analyze", str(path), "--policy", str(policy)).stdout)
+    bh_country = [r for r in bh["segments"] if r["column"] == "segment_country"]
+    expected = multipletests([r["p_value"] for r in bh_country], method="fdr_bh")[1]
+    assert [r["p_value_adjusted"] for r in bh_country] == pytest.approx(list(expected), rel=1e-12)
+    assert {r["column"] for r in bh["segments"]} == {"segment_country"}  # device is a segment only when asked
+    memo = run_cli("analyze", str(path), "--format", "md").stdout
+    assert "disagree" in memo
+    unknown = json.loads(run_cli("analyze", str(path), "--segment", "nope").stdout)
+    assert any(i["code"] == "unknown_segment" for i in unknown["health"]["issues"])

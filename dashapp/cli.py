@@ -175,7 +175,7 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
         segments=tuple(args.segment),
     )
     reports = []
-    with FileReader() as reader:
+    with FileReader(progress=sys.stderr.isatty()) as reader:
         for file in args.files:
             reports.append(analyze_path(file, request, reader=reader))
     if args.save:

@@ -65,8 +65,13 @@ class FileReader:
     Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, progress: bool = False) -> None:
+        """``progress``: let DuckDB draw its progress bar on the terminal for scans longer than 2 s
+        (the CLI turns it on when standard error is a terminal)."""
         self._connection = duckdb.connect(":memory:")
+        if progress:
+            self._connection.execute("SET enable_progress_bar = true")
+            self._connection.execute("SET enable_progress_bar_print = true")
 
     def __enter__(self) -> FileReader:
         return self

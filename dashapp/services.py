@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +164,8 @@ class UploadRejectedError(ValueError):
 
 def request_from_form(*, name: str | None, hypothesis: str | None, control: str | None, primary: str | None,
                       split: str | None, alpha: float | None = None, planned_mde: float | None = None,
-                      planned_mde_relative: bool = False) -> AnalysisRequest:
+                      planned_mde_relative: bool = False, segments: str | None = None) -> AnalysisRequest:
     """Build a request from form fields. Raises ``ValueError`` with a message for the user."""
-    from dataclasses import replace
-
     changes: dict[str, Any] = {}
     if split and split.strip():
         changes["expected_split"] = analytics.parse_split(split)
@@ -181,8 +179,9 @@ def request_from_form(*, name: str | None, hypothesis: str | None, control: str 
     def clean(value: str | None) -> str | None:
         return value.strip() if value and value.strip() else None
 
+    segment_columns = tuple(part.strip() for part in (segments or "").split(",") if part.strip())
     return AnalysisRequest(name=clean(name), hypothesis=clean(hypothesis), control=clean(control),
-                           primary=clean(primary), policy=policy)
+                           primary=clean(primary), policy=policy, segments=segment_columns)
 
 
 def staged_path(staging: Path, sha256: str) -> Path:
@@ -200,10 +199,8 @@ def analyze_upload(content: bytes, filename: str, request: AnalysisRequest, *, s
             f"{filename} is {len(content) / 2**20:.1f} MB, above the upload limit of {limit_bytes / 2**20:.0f} MB; "
             "aggregate it first or raise the limit (EXPERIMENTOS_UPLOAD_LIMIT_MB)")
     with FileReader() as reader:
-        loaded = reader.read_bytes(content, filename)
-    report = analyze_loaded(loaded, AnalysisRequest(
-        name=request.name or Path(filename).stem, hypothesis=request.hypothesis, control=request.control,
-        primary=request.primary, policy=request.policy))
+        loaded = reader.read_bytes(content, filename, segments=request.segments)
+    report = analyze_loaded(loaded, replace(request, name=request.name or Path(filename).stem))
     staging.mkdir(parents=True, exist_ok=True)
     target = staged_path(staging, loaded.sha256)
     if not target.exists():

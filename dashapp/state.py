@@ -54,10 +54,11 @@ class FormValues:
     tags: str | None = None
     mde: str | None = None
     planned_sample: int | None = None
+    segments: str | None = None
 
     def request(self) -> AnalysisRequest:
         return request_from_form(name=self.name, hypothesis=self.hypothesis, control=self.control,
-                                 primary=self.primary, split=self.split)
+                                 primary=self.primary, split=self.split, segments=self.segments)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -138,7 +139,7 @@ def prepare_save_from_json(report: dict[str, Any], form: FormValues, charter: Ne
     """The records to store for a session: the session's report JSON as it is, with its request and policy."""
     request = form.request()
     mapping = {"name": report["experiment"]["name"], "hypothesis": request.hypothesis, "control": request.control,
-               "primary": request.primary}
+               "primary": request.primary, "segments": list(request.segments)}
     return charter, NewAnalysis(report=report, request=mapping, policy=policy_to_mapping(request.policy),
                                 filename=filename, content=content)
 

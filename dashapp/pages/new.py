@@ -57,6 +57,9 @@ def _charter_card() -> dbc.Card:
                 dbc.Col(_field("Owner", dbc.Input(id=ids.OWNER, maxLength=100))),
                 dbc.Col(_field("Tags", dbc.Input(id=ids.TAGS, placeholder="home, banner", maxLength=200))),
             ]),
+            _field("Segment columns (user-level files)", dbc.Input(id=ids.SEGMENTS, placeholder="country, platform",
+                                                                   maxLength=300),
+                   "segment_* columns are always used; name others here, separated by commas"),
         ]),
     ], className="mb-3")
 
@@ -212,16 +215,16 @@ def register_callbacks(app: Dash) -> None:
         State(ids.SAMPLE_SELECT, "value"),
         State(ids.EXPERIMENT_NAME, "value"), State(ids.HYPOTHESIS, "value"), State(ids.PRIMARY_METRIC, "value"),
         State(ids.CONTROL_NAME, "value"), State(ids.EXPECTED_SPLIT, "value"), State(ids.OWNER, "value"),
-        State(ids.TAGS, "value"), State(ids.PLANNED_MDE, "value"), State(ids.PLAN_STORE, "data"),
-        State(ids.SESSION_STORE, "data"),
+        State(ids.TAGS, "value"), State(ids.PLANNED_MDE, "value"), State(ids.SEGMENTS, "value"),
+        State(ids.PLAN_STORE, "data"), State(ids.SESSION_STORE, "data"),
         prevent_initial_call=True,
     )
     def analyze(upload: dict[str, str] | None, sample_clicks: int | None, rerun_clicks: int | None,
                 sample: str | None, name: str | None, hypothesis: str | None, primary: str | None,
                 control: str | None, split: str | None, owner: str | None, tags: str | None, mde: str | None,
-                planned: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
+                segments: str | None, planned: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
         form = FormValues(name=name, hypothesis=hypothesis, primary=primary, control=control, split=split,
-                          owner=owner, tags=tags, mde=mde, planned_sample=planned)
+                          owner=owner, tags=tags, mde=mde, planned_sample=planned, segments=segments)
         trigger = ids.UPLOAD_DATA if ctx.triggered_id == ids.UPLOAD_CHECKED else ctx.triggered_id
         # Dash also calls click callbacks when a page inserts the buttons (n_clicks None).
         if (trigger == ids.LOAD_SAMPLE and not sample_clicks) or (trigger == ids.REANALYZE and not rerun_clicks):
@@ -246,7 +249,7 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(
         Output(ids.EXPERIMENT_NAME, "value"), Output(ids.HYPOTHESIS, "value"), Output(ids.PRIMARY_METRIC, "value"),
         Output(ids.CONTROL_NAME, "value"), Output(ids.EXPECTED_SPLIT, "value"), Output(ids.OWNER, "value"),
-        Output(ids.TAGS, "value"), Output(ids.PLANNED_MDE, "value"),
+        Output(ids.TAGS, "value"), Output(ids.PLANNED_MDE, "value"), Output(ids.SEGMENTS, "value"),
         Input(ids.HEALTH_PANEL, "id"), State(ids.SESSION_STORE, "data"),
     )
     def restore_form(_: str, state: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -256,4 +259,4 @@ def register_callbacks(app: Dash) -> None:
         form = state["form"]
         name = form.get("name") or state["report"]["experiment"]["name"]
         return (name, form.get("hypothesis"), form.get("primary"), form.get("control"), form.get("split"),
-                form.get("owner"), form.get("tags"), form.get("mde"))
+                form.get("owner"), form.get("tags"), form.get("mde"), form.get("segments"))

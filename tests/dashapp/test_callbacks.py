@@ -161,3 +161,21 @@ def test_user_level_upload(app_context: Any) -> None:
     assert state["report"]["input"]["kind"] == "user_level"
     assert state["report"]["experiment"]["primary_metric"] == "converted"
     assert state["report"]["comparisons"][0]["primary"]["control"]["n"] == 1_000
+
+
+def test_user_level_upload_with_named_segments_and_cuped(app_context: Any) -> None:
+    rows = ["variant,converted,revenue,pre_revenue,country"] + [
+        f"{'control' if i % 2 else 'treatment'},{int(i % 7 == 0)},{(i % 13) * 1.5 + (i % 5)},{i % 5},"
+        f"{'KR' if i % 3 else 'JP'}" for i in range(3_000)]
+    content = ("\n".join(rows) + "\n").encode()
+    state, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "users.csv", None,
+                                FormValues(primary="revenue", segments="country"), None)
+    report = state["report"]
+    assert {r["value"] for r in report["segments"]} == {"KR", "JP"}
+    assert report["comparisons"][0]["primary"]["cuped"]["covariate"] == "pre_revenue"
+    assert "Segments" in _text(results.results_view(state)) and "CUPED" in _text(results.results_view(state))
+    saved, _ = results.save_to_history(state)
+    from dashapp.pages import context
+    from dashapp.services import replay_analysis
+
+    assert replay_analysis(context.database(), saved["saved"]["analysis_id"]).identical

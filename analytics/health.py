@@ -29,8 +29,10 @@ __all__ = [
     "Segment",
     "Severity",
     "ValidationResult",
+    "blocked_issue",
     "overall_status",
     "validate_aggregated",
+    "warning_issue",
 ]
 
 Cell = str | int | float | None
@@ -136,11 +138,11 @@ class _Column:
     name: str
 
 
-def _blocked(code: str, message: str) -> Issue:
+def blocked_issue(code: str, message: str) -> Issue:
     return Issue(code, "blocked", message)
 
 
-def _warning(code: str, message: str) -> Issue:
+def warning_issue(code: str, message: str) -> Issue:
     return Issue(code, "warning", message)
 
 
@@ -198,21 +200,21 @@ def validate_aggregated(
     header = [str(name).replace("\ufeff", "").strip() for name in table.header]
     normal = [name.casefold() for name in header]
     if not header or (len(header) == 1 and not table.rows and normal[0] in ("", "column0")):
-        return ValidationResult(None, (_blocked("empty_file", "The file is empty. Export the results with a header row "
+        return ValidationResult(None, (blocked_issue("empty_file", "The file is empty. Export the results with a header row "
                                                 "(variant,users,conversions) and one row per variant."),))
     seen: dict[str, int] = {}
     for index, name in enumerate(normal):
         if not name:
-            issues.append(_blocked("empty_column_name", f"Column {index + 1} has no name in the header row; "
+            issues.append(blocked_issue("empty_column_name", f"Column {index + 1} has no name in the header row; "
                                    "name it or delete the column."))
         elif name in seen:
-            issues.append(_blocked("duplicate_column", f"Column {header[index]!r} appears twice (columns "
+            issues.append(blocked_issue("duplicate_column", f"Column {header[index]!r} appears twice (columns "
                                    f"{seen[name] + 1} and {index + 1}); keep one of them."))
         else:
             seen[name] = index
     for required in REQUIRED:
         if required not in seen:
-            issues.append(_blocked("missing_column", f"Required column {required!r} is missing; the header must "
+            issues.append(blocked_issue("missing_column", f"Required column {required!r} is missing; the header must "
                                    f"contain variant, users and conversions (found: {', '.join(header) or 'nothing'})."))
     if any(i.severity == "blocked" for i in issues):
         return ValidationResult(None, tuple(issues))
@@ -224,11 +226,11 @@ def validate_aggregated(
             continue
         extra = [cell for cell in row[width:] if cell is not None and str(cell).strip()]
         if extra:
-            issues.append(_blocked("extra_values", f"Row {number} has {width + len(extra)} values but the header "
+            issues.append(blocked_issue("extra_values", f"Row {number} has {width + len(extra)} values but the header "
                                    f"names {width} columns; remove the extra values or add their column names."))
         rows.append((number, tuple(row[:width]) + (None,) * max(0, width - len(row))))
     if not rows:
-        return ValidationResult(None, (*issues, _blocked("no_rows", "The file has a header but no data rows; add one "
+        return ValidationResult(None, (*issues, blocked_issue("no_rows", "The file has a header but no data rows; add one "
                                                          "row per variant (control and at least one treatment).")))
 
     # Variants
@@ -240,19 +242,19 @@ def validate_aggregated(
         raw = "" if cell is None else str(cell)
         label = raw.strip()
         if not label:
-            issues.append(_blocked("missing_variant", f"Row {number} has no variant name; fill in the variant column."))
+            issues.append(blocked_issue("missing_variant", f"Row {number} has no variant name; fill in the variant column."))
             continue
         key = label.casefold()
         if key in by_key:
-            issues.append(_blocked("duplicate_variant", f"Variant {label!r} appears in rows {by_key[key]} and "
+            issues.append(blocked_issue("duplicate_variant", f"Variant {label!r} appears in rows {by_key[key]} and "
                                    f"{number}; give one row per variant (sum the rows if they are parts of one arm)."))
             continue
         if key in _TOTAL_LABELS:
-            issues.append(_blocked("total_row", f"Row {number} ({label!r}) looks like a total, not a variant; "
+            issues.append(blocked_issue("total_row", f"Row {number} ({label!r}) looks like a total, not a variant; "
                                    "remove it so that each row is one arm."))
             continue
         if raw != label:
-            issues.append(_warning("label_normalised", f"Variant {raw!r} in row {number} has surrounding spaces; "
+            issues.append(warning_issue("label_normalised", f"Variant {raw!r} in row {number} has surrounding spaces; "
                                    f"it was read as {label!r}."))
         by_key[key] = number
         labels.append((number, label))
@@ -269,7 +271,7 @@ def validate_aggregated(
             if isinstance(parsed, str):
                 if name in REQUIRED or name.startswith(GUARDRAIL_PREFIX) or name.endswith(("_sum", "_sum_sq", "_mean", "_std")):
                     code = "missing_value" if parsed == "is empty" else "non_numeric"
-                    issues.append(_blocked(code, f"Row {number}, column {header[column_index]!r} {parsed}; "
+                    issues.append(blocked_issue(code, f"Row {number}, column {header[column_index]!r} {parsed}; "
                                            "every metric cell must be a number."))
             else:
                 values[(number, name)] = parsed
@@ -280,11 +282,11 @@ def validate_aggregated(
             return None
         column = header[seen[name]]
         if value < 0:
-            issues.append(_blocked("negative_guardrail" if name.startswith(GUARDRAIL_PREFIX) else "negative_count",
+            issues.append(blocked_issue("negative_guardrail" if name.startswith(GUARDRAIL_PREFIX) else "negative_count",
                                    f"Row {number}, column {column!r} is {value:g}; counts cannot be negative."))
             return None
         if value != math.floor(value):
-            issues.append(_blocked("not_integer", f"Row {number}, column {column!r} is {value:g}; counts must be "
+            issues.append(blocked_issue("not_integer", f"Row {number}, column {column!r} is {value:g}; counts must be "
                                    "whole numbers of users."))
             return None
         return int(value)
@@ -295,11 +297,11 @@ def validate_aggregated(
         n = count(number, "users")
         c = count(number, "conversions")
         if n is not None and n == 0:
-            issues.append(_blocked("zero_users", f"Variant {label!r} (row {number}) has 0 users; remove the arm or "
+            issues.append(blocked_issue("zero_users", f"Variant {label!r} (row {number}) has 0 users; remove the arm or "
                                    "export the correct user count."))
             n = None
         if n is not None and c is not None and c > n:
-            issues.append(_blocked("conversions_exceed_users", f"Variant {label!r} (row {number}) has {c} conversions "
+            issues.append(blocked_issue("conversions_exceed_users", f"Variant {label!r} (row {number}) has {c} conversions "
                                    f"but only {n} users; conversions count users who converted, so they cannot exceed users."))
             c = None
         if n is not None:
@@ -316,10 +318,10 @@ def validate_aggregated(
         control_label = matches[0]
     elif labels or not any(i.code in ("missing_variant", "duplicate_variant") for i in issues):
         hint = f"--control NAME (variants found: {', '.join(variants)})" if variants else "a control row"
-        issues.append(_blocked("no_control", f"No variant is named {(control or 'control')!r}; rename the control "
+        issues.append(blocked_issue("no_control", f"No variant is named {(control or 'control')!r}; rename the control "
                                f"row or pass {hint}."))
     if len(variants) < 2:
-        issues.append(_blocked("too_few_variants", f"The file has {len(variants)} usable variant(s); an experiment "
+        issues.append(blocked_issue("too_few_variants", f"The file has {len(variants)} usable variant(s); an experiment "
                                "needs a control and at least one treatment, one row each."))
 
     # Metric columns
@@ -334,19 +336,19 @@ def validate_aggregated(
         if have_sums:
             mean_forms[metric] = (metric + "_sum", metric + "_sum_sq")
             if have_moments:
-                issues.append(_warning("ignored_column", f"Metric {metric!r} is given both as _sum/_sum_sq and as "
+                issues.append(warning_issue("ignored_column", f"Metric {metric!r} is given both as _sum/_sum_sq and as "
                                        "_mean/_std; the sums were used and the _mean/_std columns ignored."))
         elif have_moments:
             mean_forms[metric] = (metric + "_mean", metric + "_std")
         else:
             present = ", ".join(metric + s for s in forms)
-            issues.append(_warning("incomplete_metric", f"Column(s) {present} need a partner: give {metric}_sum with "
+            issues.append(warning_issue("incomplete_metric", f"Column(s) {present} need a partner: give {metric}_sum with "
                                    f"{metric}_sum_sq, or {metric}_mean with {metric}_std; ignored for now."))
             continue
         used.update(mean_forms[metric])
     for index, name in enumerate(normal):
         if name not in used and name != "variant" and name in seen and seen[name] == index:
-            issues.append(_warning("ignored_column", f"Column {header[index]!r} is not a known metric column and was "
+            issues.append(warning_issue("ignored_column", f"Column {header[index]!r} is not a known metric column and was "
                                    "ignored (metrics are conversions, guardrail_<name>, <name>_sum/_sum_sq or "
                                    "<name>_mean/_std)."))
 
@@ -354,7 +356,7 @@ def validate_aggregated(
     primary_key = (primary or "conversions").strip().casefold()
     known = ["conversions", *mean_forms]
     if primary_key.startswith(GUARDRAIL_PREFIX) or primary_key not in known:
-        issues.append(_blocked("unknown_primary", f"Primary metric {primary!r} is not in the file; choose one of "
+        issues.append(blocked_issue("unknown_primary", f"Primary metric {primary!r} is not in the file; choose one of "
                                f"{', '.join(m for m in known if not m.startswith(GUARDRAIL_PREFIX))}."))
 
     if any(i.severity == "blocked" for i in issues) or control_label is None:
@@ -376,7 +378,7 @@ def validate_aggregated(
             continue
         too_large = [v for v in variants if counts[v] > users[v]]
         if too_large:
-            issues.append(_warning("guardrail_not_rate", f"Guardrail {name!r} is larger than users in "
+            issues.append(warning_issue("guardrail_not_rate", f"Guardrail {name!r} is larger than users in "
                                    f"{', '.join(too_large)}, so it is not a count of users and cannot be a rate; it was "
                                    f"not analysed. Give per-user counts as {name}_mean and {name}_std instead."))
             continue
@@ -399,11 +401,11 @@ def validate_aggregated(
                     statistics[label] = SampleMeanStatistic.from_mean_std(n, a, b)
             except ValueError:
                 if first.endswith("_sum"):
-                    issues.append(_blocked("impossible_variance", f"Row {number}: {second!r} ({b:g}) is smaller than "
+                    issues.append(blocked_issue("impossible_variance", f"Row {number}: {second!r} ({b:g}) is smaller than "
                                            f"{first}²/users ({a * a / n:g}), which no data can produce; re-export the "
                                            "sum of squared per-user values."))
                 else:
-                    issues.append(_blocked("negative_std", f"Row {number}, column {second!r} is {b:g}; a standard "
+                    issues.append(blocked_issue("negative_std", f"Row {number}, column {second!r} is {b:g}; a standard "
                                            "deviation cannot be negative."))
                 break
         if len(statistics) != len(variants):
@@ -415,7 +417,7 @@ def validate_aggregated(
 
     for _, label in labels:
         if users[label] < policy.small_sample_users:
-            issues.append(_warning("small_sample", f"Variant {label!r} has only {users[label]} users (fewer than "
+            issues.append(warning_issue("small_sample", f"Variant {label!r} has only {users[label]} users (fewer than "
                                    f"{policy.small_sample_users}); results will be very uncertain."))
     if any(i.severity == "blocked" for i in issues):
         return ValidationResult(None, tuple(issues))

@@ -20,6 +20,8 @@ from analytics.health import (
     MetricRole,
     Segment,
     ValidationResult,
+    blocked_issue,
+    warning_issue,
 )
 from analytics.policy import Policy
 from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
@@ -91,13 +93,6 @@ class UserLevelSummary:
     unknown_segments: tuple[str, ...] = ()
 
 
-def _blocked(code: str, message: str) -> Issue:
-    return Issue(code, "blocked", message)
-
-
-def _warning(code: str, message: str) -> Issue:
-    return Issue(code, "warning", message)
-
 
 def _covariate(column: str, ordered: list[str], by_label: Mapping[str, VariantSummary]
                ) -> tuple[str | None, Mapping[str, CovariateStatistic] | None]:
@@ -145,64 +140,64 @@ def validate_user_level(
     """Check a user-level summary and build experiment data (``None`` when Blocked)."""
     issues: list[Issue] = []
     if summary.rows == 0:
-        return ValidationResult(None, (_blocked("no_rows", "The file has a header but no user rows; export one row "
+        return ValidationResult(None, (blocked_issue("no_rows", "The file has a header but no user rows; export one row "
                                                 "per user with a variant column."),))
     if summary.variants and all(v.n == 1 for v in summary.variants):
-        return ValidationResult(None, (_blocked("missing_column", "Required column 'users' is missing: the file has "
+        return ValidationResult(None, (blocked_issue("missing_column", "Required column 'users' is missing: the file has "
                                                 "one row per variant, so it is an aggregated file and needs variant, "
                                                 "users and conversions (a user-level file has one row per user)."),))
     if summary.missing_variant_rows:
-        issues.append(_blocked("missing_variant", f"{summary.missing_variant_rows:,} row(s) have no variant; fill in "
+        issues.append(blocked_issue("missing_variant", f"{summary.missing_variant_rows:,} row(s) have no variant; fill in "
                                                   "the variant column or drop those users."))
     if summary.users_in_several_variants:
         examples = ", ".join(summary.example_users)
-        issues.append(_blocked("user_in_several_variants", f"{summary.users_in_several_variants:,} user(s) appear in "
+        issues.append(blocked_issue("user_in_several_variants", f"{summary.users_in_several_variants:,} user(s) appear in "
                                f"more than one variant (e.g. {examples}); assignment leaked, so effects cannot be "
                                "trusted. Fix the assignment or drop those users."))
     for name in summary.ignored:
-        issues.append(_warning("ignored_column", f"Column {name!r} is not numeric and was ignored (metrics are "
+        issues.append(warning_issue("ignored_column", f"Column {name!r} is not numeric and was ignored (metrics are "
                                                  "numeric columns: 0/1 for rates, numbers for means; name segment "
                                                  "columns segment_<name> or pass --segment)."))
     for name in summary.unknown_segments:
-        issues.append(_blocked("unknown_segment", f"Segment column {name!r} is not in the file; check --segment."))
+        issues.append(blocked_issue("unknown_segment", f"Segment column {name!r} is not in the file; check --segment."))
     for name in summary.numeric:
         if name.startswith("pre_") and name[len("pre_"):] not in summary.numeric:
-            issues.append(_warning("ignored_column", f"Column {name!r} looks like a pre-period covariate but there is "
+            issues.append(warning_issue("ignored_column", f"Column {name!r} looks like a pre-period covariate but there is "
                                                      f"no metric {name[len('pre_'):]!r} to adjust; ignored."))
     variants = [v.label for v in summary.variants]
     for variant in summary.variants:
         if len(variant.spellings) > 1:
             spelled = ", ".join(repr(s) for s in variant.spellings)
-            issues.append(_warning("label_normalised", f"Variant {variant.label!r} is written as {spelled}; they were "
+            issues.append(warning_issue("label_normalised", f"Variant {variant.label!r} is written as {spelled}; they were "
                                                        "read as one variant."))
     wanted = (control or "control").strip().casefold()
     control_label = next((v for v in variants if v.casefold() == wanted), None)
     if control_label is None:
-        issues.append(_blocked("no_control", f"No variant is named {(control or 'control')!r}; rename the control or "
+        issues.append(blocked_issue("no_control", f"No variant is named {(control or 'control')!r}; rename the control or "
                                              f"pass --control NAME (variants found: {', '.join(variants) or 'none'})."))
     if len(variants) < 2:
-        issues.append(_blocked("too_few_variants", f"The file has {len(variants)} variant(s); an experiment needs a "
+        issues.append(blocked_issue("too_few_variants", f"The file has {len(variants)} variant(s); an experiment needs a "
                                                    "control and at least one treatment."))
     metric_columns = [c for c in summary.numeric if c not in ("user_id", "variant") and not c.startswith("pre_")]
     primary_key = (primary or "").strip().casefold() or next((c for c in DEFAULT_PRIMARY if c in metric_columns), "")
     if not primary_key or primary_key not in metric_columns or primary_key.startswith(GUARDRAIL_PREFIX):
         choices = ", ".join(c for c in metric_columns if not c.startswith(GUARDRAIL_PREFIX)) or "none"
-        issues.append(_blocked("unknown_primary", f"Primary metric {primary or 'conversions / converted'!r} is not a "
+        issues.append(blocked_issue("unknown_primary", f"Primary metric {primary or 'conversions / converted'!r} is not a "
                                                   f"numeric column of the file; choose one of: {choices}."))
     for column in metric_columns:
         for variant in summary.variants:
             stats = variant.columns[column]
             if stats.non_finite:
-                issues.append(_blocked("non_finite", f"Column {column!r} has {stats.non_finite:,} NaN or infinite "
+                issues.append(blocked_issue("non_finite", f"Column {column!r} has {stats.non_finite:,} NaN or infinite "
                                                      f"value(s) in variant {variant.label!r}; replace them with numbers."))
             missing = variant.n - stats.count
             if missing:
-                issues.append(_blocked("missing_value", f"Column {column!r} has {missing:,} empty value(s) in variant "
+                issues.append(blocked_issue("missing_value", f"Column {column!r} has {missing:,} empty value(s) in variant "
                                                         f"{variant.label!r}; fill them (0 when nothing happened) or drop "
                                                         "those users."))
     for variant in summary.variants:
         if variant.n < policy.small_sample_users:
-            issues.append(_warning("small_sample", f"Variant {variant.label!r} has only {variant.n} users (fewer than "
+            issues.append(warning_issue("small_sample", f"Variant {variant.label!r} has only {variant.n} users (fewer than "
                                                    f"{policy.small_sample_users}); results will be very uncertain."))
     if any(i.severity == "blocked" for i in issues) or control_label is None:
         return ValidationResult(None, tuple(issues))

@@ -84,9 +84,9 @@ def report_json(report: Report) -> dict[str, Any]:
 # -- storage -------------------------------------------------------------------------------------
 
 
-def request_to_mapping(request: AnalysisRequest, report: Report) -> dict[str, Any]:
-    """What replay needs besides the file and the policy (the resolved name included)."""
-    return {"name": report.experiment.name, "hypothesis": request.hypothesis, "control": request.control,
+def request_to_mapping(request: AnalysisRequest, name: str) -> dict[str, Any]:
+    """What replay needs besides the file and the policy (``name``: the resolved experiment name)."""
+    return {"name": name, "hypothesis": request.hypothesis, "control": request.control,
             "primary": request.primary, "segments": list(request.segments)}
 
 
@@ -103,7 +103,7 @@ def prepare_save(report: Report, request: AnalysisRequest, *, content: bytes, fi
     experiment = charter or NewExperiment(name=report.experiment.name,
                                           primary_metric=report.experiment.primary_metric,
                                           hypothesis=report.experiment.hypothesis)
-    analysis = NewAnalysis(report=body, request=request_to_mapping(request, report),
+    analysis = NewAnalysis(report=body, request=request_to_mapping(request, report.experiment.name),
                            policy=analytics.policy_to_mapping(request.policy), filename=filename, content=content)
     return experiment, analysis
 

@@ -20,6 +20,7 @@ from dashapp.services import (
     analyze_upload,
     report_json,
     request_from_form,
+    request_to_mapping,
     sample_files,
     staged_path,
 )
@@ -138,10 +139,8 @@ def prepare_save_from_json(report: dict[str, Any], form: FormValues, charter: Ne
                            filename: str) -> tuple[NewExperiment, NewAnalysis]:
     """The records to store for a session: the session's report JSON as it is, with its request and policy."""
     request = form.request()
-    mapping = {"name": report["experiment"]["name"], "hypothesis": request.hypothesis, "control": request.control,
-               "primary": request.primary, "segments": list(request.segments)}
-    return charter, NewAnalysis(report=report, request=mapping, policy=policy_to_mapping(request.policy),
-                                filename=filename, content=content)
+    return charter, NewAnalysis(report=report, request=request_to_mapping(request, report["experiment"]["name"]),
+                                policy=policy_to_mapping(request.policy), filename=filename, content=content)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class ColumnSummary:
     mean: float | None
     variance: float | None
     total: float
-    non_binary: int
+    binary: bool  # every value is 0 or 1 (a proportion); False for any other value
     non_finite: int
 
 
@@ -111,11 +111,12 @@ def _covariate(column: str, ordered: list[str], by_label: Mapping[str, VariantSu
 
 
 def _experiment_data(variants: tuple[VariantSummary, ...], ordered: list[str], control: str, primary_key: str,
-                     metric_columns: list[str], policy: Policy, rows: int) -> ExperimentData:
+                     metric_columns: list[str], policy: Policy, rows: int, rates: frozenset[str]) -> ExperimentData:
+    """``rates``: the columns that are 0/1 in the whole file (a segment keeps the file's metric types)."""
     by_label = {v.label: v for v in variants}
     metrics: list[MetricData] = []
     for column in metric_columns:
-        binary = all(by_label[v].columns[column].non_binary == 0 for v in ordered)
+        binary = column in rates
         statistics: dict[str, Statistic] = {}
         for label in ordered:
             stats = by_label[label].columns[column]
@@ -202,7 +203,9 @@ def validate_user_level(
     if any(i.severity == "blocked" for i in issues) or control_label is None:
         return ValidationResult(None, tuple(issues))
     ordered = [control_label, *sorted(v for v in variants if v != control_label)]
-    data = _experiment_data(summary.variants, ordered, control_label, primary_key, metric_columns, policy, summary.rows)
+    rates = frozenset(c for c in metric_columns if all(v.columns[c].binary for v in summary.variants))
+    data = _experiment_data(summary.variants, ordered, control_label, primary_key, metric_columns, policy, summary.rows,
+                            rates)
     segments = []
     for segment in summary.segments:
         present = {v.label.casefold(): v for v in segment.variants}
@@ -215,5 +218,5 @@ def validate_user_level(
         if any(v.n < 2 for v in relabelled):
             continue
         segments.append(Segment(segment.column, segment.value, _experiment_data(
-            relabelled, arms, control_label, primary_key, metric_columns, policy, sum(v.n for v in relabelled))))
+            relabelled, arms, control_label, primary_key, metric_columns, policy, sum(v.n for v in relabelled), rates)))
     return ValidationResult(data, tuple(issues), tuple(segments))

@@ -12,7 +12,8 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -95,11 +96,19 @@ class FileReader:
         try:
             with open(file, "rb") as handle:
                 head = handle.read(8)
-            digest = file_sha256(file)
             size = file.stat().st_size
         except OSError as error:
             raise InputFileError(f"{name}: cannot be read ({error.strerror or error})") from None
-        return self._read(name, file, head, digest, size, segments)
+        # The digest is computed while DuckDB scans (hashlib releases the GIL): on a large file
+        # this hides most of its cost instead of adding a second full read.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+            hashing = pool.submit(file_sha256, file)
+            loaded = self._read(name, file, head, "", size, segments)
+            try:
+                digest = hashing.result()
+            except OSError as error:
+                raise InputFileError(f"{name}: cannot be read ({error.strerror or error})") from None
+        return replace(loaded, sha256=digest)
 
     def read_bytes(self, content: bytes, filename: str = "upload.csv", *, segments: Sequence[str] = ()) -> LoadedFile:
         """Read an uploaded file's bytes (written to a private temporary file for DuckDB)."""

@@ -1,19 +1,22 @@
 """One DuckDB scan of a user-level file (one row per user) into per-variant column summaries.
 
 The scan groups at the finest grain — the raw variant label × every segment column — and
-computes, per group and numeric column, the count of values, mean and sample variance
-(DuckDB's numerically stable ``avg`` / ``var_samp``), how many values are not 0/1 and how
-many are NaN or infinite, plus, for every metric with a ``pre_<metric>`` column, the pair
-count, means and co-moments (``regr_*``) for CUPED. Variants (labels trimmed, compared
-case-insensitively) and each segment's margins are merged from those few groups with Chan's
-parallel formulas, which are exact up to rounding. One hash aggregation per row keeps the
-scan close to a bare aggregate (GROUPING SETS would aggregate every row once per set).
-Nothing is loaded into Python row by row. When a ``user_id`` column exists, a second query
-counts users that appear in more than one variant.
+computes, per group, what each numeric column needs: exact integer sums and sums of squares
+for integer columns (mean, variance and the 0/1 test follow exactly), DuckDB's numerically
+stable ``avg`` / ``var_samp`` and a count of values other than 0/1 for floating-point ones,
+and ``regr_sxy`` for every metric with a ``pre_<metric>`` CUPED covariate. When the data is
+not clean (NaN or infinity, empty values in a CUPED pair, integers too large to square in 64
+bits) an exact scan with explicit counts and pairwise ``regr_*`` co-moments runs instead.
+Variants (labels trimmed, compared case-insensitively) and each segment's margins are merged
+from those few groups with Chan's parallel formulas, which are exact up to rounding. One hash
+aggregation per row keeps the scan close to a bare aggregate (GROUPING SETS would aggregate
+every row once per set). Nothing is loaded into Python row by row. When a ``user_id`` column
+exists, a second query counts users that appear in more than one variant.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +35,14 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "BOOLEAN")
+
+
+class _NotCleanError(Exception):
+    """The fast scan met data it cannot summarise exactly (NaN or infinity, an incomplete CUPED pair,
+    integer squares beyond 64 bits); the exact scan is run instead."""
+
+
 @dataclass(frozen=True)
 class _Moments:
     """Count, mean and sum of squared deviations of one column (merged exactly across groups)."""
@@ -39,8 +50,17 @@ class _Moments:
     n: int
     mean: float
     m2: float
-    non_binary: int
+    binary: bool
     non_finite: int
+
+    @classmethod
+    def of_integer_sums(cls, n: int, total: int | None, squares: int | None) -> _Moments:
+        """From exact integer sums: for integers x² ≥ x with equality only at 0 and 1, so the column
+        is 0/1 exactly when the sum of squares equals the sum."""
+        total, squares = int(total or 0), int(squares or 0)
+        if n == 0:
+            return cls(0, 0.0, 0.0, True, 0)
+        return cls(n, total / n, (n * squares - total * total) / n, squares == total, 0)
 
     def merge(self, other: _Moments) -> _Moments:
         n = self.n + other.n
@@ -48,7 +68,7 @@ class _Moments:
             return self
         delta = other.mean - self.mean
         return _Moments(n, self.mean + delta * other.n / n, self.m2 + other.m2 + delta * delta * self.n * other.n / n,
-                        self.non_binary + other.non_binary, self.non_finite + other.non_finite)
+                        self.binary and other.binary, self.non_finite + other.non_finite)
 
 
 @dataclass(frozen=True)
@@ -79,36 +99,117 @@ class _Cell:
     moments: tuple[_Moments, ...]
     co_moments: tuple[_CoMoments, ...]
 
-    @classmethod
-    def of(cls, values: Sequence[Any], numeric: Sequence[str], pairs: Sequence[str]) -> _Cell:
-        moments = []
-        for index in range(len(numeric)):
-            count, mean, variance, non_binary, non_finite = values[1 + 5 * index: 6 + 5 * index]
-            count = int(count)
-            moments.append(_Moments(count, float(mean) if mean is not None else 0.0,
-                                    float(variance) * (count - 1) if count > 1 else 0.0, int(non_binary),
-                                    int(non_finite)))
-        offset = 1 + 5 * len(numeric)
-        co_moments = []
-        for index in range(len(pairs)):
-            count, mean_y, mean_x, sxx, sxy = values[offset + 5 * index: offset + 5 * index + 5]
-            co_moments.append(_CoMoments(int(count), float(mean_y or 0.0), float(mean_x or 0.0), float(sxx),
-                                         float(sxy)))
-        return cls(int(values[0]), tuple(moments), tuple(co_moments))
-
     def merge(self, other: _Cell) -> _Cell:
         return _Cell(self.n + other.n, tuple(a.merge(b) for a, b in zip(self.moments, other.moments, strict=True)),
                      tuple(a.merge(b) for a, b in zip(self.co_moments, other.co_moments, strict=True)))
 
     def columns(self, numeric: Sequence[str]) -> dict[str, ColumnSummary]:
         return {name: ColumnSummary(m.n, m.mean if m.n else None, m.m2 / (m.n - 1) if m.n > 1 else None,
-                                    m.mean * m.n, m.non_binary, m.non_finite)
+                                    m.mean * m.n, m.binary, m.non_finite)
                 for name, m in zip(numeric, self.moments, strict=True)}
 
     def covariates(self, pairs: Sequence[str]) -> dict[str, CovariateSummary]:
         return {name: CovariateSummary(c.mean_x if c.n else None, c.sxx / (c.n - 1) if c.n > 1 else None,
                                        c.sxy / (c.n - 1) if c.n > 1 else None)
                 for name, c in zip(pairs, self.co_moments, strict=True)}
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """The aggregate expressions of one scan and how to read a result row back into a :class:`_Cell`.
+
+    The *fast* scan is what clean data costs: exact integer sums and sums of squares for integer
+    columns (mean, variance and the 0/1 test follow exactly), DuckDB's stable ``avg`` /
+    ``var_samp`` plus a 0/1 count for floating-point columns, and only ``regr_sxy`` per CUPED pair
+    (the pair's means and ``sxx`` are the columns' own when neither has empty values). Anything it
+    cannot vouch for raises :class:`_NotCleanError`, and the *exact* scan — every statistic counted
+    explicitly, NaN / infinity and pairwise-complete co-moments included — runs instead.
+    """
+
+    columns: tuple[tuple[str, str], ...]  # (quoted name, DuckDB type) of every numeric column
+    pairs: tuple[tuple[int, int], ...]  # (metric index, covariate index) into columns
+    exact: bool
+    known_non_binary: frozenset[int] = frozenset()  # columns whose Parquet statistics go beyond [0, 1]
+
+    def _integer(self, index: int) -> bool:
+        return not self.exact and self.columns[index][1] in INTEGER_TYPES
+
+    def _counts_binary(self, index: int) -> bool:
+        return self.exact or index not in self.known_non_binary
+
+    def aggregates(self) -> list[str]:
+        parts = []
+        for index, (name, kind) in enumerate(self.columns):
+            if self._integer(index):
+                value = f"CAST({name} AS BIGINT)"
+                parts.append(f"count({value}), sum({value}), sum({value} * {value})")
+                continue
+            value = f"CAST({name} AS DOUBLE)"
+            moments = f"count({value}), avg({value}), coalesce(var_samp({value}), 0)"
+            if self._counts_binary(index):
+                moments += f", count_if({value} NOT IN (0, 1))"
+            floating = kind in ("FLOAT", "DOUBLE")  # NaN / infinity can only occur in these
+            parts.append(moments + (f", count_if(NOT isfinite({value}))" if self.exact and floating else ""))
+        for metric, covariate in self.pairs:
+            y, x = (f"CAST({self.columns[i][0]} AS DOUBLE)" for i in (metric, covariate))
+            if self.exact:
+                parts.append(f"regr_count({y}, {x}), regr_avgy({y}, {x}), regr_avgx({y}, {x}), "
+                             f"coalesce(regr_sxx({y}, {x}), 0), coalesce(regr_sxy({y}, {x}), 0)")
+            else:
+                parts.append(f"coalesce(regr_sxy({y}, {x}), 0)")
+        return parts
+
+    def cell(self, values: Sequence[Any]) -> _Cell:
+        rows = int(values[0])
+        position = 1
+        moments = []
+        for index in range(len(self.columns)):
+            if self._integer(index):
+                count, total, squares = values[position: position + 3]
+                position += 3
+                moments.append(_Moments.of_integer_sums(int(count), total, squares))
+                continue
+            width = 3 + self._counts_binary(index) + (self.exact and self.columns[index][1] in ("FLOAT", "DOUBLE"))
+            count, mean, variance, *rest = values[position: position + width]
+            position += width
+            non_binary = rest.pop(0) if self._counts_binary(index) else 1
+            non_finite = rest
+            count = int(count)
+            if not self.exact and ((mean is not None and not math.isfinite(mean)) or not math.isfinite(variance)):
+                raise _NotCleanError
+            moments.append(_Moments(count, float(mean) if mean is not None else 0.0,
+                                    float(variance) * (count - 1) if count > 1 else 0.0, int(non_binary) == 0,
+                                    int(non_finite[0]) if non_finite else 0))
+        co_moments = []
+        for metric, covariate in self.pairs:
+            if self.exact:
+                count, mean_y, mean_x, sxx, sxy = values[position: position + 5]
+                position += 5
+                co_moments.append(_CoMoments(int(count), float(mean_y or 0.0), float(mean_x or 0.0), float(sxx),
+                                             float(sxy)))
+                continue
+            y, x = moments[metric], moments[covariate]
+            if y.n != rows or x.n != rows:
+                raise _NotCleanError  # empty values: the pairs are a subset; count them exactly
+            co_moments.append(_CoMoments(rows, y.mean, x.mean, x.m2, float(values[position])))
+            position += 1
+        return _Cell(rows, tuple(moments), tuple(co_moments))
+
+
+def _beyond_zero_one(connection: duckdb.DuckDBPyConnection, path: str, names: Sequence[str]) -> frozenset[int]:
+    """Indices of the columns that a Parquet file's own statistics (min / max per row group,
+    read from the footer, not the data) show to hold a value outside [0, 1]: they cannot be 0/1,
+    so the scan need not test each value. Columns without statistics are tested as usual."""
+    try:
+        found = connection.execute(
+            "SELECT path_in_schema, min(TRY_CAST(stats_min_value AS DOUBLE)), max(TRY_CAST(stats_max_value AS DOUBLE)) "
+            "FROM parquet_metadata(?) GROUP BY path_in_schema", [path]).fetchall()
+    except duckdb.Error:
+        return frozenset()
+    bounds = {str(name): (low, high) for name, low, high in found}
+    return frozenset(index for index, name in enumerate(names)
+                     if name in bounds and ((bounds[name][0] is not None and bounds[name][0] < 0)
+                                            or (bounds[name][1] is not None and bounds[name][1] > 1)))
 
 
 def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, path: str,
@@ -130,31 +231,29 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
             numeric.append(key)
         else:
             ignored.append(original)
-    floating = {key for key in numeric if columns[key][1].split("(")[0] in ("FLOAT", "DOUBLE")}
     pairs = [key for key in numeric if f"pre_{key}" in numeric]
-    selects = []
-    for key in numeric:
-        column = f"{_quote(columns[key][0])}::DOUBLE"
-        # NaN / infinity can only occur in floating-point columns.
-        non_finite = f"count_if(NOT isfinite({column}))" if key in floating else "0"
-        selects.append(f"count({column}), avg({column}), coalesce(var_samp({column}), 0), "
-                       f"count_if({column} NOT IN (0, 1)), {non_finite}")
-    # CUPED: co-moments of each metric with its pre_<metric> covariate.
-    for key in pairs:
-        y = f"{_quote(columns[key][0])}::DOUBLE"
-        x = f"{_quote(columns['pre_' + key][0])}::DOUBLE"
-        selects.append(f"regr_count({y}, {x}), regr_avgy({y}, {x}), regr_avgx({y}, {x}), "
-                       f"coalesce(regr_sxx({y}, {x}), 0), coalesce(regr_sxy({y}, {x}), 0)")
     segment_expressions = [f"CAST({_quote(columns[k][0])} AS VARCHAR)" for k in segment_keys]
     keys = [f"CAST({variant} AS VARCHAR)", *segment_expressions]
-    # One scan, one hash aggregation at the finest grain (raw variant label × every segment
-    # column); variants (trimmed, case-insensitive) and each segment's margins are then merged
-    # exactly from these few groups with Chan's parallel formulas.
-    sql = (f"SELECT {', '.join(keys)}, count(*)" + "".join(", " + part for part in selects)
-           + f" FROM {source} GROUP BY ALL")
-    rows = connection.execute(sql, [path]).fetchall()
-    width = len(keys)
-    cells = [_Cell.of(row[width:], numeric, pairs) for row in rows]
+    quoted = tuple((_quote(columns[key][0]), columns[key][1].split("(")[0]) for key in numeric)
+    indexed = tuple((numeric.index(key), numeric.index("pre_" + key)) for key in pairs)
+
+    known_non_binary = _beyond_zero_one(connection, path, [columns[key][0] for key in numeric]) \
+        if source.startswith("read_parquet") else frozenset()
+
+    def scan(exact: bool) -> tuple[list[Any], list[_Cell]]:
+        # One scan, one hash aggregation at the finest grain (raw variant label × every segment
+        # column); variants (trimmed, case-insensitive) and each segment's margins are then merged
+        # exactly from these few groups with Chan's parallel formulas.
+        plan = _Scan(quoted, indexed, exact, known_non_binary)
+        sql = (f"SELECT {', '.join(keys)}, count(*)" + "".join(", " + part for part in plan.aggregates())
+               + f" FROM {source} GROUP BY ALL")
+        found = connection.execute(sql, [path]).fetchall()
+        return found, [plan.cell(row[len(keys):]) for row in found]
+
+    try:
+        rows, cells = scan(exact=False)
+    except (_NotCleanError, duckdb.OutOfRangeException):
+        rows, cells = scan(exact=True)
     overall: dict[str, _Cell] = {}
     spellings: dict[str, dict[str, int]] = {}
     by_segment: dict[tuple[str, str, str], _Cell] = {}

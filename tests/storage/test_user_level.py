@@ -58,7 +58,7 @@ def test_every_statistic_equals_numpy(kind: str, tmp_path: Path) -> None:
             assert stats.total == pytest.approx(values.sum(), rel=1e-9)
             assert stats.mean == pytest.approx(values.mean(), rel=1e-9)
             assert stats.variance == pytest.approx(values.var(ddof=1), rel=1e-9)
-            assert stats.non_binary == int(((values != 0) & (values != 1)).sum())
+            assert stats.binary == bool(np.isin(values, (0, 1)).all())
 
 
 def _aggregate(frame: pd.DataFrame, path: Path) -> Path:
@@ -231,3 +231,102 @@ def test_segments_equal_per_segment_analyses_with_holm_and_flags(tmp_path: Path)
     assert "disagree" in memo
     unknown = json.loads(run_cli("analyze", str(path), "--segment", "nope").stdout)
     assert any(i["code"] == "unknown_segment" for i in unknown["health"]["issues"])
+
+
+class _Recording:
+    """A DuckDB connection that remembers the aggregate scans it ran."""
+
+    def __init__(self) -> None:
+        self.connection = duckdb.connect()
+        self.scans: list[str] = []
+
+    def execute(self, sql: str, parameters: list[Any]) -> Any:
+        if "GROUP BY ALL" in sql:
+            self.scans.append("exact" if "regr_count" in sql or "isfinite" in sql else "fast")
+        return self.connection.execute(sql, parameters)
+
+
+def _summarise(frame: pd.DataFrame, path: Path) -> tuple[Any, list[str]]:
+    from storage.user_level import summarise_user_level
+
+    frame.to_parquet(path, index=False)
+    recording = _Recording()
+    return summarise_user_level(recording, "read_parquet(?)", str(path)), recording.scans  # type: ignore[arg-type]
+
+
+def test_fast_scan_on_clean_data_and_exact_scan_when_it_cannot_vouch(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    n = 3_000
+    pre = rng.gamma(2.0, 5.0, n)
+    frame = pd.DataFrame({
+        "variant": rng.choice(["control", "treatment"], n),
+        "converted": rng.binomial(1, 0.3, n).astype(np.int8),  # narrow integers must not overflow when squared
+        "clicks": rng.poisson(40.0, n).astype(np.int16),
+        "flag_as_float": rng.binomial(1, 0.5, n).astype(float),  # 0.0 / 1.0 stored as DOUBLE: still a rate
+        "share": rng.uniform(0, 1, n),  # inside [0, 1] but not 0/1: a mean
+        "revenue": 0.8 * pre + rng.normal(0, 3, n),
+        "pre_revenue": pre,
+    })
+    clean, scans = _summarise(frame, tmp_path / "clean.parquet")
+    assert scans == ["fast"]
+
+    def check(summary: Any, data: pd.DataFrame) -> None:
+        for variant in summary.variants:
+            group = data[data["variant"] == variant.label]
+            for column in ("converted", "clicks", "flag_as_float", "share", "revenue"):
+                values = group[column].to_numpy(dtype=float)
+                values = values[~np.isnan(values)]
+                stats = variant.columns[column]
+                assert stats.count == len(values)
+                assert stats.mean == pytest.approx(values.mean(), rel=1e-12)
+                assert stats.variance == pytest.approx(values.var(ddof=1), rel=1e-9)
+                assert stats.binary == (column in ("converted", "flag_as_float"))
+            pairs = group[["revenue", "pre_revenue"]].dropna().to_numpy()
+            covariate = variant.covariates["revenue"]
+            assert covariate.mean_x == pytest.approx(pairs[:, 1].mean(), rel=1e-12)
+            assert covariate.variance_x == pytest.approx(pairs[:, 1].var(ddof=1), rel=1e-9)
+            assert covariate.covariance_xy == pytest.approx(np.cov(pairs[:, 0], pairs[:, 1])[0, 1], rel=1e-9)
+
+    check(clean, frame)
+    # Users without a pre-period value: co-moments over complete pairs only, from the exact scan.
+    gaps = frame.copy()
+    gaps.loc[::7, "pre_revenue"] = np.nan
+    summary, scans = _summarise(gaps, tmp_path / "gaps.parquet")
+    assert scans == ["fast", "exact"]
+    check(summary, gaps)
+    # Integers whose squares pass 64 bits: exact scan in floating point, same statistics.
+    huge = frame.copy()
+    huge["clicks"] = huge["clicks"].astype(np.int64) * 4_000_000_000
+    summary, scans = _summarise(huge, tmp_path / "huge.parquet")
+    assert scans == ["fast", "exact"]
+    check(summary, huge)
+    # Infinity is counted exactly (the health check names how many).
+    broken = frame.copy()
+    broken.loc[[1, 2, 3], "share"] = [np.inf, -np.inf, np.inf]  # (pandas writes NaN to Parquet as empty)
+    summary, scans = _summarise(broken, tmp_path / "broken.parquet")
+    assert scans == ["fast", "exact"]
+    expected = broken.assign(bad=~np.isfinite(broken["share"])).groupby("variant")["bad"].sum()
+    assert {v.label: v.columns["share"].non_finite for v in summary.variants} == expected.to_dict()
+
+
+def test_a_segment_keeps_the_metric_type_of_the_whole_file(tmp_path: Path) -> None:
+    from analytics import Policy, validate_user_level
+
+    rng = np.random.default_rng(9)
+    n = 2_000
+    country = rng.choice(["KR", "JP"], n)
+    views = rng.poisson(2.0, n)
+    views[country == "KR"] = np.minimum(views[country == "KR"], 1)  # 0/1 inside KR, counts elsewhere
+    frame = pd.DataFrame({"variant": rng.choice(["control", "treatment"], n), "converted": rng.binomial(1, 0.2, n),
+                          "views": views, "segment_country": country})
+    path = tmp_path / "typed.csv"
+    frame.to_csv(path, index=False)
+    with FileReader() as reader:
+        summary = reader.read_path(path).user_level
+    assert summary is not None
+    validation = validate_user_level(summary, policy=Policy())
+    assert validation.data is not None
+    kinds = {m.name: m.metric_type for m in validation.data.metrics}
+    assert kinds == {"converted": "proportion", "views": "mean"}
+    for segment in validation.segments:
+        assert {m.name: m.metric_type for m in segment.data.metrics} == kinds, segment.value

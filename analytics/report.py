@@ -517,7 +517,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "segment_correction": policy.segment_correction,
         },
         "segments": [
-            {"column": r.column, "value": r.value, "control": r.control, "treatment": r.treatment,
+            {"column": r.column, "value": r.value, "control_variant": r.control, "variant": r.treatment,
              "metric": report.experiment.primary_metric, **_estimate_fields(r.estimate),
              "p_value_adjusted": _number(r.p_value_adjusted), "significant": r.significant,
              "srm": {"chi2": _number(r.srm.result.chi2), "p_value": _number(r.srm.result.p_value),

@@ -17,6 +17,7 @@ import dash_bootstrap_components as dbc
 from dash import Dash, dcc, html
 
 from dashapp import ids
+from dashapp.jobs import ThreadJobManager
 from dashapp.pages import experiment, history, home, memo, new, results
 from dashapp.services import DEFAULT_UPLOAD_LIMIT_BYTES, load_samples
 from storage.database import ExperimentDatabase, default_db_path
@@ -61,8 +62,10 @@ def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experime
         database.schema_version()  # creates / migrates, and fails early on a bad file
     limit = upload_limit_bytes or int(float(os.environ.get("EXPERIMENTOS_UPLOAD_LIMIT_MB", "0")) * 1024 * 1024) \
         or DEFAULT_UPLOAD_LIMIT_BYTES
+    jobs = ThreadJobManager()
     app = Dash(
         __name__,
+        background_callback_manager=jobs,
         use_pages=True,
         pages_folder="",
         assets_folder=str(ROOT / "assets"),
@@ -77,6 +80,7 @@ def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experime
         module.register_callbacks(app)
     app.layout = _shell()
     server = app.server
+    jobs.attach(server)
     server.config["EXPERIMENTOS_DB"] = str(database.path)
     server.config["EXPERIMENTOS_UPLOAD_LIMIT"] = limit
     server.config["EXPERIMENTOS_STAGING"] = str(database.path.parent / ".experimentos-uploads")

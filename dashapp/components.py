@@ -192,7 +192,7 @@ def segment_table(report: dict[str, Any]) -> html.Div | None:
     header = html.Thead(html.Tr([html.Th(h) for h in ("Segment", "Value", "Arm", "Users (c / t)", "Absolute [95% CI]",
                                                       "Relative [95% CI]", "p (adj.)", "SRM p")]))
     body = [html.Tr([
-        html.Td(r["column"]), html.Td(r["value"]), html.Td(r["treatment"]),
+        html.Td(r["column"]), html.Td(r["value"]), html.Td(r["variant"]),
         html.Td(f"{r['control']['n']:,} / {r['treatment']['n']:,}"),
         html.Td(format_absolute(r), className="fw-semibold" if r["significant"] else None),
         html.Td(format_relative(r)), html.Td(f"{r['p_value_adjusted']:.4g}"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -189,16 +190,18 @@ def staged_path(staging: Path, sha256: str) -> Path:
 
 
 def analyze_upload(content: bytes, filename: str, request: AnalysisRequest, *, staging: Path,
-                   limit_bytes: int = DEFAULT_UPLOAD_LIMIT_BYTES) -> Report:
+                   limit_bytes: int = DEFAULT_UPLOAD_LIMIT_BYTES,
+                   on_progress: Callable[[float], None] | None = None) -> Report:
     """Analyse uploaded bytes and keep them (content-addressed) so the analysis can be saved later.
 
     Raises :class:`UploadRejectedError` when the file is larger than ``limit_bytes``.
+    ``on_progress`` receives DuckDB's percentage done while the file is scanned.
     """
     if len(content) > limit_bytes:
         raise UploadRejectedError(
             f"{filename} is {len(content) / 2**20:.1f} MB, above the upload limit of {limit_bytes / 2**20:.0f} MB; "
             "aggregate it first or raise the limit (EXPERIMENTOS_UPLOAD_LIMIT_MB)")
-    with FileReader() as reader:
+    with FileReader(on_progress=on_progress) as reader:
         loaded = reader.read_bytes(content, filename, segments=request.segments)
     report = analyze_loaded(loaded, replace(request, name=request.name or Path(filename).stem))
     staging.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,10 +80,11 @@ def decode_upload(contents: str, limit_bytes: int) -> bytes:
 
 
 def analyze_into_session(content: bytes, filename: str, form: FormValues, *, staging: Path, limit_bytes: int,
-                         notes: str | None = None) -> Session:
+                         notes: str | None = None, on_progress: Callable[[float], None] | None = None) -> Session:
     """Analyse a file and return the new session state (raises ``ValueError`` for bad form values)."""
     request = form.request()
-    report = analyze_upload(content, filename, request, staging=staging, limit_bytes=limit_bytes)
+    report = analyze_upload(content, filename, request, staging=staging, limit_bytes=limit_bytes,
+                            on_progress=on_progress)
     body = report_json(report)
     return {
         "report": body,
@@ -93,14 +95,15 @@ def analyze_into_session(content: bytes, filename: str, form: FormValues, *, sta
     }
 
 
-def reanalyze_session(state: Session, form: FormValues, *, staging: Path, limit_bytes: int) -> Session:
+def reanalyze_session(state: Session, form: FormValues, *, staging: Path, limit_bytes: int,
+                      on_progress: Callable[[float], None] | None = None) -> Session:
     """Re-run the current file with new form values (the bytes are staged on the server)."""
     sha = state["input"]["sha256"]
     path = staged_path(staging, sha)
     if not path.exists():
         raise UploadRejectedError("the file of this session is no longer on the server; upload it again")
     return analyze_into_session(path.read_bytes(), state["input"]["filename"], form, staging=staging,
-                                limit_bytes=limit_bytes, notes=state.get("notes"))
+                                limit_bytes=limit_bytes, notes=state.get("notes"), on_progress=on_progress)
 
 
 def sample_content(name: str) -> bytes:

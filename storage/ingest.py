@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = ["FileReader", "LoadedFile", "file_sha256"]
 FileFormat = Literal["csv", "parquet"]
 _PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 20
+PROGRESS_EVERY_SECONDS = 0.2  # how often the progress watcher asks DuckDB
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,16 @@ class FileReader:
     Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, *, progress: bool = False) -> None:
+    def __init__(self, *, progress: bool = False, on_progress: Callable[[float], None] | None = None) -> None:
         """``progress``: let DuckDB draw its progress bar on the terminal for scans longer than 2 s
-        (the CLI turns it on when standard error is a terminal)."""
+        (the CLI turns it on when standard error is a terminal). ``on_progress``: called from a
+        watcher thread, about every 0.2 s while a file is read, with the running query's percentage
+        done (the dashboard's progress bar); the callback must not call back into this reader."""
         self._connection = duckdb.connect(":memory:")
-        if progress:
+        self._on_progress = on_progress
+        if progress or on_progress is not None:
             self._connection.execute("SET enable_progress_bar = true")
-            self._connection.execute("SET enable_progress_bar_print = true")
+            self._connection.execute(f"SET enable_progress_bar_print = {'true' if progress else 'false'}")
 
     def __enter__(self) -> FileReader:
         return self
@@ -122,6 +127,13 @@ class FileReader:
 
     def _read(self, name: str, file: Path, head: bytes, digest: str, size: int,
               segments: Sequence[str] = ()) -> LoadedFile:
+        if self._on_progress is None:
+            return self._read_file(name, file, head, digest, size, segments)
+        with _ProgressWatcher(self._connection, self._on_progress):
+            return self._read_file(name, file, head, digest, size, segments)
+
+    def _read_file(self, name: str, file: Path, head: bytes, digest: str, size: int,
+                   segments: Sequence[str] = ()) -> LoadedFile:
         if head[:4] == _PARQUET_MAGIC:
             return self._read_parquet(name, file, digest, size, segments)
         if size == 0:
@@ -173,6 +185,39 @@ class FileReader:
                               f"Parquet ({first}); re-export it."),), digest, size, "parquet")
         cells = tuple(tuple(_cell(v) for v in row) for row in rows)
         return LoadedFile(name, RawTable(header, cells), (), digest, size, "parquet")
+
+
+class _ProgressWatcher:
+    """Reports a connection's query progress from a daemon thread while the block runs.
+
+    DuckDB answers ``query_progress()`` from another thread while a query executes (it releases
+    the GIL), so the caller's scan is not slowed. Only increasing percentages are reported."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, report: Callable[[float], None]) -> None:
+        self._connection = connection
+        self._report = report
+        self._every = PROGRESS_EVERY_SECONDS
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="duckdb-progress", daemon=True)
+
+    def __enter__(self) -> _ProgressWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        last = -1.0
+        while not self._stop.wait(self._every):
+            try:
+                done = float(self._connection.query_progress())
+            except duckdb.Error:
+                return
+            if done > last:
+                last = done
+                self._report(min(done, 100.0))
 
 
 def _is_user_level(header: list[str]) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -110,6 +112,10 @@ def _data_card() -> dbc.Card:
                          f"(variant and metric columns); CSV or Parquet up to "
                          f"{context.upload_limit() / 2**20:.0f} MB."),
             html.Div(id=ids.UPLOAD_LIMIT_MESSAGE, className="text-danger small mt-1"),
+            html.Div([
+                dbc.Progress(id=ids.ANALYSIS_PROGRESS, value=0, striped=True, animated=True, className="mt-2"),
+                html.Small(id=ids.ANALYSIS_PROGRESS_TEXT, className="text-muted"),
+            ], id=ids.ANALYSIS_PROGRESS_BOX, style={"display": "none"}),
             html.Div(id=ids.UPLOAD_MESSAGE, className="mt-2"),
             dcc.Store(id=ids.UPLOAD_CHECKED),
             dcc.Store(id=ids.UPLOAD_LIMIT, data=context.upload_limit()),
@@ -152,26 +158,51 @@ function(contents, filename, limit) {
 """
 
 
+Progress = Callable[[float, str], None]
+
+
+def _scanning(progress: Progress | None, name: str, size: int) -> Callable[[float], None] | None:
+    """DuckDB's percentage done, reported with what is being scanned and for how long."""
+    if progress is None:
+        return None
+    started = time.monotonic()
+
+    sized = f" ({size / 2**20:,.1f} MB)" if size else ""
+
+    def report(done: float) -> None:
+        progress(done, f"Scanning {name}{sized} with DuckDB… {time.monotonic() - started:.1f} s")
+
+    return report
+
+
 def run_analysis(trigger: str | None, contents: str | None, filename: str | None, sample: str | None,
-                 form: FormValues, state: dict[str, Any] | None) -> tuple[Any, Any]:
-    """The analyse callback as a plain function: returns (new session state or no_update, message)."""
+                 form: FormValues, state: dict[str, Any] | None, progress: Progress | None = None) -> tuple[Any, Any]:
+    """The analyse callback as a plain function: returns (new session state or no_update, message).
+
+    ``progress(percent, what)`` is told what is happening while a file is read and scanned."""
     limit = context.upload_limit()
     staging = context.staging_dir()
     try:
         if trigger == ids.UPLOAD_DATA:
             if not contents:
                 raise PreventUpdate
+            name = filename or "upload.csv"
+            if progress is not None:
+                progress(0.0, f"Decoding {name}…")
             content = decode_upload(contents, limit)
-            new_state = analyze_into_session(content, filename or "upload.csv", form, staging=staging,
-                                             limit_bytes=limit)
+            new_state = analyze_into_session(content, name, form, staging=staging, limit_bytes=limit,
+                                             on_progress=_scanning(progress, name, len(content)))
         elif trigger == ids.LOAD_SAMPLE:
             if not sample:
                 raise PreventUpdate
-            new_state = analyze_into_session(sample_content(sample), sample, form, staging=staging, limit_bytes=limit)
+            content = sample_content(sample)
+            new_state = analyze_into_session(content, sample, form, staging=staging, limit_bytes=limit,
+                                             on_progress=_scanning(progress, sample, len(content)))
         elif trigger == ids.REANALYZE:
             if not state or "input" not in state:
                 return no_update, dbc.Alert("Upload a file or load a sample first.", color="info")
-            new_state = reanalyze_session(state, form, staging=staging, limit_bytes=limit)
+            new_state = reanalyze_session(state, form, staging=staging, limit_bytes=limit,
+                                          on_progress=_scanning(progress, state["input"]["filename"], 0))
         else:
             raise PreventUpdate
     except UploadRejectedError as error:
@@ -209,6 +240,8 @@ def register_callbacks(app: Dash) -> None:
                                            daily_users=int(daily) if daily else None))
         return text, total if use else None
 
+    # A background callback (on a server thread, see dashapp.jobs): the page stays responsive and
+    # shows DuckDB's progress while a large user-level file is scanned.
     @app.callback(
         Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.UPLOAD_MESSAGE, "children"),
         Input(ids.UPLOAD_CHECKED, "data"), Input(ids.LOAD_SAMPLE, "n_clicks"), Input(ids.REANALYZE, "n_clicks"),
@@ -218,8 +251,17 @@ def register_callbacks(app: Dash) -> None:
         State(ids.TAGS, "value"), State(ids.PLANNED_MDE, "value"), State(ids.SEGMENTS, "value"),
         State(ids.PLAN_STORE, "data"), State(ids.SESSION_STORE, "data"),
         prevent_initial_call=True,
+        background=True,
+        interval=250,
+        progress=[Output(ids.ANALYSIS_PROGRESS, "value"), Output(ids.ANALYSIS_PROGRESS, "label"),
+                  Output(ids.ANALYSIS_PROGRESS_TEXT, "children")],
+        progress_default=[0, "", ""],
+        running=[(Output(ids.ANALYSIS_PROGRESS_BOX, "style"), {"display": "block"}, {"display": "none"}),
+                 (Output(ids.LOAD_SAMPLE, "disabled"), True, False), (Output(ids.REANALYZE, "disabled"), True, False),
+                 (Output(ids.UPLOAD_DATA, "disabled"), True, False)],
     )
-    def analyze(upload: dict[str, str] | None, sample_clicks: int | None, rerun_clicks: int | None,
+    def analyze(set_progress: Callable[[tuple[float, str, str]], None], upload: dict[str, str] | None,
+                sample_clicks: int | None, rerun_clicks: int | None,
                 sample: str | None, name: str | None, hypothesis: str | None, primary: str | None,
                 control: str | None, split: str | None, owner: str | None, tags: str | None, mde: str | None,
                 segments: str | None, planned: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
@@ -230,7 +272,8 @@ def register_callbacks(app: Dash) -> None:
         if (trigger == ids.LOAD_SAMPLE and not sample_clicks) or (trigger == ids.REANALYZE and not rerun_clicks):
             raise PreventUpdate
         upload = upload or {}
-        return run_analysis(trigger, upload.get("contents"), upload.get("filename"), sample, form, state)
+        return run_analysis(trigger, upload.get("contents"), upload.get("filename"), sample, form, state,
+                            lambda done, what: set_progress((round(done, 1), f"{done:.0f}%", what)))
 
     @app.callback(
         Output(ids.HEALTH_PANEL, "children"), Output(ids.NEXT_STEP, "children"),

@@ -36,6 +36,19 @@ def _text(component: Any) -> str:
                       ensure_ascii=False)
 
 
+def _assert_renderable(component: Any, path: str = "page") -> None:
+    """React renders strings, numbers and components as children, never a plain object (a dict
+    child breaks the page in the browser, React error #31)."""
+    if isinstance(component, list | tuple):
+        for index, child in enumerate(component):
+            _assert_renderable(child, f"{path}[{index}]")
+        return
+    assert not isinstance(component, dict), f"{path} is a plain object: {str(component)[:120]}"
+    children = getattr(component, "children", None)
+    if children is not None:
+        _assert_renderable(children, f"{path}.{type(component).__name__}")
+
+
 def test_upload_analysis_stores_a_json_session(app_context: Any) -> None:
     content = (DATA / "sample_launch.csv").read_bytes()
     state, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "mine.csv", None,
@@ -174,6 +187,8 @@ def test_user_level_upload_with_named_segments_and_cuped(app_context: Any) -> No
     assert {r["value"] for r in report["segments"]} == {"KR", "JP"}
     assert report["comparisons"][0]["primary"]["cuped"]["covariate"] == "pre_revenue"
     assert "Segments" in _text(results.results_view(state)) and "CUPED" in _text(results.results_view(state))
+    _assert_renderable(results.results_view(state))
+    _assert_renderable(memo.memo_view(state))
     saved, _ = results.save_to_history(state)
     from dashapp.pages import context
     from dashapp.services import replay_analysis

@@ -215,6 +215,7 @@ def test_segments_equal_per_segment_analyses_with_holm_and_flags(tmp_path: Path)
             assert row[key] == pytest.approx(alone[key], rel=1e-9), (row["value"], key)
         assert row["absolute_ci"] == pytest.approx(alone["absolute_ci"], rel=1e-9)
         assert row["control"]["n"] == alone["control"]["n"]
+        assert (row["control_variant"], row["variant"]) == ("control", "treatment")
     country = [r for r in rows if r["column"] == "segment_country"]
     expected = multipletests([r["p_value"] for r in country], method="holm")[1]
     assert [r["p_value_adjusted"] for r in country] == pytest.approx(list(expected), rel=1e-12)

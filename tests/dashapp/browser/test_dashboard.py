@@ -261,3 +261,53 @@ def test_upload_above_the_limit_is_refused_with_a_message(dash_duo: Any, app_fac
     dash_duo.wait_for_element(f"#{ids.UPLOAD_DATA} input[type=file]", timeout=TIMEOUT).send_keys(str(big))
     dash_duo.wait_for_contains_text(f"#{ids.UPLOAD_LIMIT_MESSAGE}", "above the upload limit", timeout=TIMEOUT)
     assert "No data yet" in dash_duo.find_element(f"#{ids.HEALTH_PANEL}").text
+
+
+def test_a_user_level_upload_shows_progress_then_cuped_and_segments(dash_duo: Any, app_factory: Any, tmp_path: Path,
+                                                                      monkeypatch: Any) -> None:
+    """The analysis runs as a background callback: while it runs the page shows its progress and
+    the load buttons are disabled; then the results carry CUPED and the segment table."""
+    import numpy as np
+    import pandas as pd
+
+    from dashapp.pages import new as new_page
+
+    rng = np.random.default_rng(4)
+    n = 20_000
+    variant = rng.choice(["control", "treatment"], n)
+    pre = rng.gamma(2.0, 5.0, n)
+    pd.DataFrame({"user_id": np.arange(n), "variant": variant,
+                  "converted": rng.binomial(1, np.where(variant == "treatment", 0.16, 0.12)),
+                  "revenue": 0.8 * pre + rng.normal(0, 3, n), "pre_revenue": pre,
+                  "segment_country": rng.choice(["KR", "JP", "US"], n)}).to_csv(tmp_path / "users.csv", index=False)
+    # The real scan of 20,000 users takes milliseconds; hold each reported step long enough to see.
+    real = new_page.analyze_into_session
+
+    def slow(*args: Any, on_progress: Any = None, **kwargs: Any) -> Any:
+        for done in (20.0, 60.0):
+            on_progress(done)
+            time.sleep(1.0)
+        return real(*args, on_progress=on_progress, **kwargs)
+
+    monkeypatch.setattr(new_page, "analyze_into_session", slow)
+    app = app_factory()
+    dash_duo.start_server(app)
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/new")
+    dash_duo.wait_for_element(f"#{ids.PRIMARY_METRIC}", timeout=TIMEOUT).send_keys("revenue")
+    dash_duo.wait_for_element(f"#{ids.UPLOAD_DATA} input[type=file]", timeout=TIMEOUT).send_keys(
+        str(tmp_path / "users.csv"))
+    dash_duo.wait_for_contains_text(f"#{ids.ANALYSIS_PROGRESS_TEXT}", "Scanning users.csv", timeout=TIMEOUT)
+    assert dash_duo.find_element(f"#{ids.ANALYSIS_PROGRESS_BOX}").is_displayed()
+    assert dash_duo.find_element(f"#{ids.LOAD_SAMPLE}").get_attribute("disabled") is not None
+    dash_duo.wait_for_contains_text(f"#{ids.ANALYSIS_PROGRESS}", "60%", timeout=TIMEOUT)
+    dash_duo.wait_for_text_to_equal(f"#{ids.HEALTH_STATUS}", "Healthy", timeout=TIMEOUT)
+    dash_duo.wait_for_style_to_equal(f"#{ids.ANALYSIS_PROGRESS_BOX}", "display", "none", timeout=TIMEOUT)
+    assert dash_duo.find_element(f"#{ids.LOAD_SAMPLE}").get_attribute("disabled") is None
+    _navigate(dash_duo, "/results", f"#{ids.DECISION_BADGE}")
+    table = dash_duo.wait_for_element("#segment-table", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text("#segment-table", "segment_country", timeout=TIMEOUT)
+    assert all(country in table.text for country in ("KR", "JP", "US"))
+    assert "CUPED with pre_revenue" in dash_duo.find_element(f"#{ids.RESULTS_BODY}").text
+    dash_duo.driver.get(f"{dash_duo.server_url}/new")  # the session store survives a reload of the tab
+    dash_duo.wait_for_element(f"#{ids.HEALTH_STATUS}", timeout=TIMEOUT)
+    assert dash_duo.get_logs() == []

@@ -9,7 +9,8 @@ columns; then, in the same run and each in its own process, times:
     squares of every metric and the revenue × pre_revenue cross-product) at the grain the
     analysis needs, variant × segments; the same scan by variant only is printed too,
   - a pandas baseline (read the file, groupby variant and each segment).
-It prints wall time, ratios and each process's peak RSS (sampled every 10 ms).
+It prints wall time (median of --repeat fresh processes for the floor and the full analysis),
+ratios and each process's peak RSS (sampled every 10 ms).
 
     .venv/bin/python benchmarks/user_level_bench.py [--users 10000000] [--formats parquet,csv]
 """
@@ -73,8 +74,10 @@ source = "read_parquet(?)" if sys.argv[1].endswith(".parquet") else "read_csv(?)
 keys = sys.argv[2]
 metrics = ["converted", "guardrail_error", "guardrail_refund", "revenue", "pre_revenue"]
 aggregates = ", ".join(f"sum({m}), sum({m} * {m})" for m in metrics) + ", sum(revenue * pre_revenue)"
-rows = duckdb.connect().execute(f"SELECT {keys}, count(*), {aggregates} FROM {source} GROUP BY ALL",
-                                [sys.argv[1]]).fetchall()
+connection = duckdb.connect()
+connection.execute("SET enable_progress_bar = false")  # it would print on stdout after 2 s
+rows = connection.execute(f"SELECT {keys}, count(*), {aggregates} FROM {source} GROUP BY ALL",
+                          [sys.argv[1]]).fetchall()
 done = time.perf_counter()
 assert len(rows) >= 2
 print(f"{done - imported:.3f} {imported - started:.3f} 0")
@@ -129,6 +132,12 @@ def run(script: str, path: Path, *arguments: str) -> tuple[float, float, float]:
     return work, wall, peak / 2**20
 
 
+def median_run(script: str, path: Path, repeat: int, *arguments: str) -> tuple[float, float, float]:
+    """The run with the median work time out of ``repeat`` (each in a fresh process)."""
+    runs = sorted((run(script, path, *arguments) for _ in range(repeat)), key=lambda r: r[0])
+    return runs[len(runs) // 2]
+
+
 def cli(path: Path) -> tuple[float, float]:
     started = time.perf_counter()
     process = psutil.Popen([sys.executable, "-m", "dashapp.cli", "analyze", str(path), "--primary", "revenue"],
@@ -147,6 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000_000)
     parser.add_argument("--formats", default="parquet,csv")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the floor and the full analysis (median)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
         for file_format in args.formats.split(","):
@@ -157,8 +167,11 @@ def main() -> None:
                 connection.execute(GENERATE.format(users=args.users, path=path, options=options))
             print(f"\n{args.users:,} users as {file_format}: {path.stat().st_size / 2**20:.0f} MB "
                   f"(generated in {time.perf_counter() - started:.1f} s)")
-            results = {"floor": run(FLOOR, path, GRAIN), "floor by variant only": run(FLOOR, path, "variant"),
-                       "full": run(FULL, path), "pandas": run(PANDAS, path)}
+            # Fresh processes, median of --repeat runs (one run of a ~0.3 s scan is noisy); pandas,
+            # twenty times slower, runs once.
+            results = {"floor": median_run(FLOOR, path, args.repeat, GRAIN),
+                       "floor by variant only": median_run(FLOOR, path, args.repeat, "variant"),
+                       "full": median_run(FULL, path, args.repeat), "pandas": run(PANDAS, path)}
             cli_wall, cli_peak = cli(path)
             floor = results["floor"][0]
             for name, (work, wall, peak) in results.items():

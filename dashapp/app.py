@@ -19,7 +19,8 @@ from dash import Dash, dcc, html
 from dashapp import ids
 from dashapp.jobs import ThreadJobManager
 from dashapp.pages import experiment, history, home, memo, new, results
-from dashapp.services import DEFAULT_UPLOAD_LIMIT_BYTES, load_samples
+from dashapp.services import DEFAULT_LARGE_UPLOAD_LIMIT_BYTES, DEFAULT_UPLOAD_LIMIT_BYTES, load_samples
+from dashapp.uploads import register_large_upload
 from storage.database import ExperimentDatabase, default_db_path
 
 __all__ = ["create_app", "run_server"]
@@ -53,7 +54,7 @@ def _shell() -> html.Div:
 
 
 def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experiments: bool = True,
-               upload_limit_bytes: int | None = None) -> Dash:
+               upload_limit_bytes: int | None = None, large_upload_limit_bytes: int | None = None) -> Dash:
     """Build the app on the database at ``db`` (default: SPEC §6), loading the samples into a new one."""
     database = ExperimentDatabase(db)
     if load_sample_experiments:
@@ -62,6 +63,9 @@ def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experime
         database.schema_version()  # creates / migrates, and fails early on a bad file
     limit = upload_limit_bytes or int(float(os.environ.get("EXPERIMENTOS_UPLOAD_LIMIT_MB", "0")) * 1024 * 1024) \
         or DEFAULT_UPLOAD_LIMIT_BYTES
+    large_limit = large_upload_limit_bytes \
+        or int(float(os.environ.get("EXPERIMENTOS_LARGE_UPLOAD_LIMIT_MB", "0")) * 1024 * 1024) \
+        or DEFAULT_LARGE_UPLOAD_LIMIT_BYTES
     jobs = ThreadJobManager()
     app = Dash(
         __name__,
@@ -84,8 +88,11 @@ def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experime
     server.config["EXPERIMENTOS_DB"] = str(database.path)
     server.config["EXPERIMENTOS_UPLOAD_LIMIT"] = limit
     server.config["EXPERIMENTOS_STAGING"] = str(database.path.parent / ".experimentos-uploads")
-    # Reject absurd request bodies before they reach a callback (base64 adds a third).
+    # Reject absurd request bodies before they reach a callback (base64 adds a third); the
+    # large-file route raises its own request's limit.
     server.config["MAX_CONTENT_LENGTH"] = int(limit * 1.4) + 1024 * 1024
+    server.config["EXPERIMENTOS_LARGE_UPLOAD_LIMIT"] = large_limit
+    register_large_upload(server)
     return app
 
 

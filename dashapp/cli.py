@@ -12,8 +12,9 @@ import datetime as dt
 import json
 import math
 import sys
+import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -164,6 +165,39 @@ def _write(text: str, output: str | None, stdout: TextIO) -> None:
         stdout.write(text)
 
 
+class TerminalProgress:
+    """A one-line bar on standard error (a terminal) for scans that take longer than a second;
+    fed DuckDB's estimate of the query done by :class:`storage.ingest.FileReader`."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, *, after: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._after = after
+        self._clock = clock
+        self._started: float | None = None
+        self._name = ""
+        self._drawn = False
+
+    def start(self, name: str) -> None:
+        self._name, self._started, self._drawn = name, self._clock(), False
+
+    def __call__(self, done: float) -> None:
+        if self._started is None or self._clock() - self._started < self._after:
+            return
+        filled = int(self.WIDTH * max(0.0, min(done, 100.0)) / 100)
+        self._stream.write(f"\rscanning {self._name} ▕{'█' * filled}{' ' * (self.WIDTH - filled)}▏ {done:3.0f}%")
+        self._stream.flush()
+        self._drawn = True
+
+    def finish(self) -> None:
+        """Clear the bar's line (nothing was drawn for a quick scan)."""
+        if self._drawn:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+        self._started, self._drawn = None, False
+
+
 def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
     policy = _load_policy(args)
     if args.format in ("html", "pdf") and (len(args.files) != 1 or not args.output):
@@ -175,12 +209,19 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
         segments=tuple(args.segment),
     )
     reports = []
-    with FileReader(progress=sys.stderr.isatty()) as reader:
+    terminal = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
+    with FileReader(on_progress=terminal) as reader:
         for file in args.files:
-            reports.append(analyze_path(file, request, reader=reader))
+            if terminal is not None:
+                terminal.start(Path(file).name)
+            try:
+                reports.append(analyze_path(file, request, reader=reader))
+            finally:
+                if terminal is not None:
+                    terminal.finish()
     if args.save:
         database = ExperimentDatabase(args.db)
-        items = [prepare_save(report, request, content=Path(file).read_bytes(), filename=Path(file).name)
+        items = [prepare_save(report, request, source=Path(file), filename=Path(file).name)
                  for file, report in zip(args.files, reports, strict=True)]
         for file, (experiment_id, _) in zip(args.files, database.save_analyses(items), strict=True):
             sys.stderr.write(f"saved {Path(file).name} as experiment {experiment_id} in {database.path}\n")

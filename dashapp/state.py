@@ -18,6 +18,7 @@ from dashapp.memo import Charter
 from dashapp.services import (
     AnalysisRequest,
     UploadRejectedError,
+    analyze_staged,
     analyze_upload,
     report_json,
     request_from_form,
@@ -31,6 +32,7 @@ __all__ = [
     "FormValues",
     "PlanInputs",
     "analyze_into_session",
+    "analyze_staged_session",
     "charter_of",
     "decode_upload",
     "plan_text",
@@ -95,15 +97,21 @@ def analyze_into_session(content: bytes, filename: str, form: FormValues, *, sta
     }
 
 
-def reanalyze_session(state: Session, form: FormValues, *, staging: Path, limit_bytes: int,
+def reanalyze_session(state: Session, form: FormValues, *, staging: Path,
                       on_progress: Callable[[float], None] | None = None) -> Session:
-    """Re-run the current file with new form values (the bytes are staged on the server)."""
-    sha = state["input"]["sha256"]
-    path = staged_path(staging, sha)
-    if not path.exists():
-        raise UploadRejectedError("the file of this session is no longer on the server; upload it again")
-    return analyze_into_session(path.read_bytes(), state["input"]["filename"], form, staging=staging,
-                                limit_bytes=limit_bytes, notes=state.get("notes"), on_progress=on_progress)
+    """Re-run the current file with new form values (the file is kept on the server)."""
+    return analyze_staged_session(state["input"]["sha256"], state["input"]["filename"], form, staging=staging,
+                                  notes=state.get("notes"), on_progress=on_progress)
+
+
+def analyze_staged_session(sha256: str, filename: str, form: FormValues, *, staging: Path, notes: str | None = None,
+                           on_progress: Callable[[float], None] | None = None) -> Session:
+    """Analyse a file already kept on the server (a large upload, or a re-run) into a new session
+    state, reading it from disk (raises ``ValueError`` for bad form values or a missing file)."""
+    request = form.request()
+    body = report_json(analyze_staged(staging, sha256, filename, request, on_progress=on_progress))
+    return {"report": body, "form": form.as_dict(), "input": {"filename": filename, "sha256": sha256},
+            "saved": None, "notes": notes}
 
 
 def sample_content(name: str) -> bytes:
@@ -133,17 +141,18 @@ def save_session(state: Session, database: ExperimentDatabase, *, staging: Path)
     charter = NewExperiment(name=report["experiment"]["name"], primary_metric=report["experiment"]["primary_metric"],
                             hypothesis=form.hypothesis, owner=form.owner, tags=tags, mde=form.mde,
                             planned_sample=form.planned_sample)
-    experiment, analysis = prepare_save_from_json(report, form, charter, path.read_bytes(), state["input"]["filename"])
+    experiment, analysis = prepare_save_from_json(report, form, charter, path, state["input"]["filename"])
     experiment_id, analysis_id = database.save_analysis(experiment, analysis)
     return {**state, "saved": {"experiment_id": experiment_id, "analysis_id": analysis_id}}
 
 
-def prepare_save_from_json(report: dict[str, Any], form: FormValues, charter: NewExperiment, content: bytes,
+def prepare_save_from_json(report: dict[str, Any], form: FormValues, charter: NewExperiment, source: Path,
                            filename: str) -> tuple[NewExperiment, NewAnalysis]:
-    """The records to store for a session: the session's report JSON as it is, with its request and policy."""
+    """The records to store for a session: the session's report JSON as it is, with its request and
+    policy, and the staged input file (read by the database in chunks, never whole)."""
     request = form.request()
     return charter, NewAnalysis(report=report, request=request_to_mapping(request, report["experiment"]["name"]),
-                                policy=policy_to_mapping(request.policy), filename=filename, content=content)
+                                policy=policy_to_mapping(request.policy), filename=filename, source=source)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ experiment.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -100,13 +101,22 @@ class ExperimentRecord:
 
 @dataclass(frozen=True)
 class NewAnalysis:
-    """One analysis to store: the report, how it was requested, and the input file itself."""
+    """One analysis to store: the report, how it was requested, and the input file itself —
+    its bytes (``content``) or, for files too large to hold in memory, its path (``source``)."""
 
     report: dict[str, Any]
     request: dict[str, Any]
     policy: dict[str, Any]
     filename: str
-    content: bytes
+    content: bytes | None = None
+    source: Path | None = None
+
+    def size(self) -> int:
+        if self.content is not None:
+            return len(self.content)
+        if self.source is None:
+            raise ValueError("a NewAnalysis needs the input's content or its source path")
+        return self.source.stat().st_size
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,27 @@ def _primary_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+INLINE_INPUT_LIMIT = 32 * 1024 * 1024
+_CHUNK = 1 << 20
+
+
+def _chunks(analysis: NewAnalysis) -> Iterator[bytes]:
+    if analysis.content is not None:
+        yield analysis.content
+        return
+    assert analysis.source is not None
+    with open(analysis.source, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
+
+
+def _read_verified(analysis: NewAnalysis, sha256: str) -> bytes:
+    content = b"".join(_chunks(analysis))
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise DatabaseError(f"{analysis.filename} changed since it was analysed; analyse it again, then save")
+    return content
+
+
 class ExperimentDatabase:
     """Repository over one DuckDB file. Cheap to create; holds no open connection.
 
@@ -248,8 +279,13 @@ class ExperimentDatabase:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, inline_input_limit: int = INLINE_INPUT_LIMIT) -> None:
+        """``inline_input_limit``: input files up to this size are stored inside the database;
+        larger ones in the folder ``<database file>.inputs/`` next to it, named by their sha256
+        (DuckDB takes ~30 s and gigabytes of memory to write a 600 MB BLOB)."""
         self.path = Path(path) if path is not None else default_db_path()
+        self.inline_input_limit = inline_input_limit
+        self.inputs_dir = self.path.with_name(self.path.name + ".inputs")
         self.lock_timeout = lock_timeout
         self._clock = clock
         self._lock = _process_lock(self.path.resolve())
@@ -261,7 +297,9 @@ class ExperimentDatabase:
         delay = 0.01
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                connection = duckdb.connect(str(self.path))
+                connection.execute("SET enable_progress_bar = false")  # DuckDB would draw it on stdout
+                return connection
             except duckdb.Error as error:
                 text = str(error)
                 lowered = text.lower()
@@ -397,9 +435,15 @@ class ExperimentDatabase:
     def _insert_analysis(self, connection: duckdb.DuckDBPyConnection, experiment_id: int, analysis: NewAnalysis) -> int:
         report = analysis.report
         sha = report["input"]["sha256"]
-        connection.execute("INSERT INTO inputs (sha256, filename, size, content) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT (sha256) DO NOTHING",
-                           [sha, analysis.filename, len(analysis.content), analysis.content])
+        if connection.execute("SELECT 1 FROM inputs WHERE sha256 = ?", [sha]).fetchone() is None:
+            size = analysis.size()
+            content = None
+            if size <= self.inline_input_limit:
+                content = analysis.content if analysis.content is not None else _read_verified(analysis, sha)
+            else:
+                self._store_input_file(analysis, sha)
+            connection.execute("INSERT INTO inputs (sha256, filename, size, content) VALUES (?, ?, ?, ?)",
+                               [sha, analysis.filename, size, content])
         summary = _primary_summary(report)
         row = connection.execute(
             "INSERT INTO analyses (experiment_id, input_sha256, request_json, policy_json, report_json, "
@@ -471,11 +515,52 @@ class ExperimentDatabase:
         return analyses[-1]
 
     def input_content(self, sha256: str) -> bytes:
+        """The stored input file's bytes (see :meth:`input_path` to avoid loading a large one)."""
+        path = self.input_path(sha256)
+        if path is not None:
+            return path.read_bytes()
         with self._connection() as connection:
             row = connection.execute("SELECT content FROM inputs WHERE sha256 = ?", [sha256]).fetchone()
+        assert row is not None and row[0] is not None
+        return bytes(row[0])
+
+    def input_path(self, sha256: str) -> Path | None:
+        """Where a large stored input file is kept (``None`` for one stored inside the database).
+
+        Raises :class:`NotFoundError` when there is no such input, or its file has gone missing."""
+        with self._connection() as connection:
+            row = connection.execute("SELECT content IS NULL FROM inputs WHERE sha256 = ?", [sha256]).fetchone()
         if row is None:
             raise NotFoundError(f"no stored input with sha256 {sha256}")
-        return bytes(row[0])
+        if not row[0]:
+            return None
+        path = self.inputs_dir / f"{sha256}.bin"
+        if not path.is_file():
+            raise NotFoundError(f"the stored input file {path} is missing; it was moved or deleted "
+                                "(keep the .inputs folder next to the database)")
+        return path
+
+    def _store_input_file(self, analysis: NewAnalysis, sha256: str) -> None:
+        """Write a large input to ``inputs_dir`` (content-addressed, atomically, checking its sha256)."""
+        target = self.inputs_dir / f"{sha256}.bin"
+        if target.is_file():
+            return
+        partial = self.inputs_dir / f"{sha256}.{os.getpid()}.{threading.get_ident()}.part"
+        try:
+            self.inputs_dir.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            with open(partial, "wb") as out:
+                for chunk in _chunks(analysis):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise DatabaseError(f"{analysis.filename} changed since it was analysed; analyse it again, then save")
+            partial.replace(target)
+        except OSError as error:
+            raise DatabaseError(f"cannot store {analysis.filename} in {self.inputs_dir}: "
+                                f"{error.strerror or error}") from None
+        finally:
+            partial.unlink(missing_ok=True)
 
     def memos(self, analysis_id: int) -> tuple[MemoVersion, ...]:
         with self._connection() as connection:

@@ -68,16 +68,16 @@ class FileReader:
     Use as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, *, progress: bool = False, on_progress: Callable[[float], None] | None = None) -> None:
-        """``progress``: let DuckDB draw its progress bar on the terminal for scans longer than 2 s
-        (the CLI turns it on when standard error is a terminal). ``on_progress``: called from a
-        watcher thread, about every 0.2 s while a file is read, with the running query's percentage
-        done (the dashboard's progress bar); the callback must not call back into this reader."""
+    def __init__(self, *, on_progress: Callable[[float], None] | None = None) -> None:
+        """``on_progress``: called from a watcher thread, about every 0.2 s while a file is read, with
+        DuckDB's estimate of the running query's percentage done (the dashboard's progress bar,
+        the CLI's bar on a terminal); it must not call back into this reader."""
         self._connection = duckdb.connect(":memory:")
+        # DuckDB draws its own bar on standard output for queries over 2 s, even when that is a
+        # file or a pipe: it would corrupt `analyze --format json > report.json`.
+        self._connection.execute("SET enable_progress_bar_print = false")
+        self._connection.execute(f"SET enable_progress_bar = {'true' if on_progress is not None else 'false'}")
         self._on_progress = on_progress
-        if progress or on_progress is not None:
-            self._connection.execute("SET enable_progress_bar = true")
-            self._connection.execute(f"SET enable_progress_bar_print = {'true' if progress else 'false'}")
 
     def __enter__(self) -> FileReader:
         return self
@@ -88,11 +88,13 @@ class FileReader:
     def close(self) -> None:
         self._connection.close()
 
-    def read_path(self, path: str | os.PathLike[str], *, segments: Sequence[str] = ()) -> LoadedFile:
+    def read_path(self, path: str | os.PathLike[str], *, segments: Sequence[str] = (),
+                  name: str | None = None) -> LoadedFile:
         """Read a file from disk. Raises :class:`InputFileError` when it cannot be opened.
 
-        ``segments`` names extra segment columns of a user-level file (``segment_*`` always are)."""
-        name = str(path)
+        ``segments`` names extra segment columns of a user-level file (``segment_*`` always are);
+        ``name`` is how messages call the file (default: its path)."""
+        name = name or str(path)
         file = Path(path)
         if not file.exists():
             raise InputFileError(f"{name}: no such file")

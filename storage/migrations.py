@@ -77,6 +77,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX analyses_experiment ON analyses (experiment_id);
         CREATE INDEX experiments_created ON experiments (created_at);
     """),
+    Migration(3, "large inputs kept as files next to the database (content NULL)", """
+        ALTER TABLE inputs ALTER COLUMN content DROP NOT NULL;
+    """),
 )
 
 

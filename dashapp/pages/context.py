@@ -8,7 +8,7 @@ import flask
 
 from storage.database import ExperimentDatabase
 
-__all__ = ["database", "staging_dir", "upload_limit"]
+__all__ = ["database", "large_upload_limit", "staging_dir", "upload_limit"]
 
 
 def database() -> ExperimentDatabase:
@@ -21,3 +21,7 @@ def staging_dir() -> Path:
 
 def upload_limit() -> int:
     return int(flask.current_app.config["EXPERIMENTOS_UPLOAD_LIMIT"])
+
+
+def large_upload_limit() -> int:
+    return int(flask.current_app.config["EXPERIMENTOS_LARGE_UPLOAD_LIMIT"])

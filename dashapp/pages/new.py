@@ -18,11 +18,13 @@ from dashapp.state import (
     FormValues,
     PlanInputs,
     analyze_into_session,
+    analyze_staged_session,
     decode_upload,
     plan_text,
     reanalyze_session,
     sample_content,
 )
+from storage.errors import InputFileError
 
 __all__ = ["layout", "register_callbacks", "run_analysis"]
 
@@ -98,6 +100,26 @@ def _plan_card() -> dbc.Card:
     ], className="mb-3")
 
 
+_SENDING = "Sending the file to the server…"
+
+
+def _large_upload() -> html.Div:
+    """A button that streams a big user-level file to the server (assets/large_upload.js)."""
+    limit = context.large_upload_limit()
+    return html.Div([
+        html.Span(f"Larger file (up to {limit / 2**30:,.0f} GB)? ", className="text-muted small"),
+        # The file input itself is created by the script outside React (it must outlive page changes).
+        html.Button("Send it as a stream", id=ids.LARGE_UPLOAD_BUTTON, type="button",
+                    className="btn btn-link btn-sm p-0 align-baseline", **{"data-limit": str(limit)}),
+        html.Div([
+            dbc.Progress(id=ids.LARGE_UPLOAD_PROGRESS, value=0, className="mt-1"),
+            html.Small(id=ids.LARGE_UPLOAD_TEXT, className="text-muted"),
+        ], id=ids.LARGE_UPLOAD_BOX, style={"display": "none"}),
+        html.Div(id=ids.LARGE_UPLOAD_MESSAGE, className="text-danger small"),
+        dcc.Store(id=ids.LARGE_UPLOAD_STAGED),
+    ])
+
+
 def _data_card() -> dbc.Card:
     samples = [{"label": p.name, "value": p.name} for p in sample_files()]
     return dbc.Card([
@@ -114,11 +136,12 @@ def _data_card() -> dbc.Card:
             html.Div(id=ids.UPLOAD_LIMIT_MESSAGE, className="text-danger small mt-1"),
             html.Div([
                 dbc.Progress(id=ids.ANALYSIS_PROGRESS, value=0, striped=True, animated=True, className="mt-2"),
-                html.Small(id=ids.ANALYSIS_PROGRESS_TEXT, className="text-muted"),
+                html.Small(_SENDING, id=ids.ANALYSIS_PROGRESS_TEXT, className="text-muted"),
             ], id=ids.ANALYSIS_PROGRESS_BOX, style={"display": "none"}),
             html.Div(id=ids.UPLOAD_MESSAGE, className="mt-2"),
             dcc.Store(id=ids.UPLOAD_CHECKED),
             dcc.Store(id=ids.UPLOAD_LIMIT, data=context.upload_limit()),
+            _large_upload(),
             dbc.InputGroup([
                 dbc.Select(id=ids.SAMPLE_SELECT, options=samples, value=samples[0]["value"] if samples else None),
                 dbc.Button("Load sample", id=ids.LOAD_SAMPLE, color="secondary"),
@@ -176,10 +199,12 @@ def _scanning(progress: Progress | None, name: str, size: int) -> Callable[[floa
 
 
 def run_analysis(trigger: str | None, contents: str | None, filename: str | None, sample: str | None,
-                 form: FormValues, state: dict[str, Any] | None, progress: Progress | None = None) -> tuple[Any, Any]:
+                 form: FormValues, state: dict[str, Any] | None, progress: Progress | None = None,
+                 staged: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """The analyse callback as a plain function: returns (new session state or no_update, message).
 
-    ``progress(percent, what)`` is told what is happening while a file is read and scanned."""
+    ``progress(percent, what)`` is told what is happening while a file is read and scanned;
+    ``staged`` is what the large-file upload returned ({sha256, filename, size})."""
     limit = context.upload_limit()
     staging = context.staging_dir()
     try:
@@ -198,14 +223,20 @@ def run_analysis(trigger: str | None, contents: str | None, filename: str | None
             content = sample_content(sample)
             new_state = analyze_into_session(content, sample, form, staging=staging, limit_bytes=limit,
                                              on_progress=_scanning(progress, sample, len(content)))
+        elif trigger == ids.LARGE_UPLOAD_STAGED:
+            if not staged or not staged.get("sha256"):
+                raise PreventUpdate
+            name = str(staged.get("filename") or "upload.csv")
+            new_state = analyze_staged_session(str(staged["sha256"]), name, form, staging=staging,
+                                               on_progress=_scanning(progress, name, int(staged.get("size") or 0)))
         elif trigger == ids.REANALYZE:
             if not state or "input" not in state:
                 return no_update, dbc.Alert("Upload a file or load a sample first.", color="info")
-            new_state = reanalyze_session(state, form, staging=staging, limit_bytes=limit,
+            new_state = reanalyze_session(state, form, staging=staging,
                                           on_progress=_scanning(progress, state["input"]["filename"], 0))
         else:
             raise PreventUpdate
-    except UploadRejectedError as error:
+    except (UploadRejectedError, InputFileError) as error:
         return no_update, dbc.Alert(f"Upload refused: {error}.", color="danger", className="mb-0")
     except ValueError as error:
         return no_update, dbc.Alert(f"Check the form: {error}.", color="danger", className="mb-0")
@@ -245,6 +276,7 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(
         Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.UPLOAD_MESSAGE, "children"),
         Input(ids.UPLOAD_CHECKED, "data"), Input(ids.LOAD_SAMPLE, "n_clicks"), Input(ids.REANALYZE, "n_clicks"),
+        Input(ids.LARGE_UPLOAD_STAGED, "data"),
         State(ids.SAMPLE_SELECT, "value"),
         State(ids.EXPERIMENT_NAME, "value"), State(ids.HYPOTHESIS, "value"), State(ids.PRIMARY_METRIC, "value"),
         State(ids.CONTROL_NAME, "value"), State(ids.EXPECTED_SPLIT, "value"), State(ids.OWNER, "value"),
@@ -255,13 +287,13 @@ def register_callbacks(app: Dash) -> None:
         interval=250,
         progress=[Output(ids.ANALYSIS_PROGRESS, "value"), Output(ids.ANALYSIS_PROGRESS, "label"),
                   Output(ids.ANALYSIS_PROGRESS_TEXT, "children")],
-        progress_default=[0, "", ""],
+        progress_default=[0, "", _SENDING],  # shown while the file travels to the server, before the job reports
         running=[(Output(ids.ANALYSIS_PROGRESS_BOX, "style"), {"display": "block"}, {"display": "none"}),
                  (Output(ids.LOAD_SAMPLE, "disabled"), True, False), (Output(ids.REANALYZE, "disabled"), True, False),
                  (Output(ids.UPLOAD_DATA, "disabled"), True, False)],
     )
     def analyze(set_progress: Callable[[tuple[float, str, str]], None], upload: dict[str, str] | None,
-                sample_clicks: int | None, rerun_clicks: int | None,
+                sample_clicks: int | None, rerun_clicks: int | None, staged: dict[str, Any] | None,
                 sample: str | None, name: str | None, hypothesis: str | None, primary: str | None,
                 control: str | None, split: str | None, owner: str | None, tags: str | None, mde: str | None,
                 segments: str | None, planned: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
@@ -273,7 +305,7 @@ def register_callbacks(app: Dash) -> None:
             raise PreventUpdate
         upload = upload or {}
         return run_analysis(trigger, upload.get("contents"), upload.get("filename"), sample, form, state,
-                            lambda done, what: set_progress((round(done, 1), f"{done:.0f}%", what)))
+                            lambda done, what: set_progress((round(done, 1), f"{done:.0f}%", what)), staged)
 
     @app.callback(
         Output(ids.HEALTH_PANEL, "children"), Output(ids.NEXT_STEP, "children"),

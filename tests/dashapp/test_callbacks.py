@@ -194,3 +194,69 @@ def test_user_level_upload_with_named_segments_and_cuped(app_context: Any) -> No
     from dashapp.services import replay_analysis
 
     assert replay_analysis(context.database(), saved["saved"]["analysis_id"]).identical
+
+
+def _users_csv(n: int = 4_000) -> bytes:
+    rows = ["user_id,variant,converted,revenue,segment_country"] + [
+        f"{i},{'control' if i % 2 else 'treatment'},{int(i % 9 == 0)},{(i % 17) * 1.25},{'KR' if i % 3 else 'JP'}"
+        for i in range(n)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_large_upload_streams_to_the_staging_folder_and_is_analysed_from_disk(app_context: Any) -> None:
+    import hashlib
+
+    from dashapp.services import staged_path
+    from dashapp.uploads import LARGE_UPLOAD_HEADER, LARGE_UPLOAD_ROUTE
+
+    content = _users_csv()
+    client = app_context.server.test_client()
+    answer = client.post(f"{LARGE_UPLOAD_ROUTE}?name=../../users.csv", data=content,
+                         headers={LARGE_UPLOAD_HEADER: "1", "Content-Type": "application/octet-stream"})
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body == {"sha256": hashlib.sha256(content).hexdigest(), "filename": "users.csv", "size": len(content)}
+    from dashapp.pages import context
+
+    assert staged_path(context.staging_dir(), body["sha256"]).read_bytes() == content
+    assert not list(context.staging_dir().glob("*.part"))
+    seen: list[tuple[float, str]] = []
+    state, message = new.run_analysis(ids.LARGE_UPLOAD_STAGED, None, None, None, FormValues(), None,
+                                      lambda done, what: seen.append((done, what)), {**body, "at": 1})
+    assert state["input"] == {"filename": "users.csv", "sha256": body["sha256"]}
+    report = state["report"]
+    assert report["input"]["kind"] == "user_level" and report["input"]["sha256"] == body["sha256"]
+    assert report["experiment"]["name"] == "users" and {r["value"] for r in report["segments"]} == {"KR", "JP"}
+    assert "Analysed users.csv" in _text(message)
+    # The same bytes through the upload control give the same report.
+    same, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "users.csv", None, FormValues(), None)
+    assert same["report"]["comparisons"] == report["comparisons"]
+    # Re-running with other settings reads the staged file again.
+    rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(primary="revenue"), state)
+    assert rerun["report"]["experiment"]["primary_metric"] == "revenue"
+
+
+def test_large_upload_refusals_name_the_problem(app_context: Any, tmp_path: Path) -> None:
+    from dashapp.app import create_app
+    from dashapp.uploads import LARGE_UPLOAD_HEADER, LARGE_UPLOAD_ROUTE
+
+    client = app_context.server.test_client()
+    content = _users_csv(200)
+    forged = client.post(LARGE_UPLOAD_ROUTE, data=content)  # another site's form cannot set the header
+    assert forged.status_code == 403
+    small = create_app(db=tmp_path / "small.duckdb", load_sample_experiments=False, large_upload_limit_bytes=1_000)
+    refused = small.server.test_client().post(f"{LARGE_UPLOAD_ROUTE}?name=big.csv", data=content,
+                                              headers={LARGE_UPLOAD_HEADER: "1"})
+    assert refused.status_code == 413 and "big.csv" in refused.get_json()["error"]
+    assert "EXPERIMENTOS_LARGE_UPLOAD_LIMIT_MB" in refused.get_json()["error"]
+    cut = client.post(f"{LARGE_UPLOAD_ROUTE}?name=cut.csv", data=content, headers={LARGE_UPLOAD_HEADER: "1"},
+                      environ_overrides={"CONTENT_LENGTH": str(len(content) + 1000)})  # the connection drops
+    assert cut.status_code == 400 and "interrupted" in cut.get_json()["error"]
+    from dashapp.pages import context
+
+    assert not list(context.staging_dir().glob("*.part"))  # nothing half-written is left behind
+    # A session naming a file that is not there (or not a hash at all) gets a message, not a traceback.
+    for sha in ("0" * 64, "../../etc/passwd"):
+        state, message = new.run_analysis(ids.LARGE_UPLOAD_STAGED, None, None, None, FormValues(), None,
+                                          staged={"sha256": sha, "filename": "gone.csv", "size": 10})
+        assert state is no_update and "Upload refused" in _text(message) and "upload it again" in _text(message)

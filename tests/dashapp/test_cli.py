@@ -267,3 +267,41 @@ def test_database_problems_exit_2_with_one_line(tmp_path: Path) -> None:
     assert env_db.returncode == 0 and (tmp_path / "env.duckdb").exists()
     default = run_cli("history", cwd=tmp_path)
     assert default.returncode == 0 and (tmp_path / "data" / "experimentos.duckdb").exists()
+
+
+def test_terminal_progress_bar_draws_only_for_slow_scans_and_clears_its_line() -> None:
+    import io
+
+    from dashapp.cli import TerminalProgress
+
+    now = [0.0]
+    stream = io.StringIO()
+    bar = TerminalProgress(stream, after=1.0, clock=lambda: now[0])
+    bar.start("quick.csv")
+    bar(40.0)
+    bar.finish()
+    assert stream.getvalue() == ""  # a scan under a second draws nothing
+    bar.start("users.csv")
+    now[0] = 1.5
+    bar(50.0)
+    drawn = stream.getvalue()
+    assert drawn.startswith("\rscanning users.csv ▕") and drawn.endswith("▏  50%")
+    assert drawn.count("█") == TerminalProgress.WIDTH // 2
+    bar.finish()
+    assert stream.getvalue().endswith("\r\033[K")
+
+
+def test_duckdb_never_draws_its_own_progress_bar_on_stdout(tmp_path: Path) -> None:
+    """DuckDB prints a bar on standard output for queries over 2 s, even into a pipe or a file,
+    which would corrupt `analyze --format json > report.json`."""
+    from storage.database import ExperimentDatabase
+    from storage.ingest import FileReader
+
+    setting = "SELECT current_setting('enable_progress_bar'), current_setting('enable_progress_bar_print')"
+    with FileReader() as reader:
+        assert reader._connection.execute(setting).fetchone() == (False, False)
+    with FileReader(on_progress=lambda done: None) as reader:
+        assert reader._connection.execute(setting).fetchone() == (True, False)  # polled, never printed
+    database = ExperimentDatabase(tmp_path / "h.duckdb")
+    with database._connection() as connection:
+        assert connection.execute(setting).fetchone()[0] is False

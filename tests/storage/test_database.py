@@ -197,3 +197,57 @@ def test_a_lock_held_too_long_gives_a_clear_error(tmp_path: Path) -> None:
         holder.kill()
         holder.wait()
     assert ExperimentDatabase(path).history().total == 0
+
+
+def test_large_inputs_are_kept_as_files_next_to_the_database_and_replay(tmp_path: Path) -> None:
+    import hashlib
+
+    from dashapp.services import prepare_save
+    from storage.errors import DatabaseError
+
+    database = ExperimentDatabase(tmp_path / "h.duckdb", inline_input_limit=1_000)
+    users = tmp_path / "users.csv"
+    users.write_text("user_id,variant,converted\n" + "".join(
+        f"{i},{'control' if i % 2 else 'treatment'},{int(i % 5 == 0)}\n" for i in range(3_000)))
+    request = AnalysisRequest()
+    report = analyze_path(users, request)
+    experiment_id, analysis_id = database.save_analysis(*prepare_save(report, request, source=users,
+                                                                      filename="users.csv"))
+    sha = hashlib.sha256(users.read_bytes()).hexdigest()
+    stored = database.input_path(sha)
+    assert stored == tmp_path / "h.duckdb.inputs" / f"{sha}.bin" and stored.read_bytes() == users.read_bytes()
+    assert database.input_content(sha) == users.read_bytes()
+    with duckdb.connect(str(database.path)) as connection:
+        assert connection.execute("SELECT content IS NULL, size FROM inputs").fetchone() == (True, users.stat().st_size)
+    assert replay_analysis(database, analysis_id).identical
+    assert not list(database.inputs_dir.glob("*.part"))
+    # A small input stays inside the database, so most history is one file.
+    small_experiment, small_analysis = _save(database, "sample_launch.csv")
+    small_sha = database.analysis(small_analysis).input_sha256
+    assert database.input_path(small_sha) is None
+    assert database.input_content(small_sha) == (DATA / "sample_launch.csv").read_bytes()
+    # A file edited after it was analysed is refused, and nothing half-written is left.
+    edited = tmp_path / "edited.csv"
+    edited.write_text(users.read_text() + "9999,control,1\n")
+    stale = analyze_path(users, request)
+    stale_report = report_json(stale)
+    stale_report["input"]["sha256"] = "f" * 64
+    with pytest.raises(DatabaseError, match="changed since it was analysed"):
+        database.save_analysis(NewExperiment(name="x", primary_metric="converted"),
+                               NewAnalysis(stale_report, {}, {}, "edited.csv", source=edited))
+    assert not list(database.inputs_dir.glob("*.part")) and database.history(HistoryQuery()).total == 2
+    # The folder moved away: a clear message, not a traceback.
+    stored.unlink()
+    with pytest.raises(NotFoundError, match=r"keep the \.inputs folder next to the database"):
+        replay_analysis(database, analysis_id)
+    assert experiment_id != small_experiment
+
+
+def test_replay_tolerates_only_summation_order_in_decimals() -> None:
+    from dashapp.services import _differences
+
+    stored = {"n": 10_000_000, "mean": 8.435229173664784, "decision": "launch", "ci": [0.1, 0.2]}
+    assert _differences(stored, {**stored, "mean": 8.43522917366478}) == []  # last bits only
+    assert _differences(stored, {**stored, "mean": 8.4352292}) == [".mean: stored 8.435229173664784, replayed 8.4352292"]
+    assert _differences(stored, {**stored, "n": 10_000_001}) and _differences(stored, {**stored, "decision": "hold"})
+    assert _differences(stored, {**stored, "ci": [0.1, 0.2000001]})

@@ -311,3 +311,32 @@ def test_a_user_level_upload_shows_progress_then_cuped_and_segments(dash_duo: An
     dash_duo.driver.get(f"{dash_duo.server_url}/new")  # the session store survives a reload of the tab
     dash_duo.wait_for_element(f"#{ids.HEALTH_STATUS}", timeout=TIMEOUT)
     assert dash_duo.get_logs() == []
+
+
+def test_a_large_file_is_streamed_to_the_server_then_analysed(dash_duo: Any, app_factory: Any, tmp_path: Path) -> None:
+    """The large-file button sends the raw bytes to /upload/large (never through the page's
+    memory) and the staged file is analysed like any upload; an oversized file is refused."""
+    lines = ["user_id,variant,converted,revenue,segment_platform"] + [
+        f"{i},{'control' if i % 2 else 'treatment'},{int(i % 8 == 0)},{(i % 23) * 0.75},{'ios' if i % 3 else 'android'}"
+        for i in range(200_000)]
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(lines) + "\n")
+    dash_duo.start_server(app_factory(large_upload_limit_bytes=64 * 2**20))
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/new")
+    dash_duo.wait_for_element(f"#{ids.LARGE_UPLOAD_BUTTON}", timeout=TIMEOUT)
+    dash_duo.wait_for_element(f"#{ids.LARGE_UPLOAD_INPUT}", timeout=TIMEOUT).send_keys(str(path))
+    dash_duo.wait_for_text_to_equal(f"#{ids.HEALTH_STATUS}", "Healthy", timeout=TIMEOUT)
+    assert "export" in dash_duo.find_element(f"#{ids.HEALTH_PANEL}").text
+    dash_duo.wait_for_contains_text(f"#{ids.UPLOAD_MESSAGE}", "Analysed export.csv", timeout=TIMEOUT)
+    assert not dash_duo.find_element(f"#{ids.LARGE_UPLOAD_BOX}").is_displayed()
+    _navigate(dash_duo, "/results", f"#{ids.DECISION_BADGE}")
+    dash_duo.wait_for_contains_text("#segment-table", "segment_platform", timeout=TIMEOUT)
+    _click(dash_duo, f"#{ids.SAVE_EXPERIMENT}")
+    dash_duo.wait_for_contains_text(f"#{ids.SAVE_MESSAGE}", "Saved as experiment", timeout=TIMEOUT)
+    big = tmp_path / "huge.csv"
+    with open(big, "wb") as handle:
+        handle.truncate(65 * 2**20)
+    _navigate(dash_duo, "/new", f"#{ids.LARGE_UPLOAD_BUTTON}")
+    dash_duo.find_element(f"#{ids.LARGE_UPLOAD_INPUT}").send_keys(str(big))
+    dash_duo.wait_for_contains_text(f"#{ids.LARGE_UPLOAD_MESSAGE}", "above the large-file limit", timeout=TIMEOUT)
+    assert dash_duo.get_logs() == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import threading
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -89,11 +92,18 @@ def open_in_workspace(experiment_id: int) -> dict[str, Any]:
     staging.mkdir(parents=True, exist_ok=True)
     target = staged_path(staging, analysis.input_sha256)
     if not target.exists():
-        target.write_bytes(database.input_content(analysis.input_sha256))
+        partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        stored = database.input_path(analysis.input_sha256)
+        if stored is not None:  # a large input kept beside the database: copied, never loaded
+            shutil.copyfile(stored, partial)
+        else:
+            partial.write_bytes(database.input_content(analysis.input_sha256))
+        partial.replace(target)
     request = analysis.request
     form = {"name": experiment.name, "hypothesis": experiment.hypothesis, "primary": request.get("primary"),
             "control": request.get("control"), "split": None, "owner": experiment.owner,
-            "tags": ", ".join(experiment.tags), "mde": experiment.mde, "planned_sample": experiment.planned_sample}
+            "tags": ", ".join(experiment.tags), "mde": experiment.mde, "planned_sample": experiment.planned_sample,
+            "segments": ", ".join(request.get("segments") or ())}
     return {"report": analysis.report, "form": form,
             "input": {"filename": analysis.filename, "sha256": analysis.input_sha256},
             "saved": {"experiment_id": experiment.id, "analysis_id": analysis.id},

@@ -260,3 +260,22 @@ def test_large_upload_refusals_name_the_problem(app_context: Any, tmp_path: Path
         state, message = new.run_analysis(ids.LARGE_UPLOAD_STAGED, None, None, None, FormValues(), None,
                                           staged={"sha256": sha, "filename": "gone.csv", "size": 10})
         assert state is no_update and "Upload refused" in _text(message) and "upload it again" in _text(message)
+
+
+def test_a_large_stored_input_opens_in_the_workspace_and_reruns(app_context: Any, tmp_path: Path) -> None:
+    from dashapp.pages import context
+    from dashapp.services import AnalysisRequest, analyze_path, prepare_save, staged_path
+    from storage.database import ExperimentDatabase
+
+    path = tmp_path / "users.csv"
+    path.write_bytes(_users_csv())
+    request = AnalysisRequest(segments=("segment_country",))
+    report = analyze_path(path, request)
+    large = ExperimentDatabase(context.database().path, inline_input_limit=1_000)  # kept beside the database
+    experiment_id, _ = large.save_analysis(*prepare_save(report, request, source=path, filename="users.csv"))
+    assert large.input_path(report.input.sha256) is not None
+    state = experiment.open_in_workspace(experiment_id)
+    assert staged_path(context.staging_dir(), report.input.sha256).read_bytes() == path.read_bytes()
+    assert state["form"]["segments"] == "segment_country"
+    rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(**state["form"]), state)
+    assert rerun["report"]["comparisons"] == state["report"]["comparisons"]

@@ -134,11 +134,6 @@ def _data_card() -> dbc.Card:
                          f"(variant and metric columns); CSV or Parquet up to "
                          f"{context.upload_limit() / 2**20:.0f} MB."),
             html.Div(id=ids.UPLOAD_LIMIT_MESSAGE, className="text-danger small mt-1"),
-            html.Div([
-                dbc.Progress(id=ids.ANALYSIS_PROGRESS, value=0, striped=True, animated=True, className="mt-2"),
-                html.Small(_SENDING, id=ids.ANALYSIS_PROGRESS_TEXT, className="text-muted"),
-            ], id=ids.ANALYSIS_PROGRESS_BOX, style={"display": "none"}),
-            html.Div(id=ids.UPLOAD_MESSAGE, className="mt-2"),
             dcc.Store(id=ids.UPLOAD_CHECKED),
             dcc.Store(id=ids.UPLOAD_LIMIT, data=context.upload_limit()),
             _large_upload(),
@@ -147,6 +142,12 @@ def _data_card() -> dbc.Card:
                 dbc.Button("Load sample", id=ids.LOAD_SAMPLE, color="secondary"),
             ], className="mt-2"),
             dbc.Button("Re-run with these settings", id=ids.REANALYZE, color="link", className="px-0 mt-1"),
+            # Whichever way the data came, the analysis's progress and outcome show here.
+            html.Div([
+                dbc.Progress(id=ids.ANALYSIS_PROGRESS, value=0, striped=True, animated=True, className="mt-1"),
+                html.Small(_SENDING, id=ids.ANALYSIS_PROGRESS_TEXT, className="text-muted"),
+            ], id=ids.ANALYSIS_PROGRESS_BOX, style={"display": "none"}),
+            html.Div(id=ids.UPLOAD_MESSAGE, className="mt-2"),
         ]),
     ], className="mb-3")
 

@@ -119,11 +119,14 @@ def _clip(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
 
 
 
-def _effect_phrase(metric: dict[str, Any]) -> str:
+def _effect_phrase(metric: dict[str, Any], *, signed: bool = False) -> str:
+    """The effect for a sentence: its size after a verb that gives the direction ("raised …
+    by 0.31 pp"), or ``signed`` where nothing else does ("no significant change (−0.31 pp …)")."""
+    effect = metric["absolute_effect"]
     if metric["type"] == "proportion":
-        size = f"{abs(metric['absolute_effect']) * 100:.2f} pp"
+        size = f"{effect * 100:+.2f} pp" if signed else f"{abs(effect) * 100:.2f} pp"
     else:
-        size = f"{abs(metric['absolute_effect']):,.4g}"
+        size = f"{effect:+,.4g}" if signed else f"{abs(effect):,.4g}"
     if metric.get("relative_effect") is not None and metric.get("relative_ci") is not None:
         low, high = metric["relative_ci"]
         return f"{size} ({metric['relative_effect']:+.1%}, 95% CI {low:+.1%} to {high:+.1%})"
@@ -157,16 +160,17 @@ def _conclusion(report: dict[str, Any]) -> str:
         bad = [g for g in arm["guardrails"] if g["status"] == "severe"]
         names = ", ".join(g["metric"] for g in bad)
         return (f"{_sentence_start(arm['treatment'])} severely worsened the {names} guardrail "
-                f"({_effect_phrase(bad[0])}); roll it back.")
+                f"({_effect_phrase(bad[0], signed=True)}); roll it back.")
     if rule == "primary_worse" and arm:
         return f"{_sentence_start(arm['treatment'])} lowered {metric_name} by {_effect_phrase(arm['primary'])}; roll it back."
     if rule == "guardrail_worsened" and arm:
         bad = [g for g in arm["guardrails"] if g["status"] == "worsened"]
         names = ", ".join(g["metric"] for g in bad)
-        return f"The {names} guardrail worsened ({_effect_phrase(bad[0])}); hold until the cause is understood."
+        return (f"The {names} guardrail worsened ({_effect_phrase(bad[0], signed=True)}); hold until the cause is "
+                "understood.")
     if arm:
-        return (f"No significant change in {metric_name} ({_effect_phrase(arm['primary'])}); hold — the result is "
-                "inconclusive.")
+        return (f"No significant change in {metric_name} ({_effect_phrase(arm['primary'], signed=True)}); hold — the "
+                "result is inconclusive.")
     return "Hold."
 
 

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from analytics import DEFAULT_POLICY
 from dashapp.memo import Charter, SafeURLFetcher, build_memo, render_html, render_markdown, render_pdf, render_report
 from dashapp.services import AnalysisRequest, analyze_path, report_json
-from tests.conftest import DATA
+from tests.conftest import DATA, assert_clean_json, run_cli
 
 SAMPLES = sorted(p.name for p in DATA.glob("sample_*.csv"))
 KOREAN = "홈화면 배너 A/B 테스트"
@@ -140,3 +140,15 @@ def test_blocked_report_memo_lists_the_fix(tmp_path: Path) -> None:
     markdown = render_report(report, "md")
     assert "cannot exceed" in markdown and "HOLD" in markdown
     assert DEFAULT_POLICY.alpha == report["policy"]["alpha"]
+
+
+def test_a_sentence_without_a_direction_verb_keeps_the_effect_sign(tmp_path: Path) -> None:
+    """"raised … by 0.31 pp" needs no sign; "no significant change (…)" does, or a drop reads as a gain."""
+    path = tmp_path / "flat.csv"
+    path.write_text("variant,users,conversions\ncontrol,10000,2020\ntreatment,10000,1989\n")
+    report = assert_clean_json(run_cli("analyze", str(path)).stdout)[0]
+    primary = report["comparisons"][0]["primary"]
+    assert report["decision"]["outcome"] == "hold" and primary["absolute_effect"] < 0
+    memo = run_cli("analyze", str(path), "--format", "md").stdout
+    expected = f"No significant change in conversions ({primary['absolute_effect'] * 100:+.2f} pp"
+    assert expected in memo and "-0.31 pp" in expected

@@ -20,7 +20,7 @@ from dashapp import ids
 from dashapp.jobs import ThreadJobManager
 from dashapp.pages import experiment, history, home, memo, new, results
 from dashapp.services import DEFAULT_LARGE_UPLOAD_LIMIT_BYTES, DEFAULT_UPLOAD_LIMIT_BYTES, load_samples
-from dashapp.uploads import register_large_upload
+from dashapp.uploads import prune_staging, register_large_upload
 from storage.database import ExperimentDatabase, default_db_path
 
 __all__ = ["create_app", "run_server"]
@@ -87,7 +87,9 @@ def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experime
     jobs.attach(server)
     server.config["EXPERIMENTOS_DB"] = str(database.path)
     server.config["EXPERIMENTOS_UPLOAD_LIMIT"] = limit
-    server.config["EXPERIMENTOS_STAGING"] = str(database.path.parent / ".experimentos-uploads")
+    staging = database.path.parent / ".experimentos-uploads"
+    server.config["EXPERIMENTOS_STAGING"] = str(staging)
+    prune_staging(staging, days=float(os.environ.get("EXPERIMENTOS_STAGING_DAYS", "7")))
     # Reject absurd request bodies before they reach a callback (base64 adds a third); the
     # large-file route raises its own request's limit.
     server.config["MAX_CONTENT_LENGTH"] = int(limit * 1.4) + 1024 * 1024

@@ -15,6 +15,7 @@ add it without a CORS preflight that this server never grants, so it cannot drop
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,30 @@ from werkzeug.exceptions import BadRequest
 
 from dashapp.services import staged_path
 
-__all__ = ["LARGE_UPLOAD_HEADER", "LARGE_UPLOAD_ROUTE", "register_large_upload"]
+__all__ = ["LARGE_UPLOAD_HEADER", "LARGE_UPLOAD_ROUTE", "prune_staging", "register_large_upload"]
 
 LARGE_UPLOAD_ROUTE = "/upload/large"
 LARGE_UPLOAD_HEADER = "X-ExperimentOS-Upload"
 _CHUNK = 1 << 20
+
+
+def prune_staging(staging: Path, *, days: float, now: float | None = None) -> int:
+    """Delete uploads kept longer than ``days`` (and leftovers of interrupted ones after a day);
+    returns how many files went. Saved analyses keep their own copy in the database, and a tab
+    that still names a pruned file is asked to upload it again."""
+    if not staging.is_dir():
+        return 0
+    now = time.time() if now is None else now
+    removed = 0
+    for path in staging.iterdir():
+        limit = days if path.suffix == ".bin" else 1.0
+        try:
+            if path.is_file() and now - path.stat().st_mtime > limit * 86_400:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue  # another process removed it, or it is not ours to delete
+    return removed
 
 
 def _refuse(status: int, message: str) -> tuple[dict[str, Any], int]:

@@ -279,3 +279,21 @@ def test_a_large_stored_input_opens_in_the_workspace_and_reruns(app_context: Any
     assert state["form"]["segments"] == "segment_country"
     rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(**state["form"]), state)
     assert rerun["report"]["comparisons"] == state["report"]["comparisons"]
+
+
+def test_old_uploads_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
+    import os
+
+    from dashapp.uploads import prune_staging
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    day = 86_400.0
+    now = 1_000 * day
+    files = {"old.bin": 8, "recent.bin": 2, "stale.part": 1.5, "fresh.part": 0.5}
+    for name, age in files.items():
+        (staging / name).write_bytes(b"x")
+        os.utime(staging / name, (now - age * day, now - age * day))
+    assert prune_staging(staging, days=7, now=now) == 2
+    assert sorted(p.name for p in staging.iterdir()) == ["fresh.part", "recent.bin"]
+    assert prune_staging(tmp_path / "missing", days=7) == 0

@@ -240,8 +240,10 @@ class _Recording:
     def __init__(self) -> None:
         self.connection = duckdb.connect()
         self.scans: list[str] = []
+        self.sql: list[str] = []
 
     def execute(self, sql: str, parameters: list[Any]) -> Any:
+        self.sql.append(sql)
         if "GROUP BY ALL" in sql:
             self.scans.append("exact" if "regr_count" in sql or "isfinite" in sql else "fast")
         return self.connection.execute(sql, parameters)
@@ -331,3 +333,39 @@ def test_a_segment_keeps_the_metric_type_of_the_whole_file(tmp_path: Path) -> No
     assert kinds == {"converted": "proportion", "views": "mean"}
     for segment in validation.segments:
         assert {m.name: m.metric_type for m in segment.data.metrics} == kinds, segment.value
+
+
+@pytest.mark.parametrize("case", ["unique", "repeated_in_one_variant", "spelled_twice", "in_two_variants", "text_ids",
+                                  "huge_range"])
+def test_users_in_two_variants_are_found_whatever_the_ids(tmp_path: Path, case: str) -> None:
+    """Unique integer ids are proven unique by a bitmap (no grouping by id); anything else is grouped."""
+    from storage.user_level import summarise_user_level
+
+    n = 3_000
+    ids: Any = np.arange(n) + 500
+    variant = np.where(np.arange(n) % 2 == 0, "control", "treatment")
+    if case == "repeated_in_one_variant":
+        ids[2] = ids[0]  # rows 0 and 2 are both control
+    if case == "in_two_variants":
+        ids[1] = ids[0]
+    if case == "spelled_twice":  # the same variant written two ways is still one variant
+        ids[2] = ids[0]
+        variant = variant.astype(object)
+        variant[2] = " Control"
+    if case == "text_ids":
+        ids = np.array([f"u{i}" for i in ids])
+    if case == "huge_range":
+        ids = ids.astype(np.int64) * 10**9
+    frame = pd.DataFrame({"user_id": ids, "variant": variant, "converted": np.arange(n) % 3 == 0})
+    frame["converted"] = frame["converted"].astype(int)
+    frame.to_csv(tmp_path / "ids.csv", index=False)
+    recording = _Recording()
+    summary = summarise_user_level(recording, "read_csv(?)", str(tmp_path / "ids.csv"))  # type: ignore[arg-type]
+    grouped = any("GROUP BY \"user_id\"" in sql for sql in recording.sql)
+    bitmap = any("bitstring_agg" in sql for sql in recording.sql)
+    assert grouped == (case != "unique")
+    assert bitmap == (case in ("unique", "repeated_in_one_variant", "spelled_twice", "in_two_variants"))
+    expected = 1 if case == "in_two_variants" else 0
+    assert summary.users_in_several_variants == expected
+    if expected:
+        assert summary.example_users == (str(frame["user_id"][0]),)

@@ -317,11 +317,11 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
         # Some id repeats (or ids are not small integers): find the users in more than one variant,
         # each spelling of a label mapped to its variant's number (cheaper than comparing strings).
         number = {raw: i for i, key in enumerate(sorted(spellings)) for raw in spellings[key]}
-        arm = (f"CASE CAST({variant} AS VARCHAR) "
-               + " ".join(f"WHEN '{raw.replace(chr(39), chr(39) * 2)}' THEN {i}" for raw, i in number.items()) + " END")
+        arm = f"CASE CAST({variant} AS VARCHAR) " + " ".join(f"WHEN ? THEN {i}" for i in number.values()) + " END"
         found = connection.execute(
-            f"SELECT CAST({user} AS VARCHAR) FROM {source} WHERE {user} IS NOT NULL GROUP BY {user} "
-            f"HAVING min({arm}) <> max({arm})", [path]).fetchall()
+            f"WITH rows AS (SELECT {user} AS id, {arm} AS arm FROM {source} WHERE {user} IS NOT NULL) "
+            "SELECT CAST(id AS VARCHAR) FROM rows GROUP BY id HAVING min(arm) <> max(arm)",
+            [*number, path]).fetchall()
         several, examples = len(found), tuple(str(r[0]) for r in found[:3])
     return UserLevelSummary(rows=total, numeric=tuple(numeric), ignored=tuple(ignored), variants=tuple(variants),
                             missing_variant_rows=missing, users_in_several_variants=several, example_users=examples,

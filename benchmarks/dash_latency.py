@@ -1,8 +1,9 @@
 """Dashboard latency: the upload → results callback over HTTP, and first render of each page.
 
 Starts `experimentos serve` on a fresh database in a subprocess, then
-1. POSTs the upload callback (the same JSON the browser sends to /_dash-update-component)
-   with an aggregated sample file 50 times and prints the median and p95 server time;
+1. runs the upload callback (the same JSON the browser sends to /_dash-update-component;
+   a background callback: one POST starts the job, polls fetch the result) with an
+   aggregated sample file 50 times and prints the median and p95 time to the result;
 2. opens each page in headless Chromium (Debian's /usr/bin/chromium + chromedriver) and
    prints the time until its main element is on screen.
 
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -37,6 +39,22 @@ def post(url: str, body: dict[str, object]) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return response.status, response.read()
+
+
+def background_result(base: str, payload: dict[str, object]) -> bytes:
+    """Run the analysis callback as the browser does: the first POST starts the background job
+    and answers with signed handles; the same POST with the handles polls until the result."""
+    status, body = post(f"{base}/_dash-update-component", payload)
+    assert status == 200, body[:300]
+    handles = json.loads(body)
+    query = urllib.parse.urlencode({"cacheKey": handles["cacheKey"], "job": handles["job"]})
+    deadline = time.perf_counter() + 60
+    while time.perf_counter() < deadline:
+        status, body = post(f"{base}/_dash-update-component?{query}", payload)
+        if status == 200 and b'"response"' in body:
+            return body
+        time.sleep(0.005)
+    raise TimeoutError("the analysis job did not finish within 60 s")
 
 
 def callback_payload(base: str, sample: Path) -> dict[str, object]:
@@ -83,6 +101,19 @@ def page_renders(base: str) -> dict[str, float]:
                     expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector)))
                 samples.append(time.perf_counter() - started)
             timings[path] = statistics.median(samples)
+        # What a user waits for: click "Load sample" until the health badge is on screen (the
+        # background job, its polls and the render).
+        samples = []
+        for _ in range(5):
+            driver.get(base + "/new")
+            button = WebDriverWait(driver, 30).until(expected_conditions.element_to_be_clickable((By.ID, "load-sample")))
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", button)
+            time.sleep(0.3)  # let the page settle before the clock starts
+            started = time.perf_counter()
+            button.click()
+            WebDriverWait(driver, 30).until(expected_conditions.presence_of_element_located((By.ID, "health-status")))
+            samples.append(time.perf_counter() - started)
+        timings["Load sample → health badge"] = statistics.median(samples)
     finally:
         driver.quit()
     return timings
@@ -106,22 +137,21 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.2)
             payload = callback_payload(base, ROOT / "data" / "sample_launch.csv")
-            status, body = post(f"{base}/_dash-update-component", payload)  # warm-up
-            assert status == 200 and b"launch" in body, body[:300]
+            assert b"launch" in background_result(base, payload)  # warm-up
             timings = []
             for _ in range(args.runs):
                 started = time.perf_counter()
-                status, body = post(f"{base}/_dash-update-component", payload)
+                background_result(base, payload)
                 timings.append(time.perf_counter() - started)
-                assert status == 200
             ordered = sorted(timings)
             p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
-            print(f"upload → results callback (aggregated sample_launch.csv, {args.runs} POSTs):")
+            print(f"upload → results background callback (aggregated sample_launch.csv, {args.runs} runs: the POST "
+                  "that starts the job, then polls every 5 ms until the result is back):")
             print(f"  median {statistics.median(timings) * 1000:.1f} ms   p95 {p95 * 1000:.1f} ms   "
-                  f"max {ordered[-1] * 1000:.1f} ms")
-            print("first render in headless Chromium (median of 3, JS bundles cached):")
+                  f"max {ordered[-1] * 1000:.1f} ms   (the browser polls every 100 ms)")
+            print("in headless Chromium (JS bundles cached): first render of each page (median of 3), and a click")
             for path, seconds in page_renders(base).items():
-                print(f"  {path:16s} {seconds * 1000:7.0f} ms")
+                print(f"  {path:28s} {seconds * 1000:7.0f} ms")
         finally:
             server.terminate()
             server.wait(timeout=10)

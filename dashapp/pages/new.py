@@ -285,7 +285,7 @@ def register_callbacks(app: Dash) -> None:
         State(ids.PLAN_STORE, "data"), State(ids.SESSION_STORE, "data"),
         prevent_initial_call=True,
         background=True,
-        interval=250,
+        interval=100,  # the first poll comes after this: small files show at once
         progress=[Output(ids.ANALYSIS_PROGRESS, "value"), Output(ids.ANALYSIS_PROGRESS, "label"),
                   Output(ids.ANALYSIS_PROGRESS_TEXT, "children")],
         progress_default=[0, "", _SENDING],  # shown while the file travels to the server, before the job reports

@@ -234,6 +234,12 @@ def test_large_upload_streams_to_the_staging_folder_and_is_analysed_from_disk(ap
     # Re-running with other settings reads the staged file again.
     rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(primary="revenue"), state)
     assert rerun["report"]["experiment"]["primary_metric"] == "revenue"
+    # Saving copies the staged file into history (read in chunks, its sha256 checked).
+    saved, _ = results.save_to_history(rerun)
+    assert context.database().input_content(body["sha256"]) == content
+    from dashapp.services import replay_analysis
+
+    assert replay_analysis(context.database(), saved["saved"]["analysis_id"]).identical
 
 
 def test_large_upload_refusals_name_the_problem(app_context: Any, tmp_path: Path) -> None:

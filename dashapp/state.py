@@ -87,7 +87,11 @@ def analyze_into_session(content: bytes, filename: str, form: FormValues, *, sta
     request = form.request()
     report = analyze_upload(content, filename, request, staging=staging, limit_bytes=limit_bytes,
                             on_progress=on_progress)
-    body = report_json(report)
+    return _new_session(report_json(report), form, filename, notes)
+
+
+def _new_session(body: dict[str, Any], form: FormValues, filename: str, notes: str | None) -> Session:
+    """A fresh, unsaved session for an analysis of the upload kept under the report's sha256."""
     return {
         "report": body,
         "form": form.as_dict(),
@@ -110,8 +114,7 @@ def analyze_staged_session(sha256: str, filename: str, form: FormValues, *, stag
     state, reading it from disk (raises ``ValueError`` for bad form values or a missing file)."""
     request = form.request()
     body = report_json(analyze_staged(staging, sha256, filename, request, on_progress=on_progress))
-    return {"report": body, "form": form.as_dict(), "input": {"filename": filename, "sha256": sha256},
-            "saved": None, "notes": notes}
+    return _new_session(body, form, filename, notes)
 
 
 def sample_content(name: str) -> bytes:

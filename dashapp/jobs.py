@@ -9,8 +9,8 @@ answering (progress polls included) while a scan runs. Jobs run inside the Flask
 context, so callbacks can read the app's settings as they do in a request.
 
 A thread cannot be killed: a cancelled or superseded job runs to its end and its result is
-dropped after ``ttl`` seconds unread. One server process only (results live in its memory),
-which is how ``experimentos serve`` runs.
+dropped after ``ttl`` seconds unread. Results live in the memory of the process that runs the
+job, so several server processes behind one address need sticky sessions.
 """
 
 from __future__ import annotations
@@ -90,6 +90,10 @@ class ThreadJobManager(BaseBackgroundCallbackManager):  # type: ignore[misc]
 
         thread = threading.Thread(target=run, name=f"dash-job-{job}", daemon=True)
         with self._lock:
+            # Forget finished jobs whose result nobody will collect any more (a closed tab).
+            for stale in [j for j, (t, k) in self._jobs.items()
+                          if not t.is_alive() and self._store.get(k, self.UNDEFINED) is self.UNDEFINED]:
+                del self._jobs[stale]
             self._jobs[job] = (thread, key)
         thread.start()
         return job

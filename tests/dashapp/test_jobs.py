@@ -102,3 +102,14 @@ def test_reading_a_large_file_reports_duckdb_progress(tmp_path: Path, monkeypatc
             assert a.columns[column].variance == pytest.approx(b.columns[column].variance, rel=1e-12)
     assert seen, "no progress was reported"
     assert seen == sorted(seen) and all(0 <= done <= 100 for done in seen)
+
+
+def test_finished_jobs_nobody_collects_are_forgotten() -> None:
+    manager = ThreadJobManager(ttl=0.05)
+    first = manager.call_job_fn("a", manager.make_job_fn(lambda: 1, progress=False), [], {"args": {}})
+    _wait(lambda: manager.result_ready("a"))
+    time.sleep(0.1)
+    manager.call_job_fn("b", manager.make_job_fn(lambda: 2, progress=False), [], {"args": {}})
+    _wait(lambda: manager.result_ready("b"))  # storing it drops the expired result of "a"
+    manager.call_job_fn("c", manager.make_job_fn(lambda: 3, progress=False), [], {"args": {}})
+    assert not manager.job_running(first) and first not in manager._jobs

@@ -5,7 +5,15 @@ Nothing here reads files, talks to a database or imports Dash (SPEC §1).
 
 from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary
 from analytics.cuped import CovariateStatistic, CupedResult, cuped_test
-from analytics.decision import ArmDecision, Decision, GuardrailStatus, Outcome, guardrail_status
+from analytics.decision import (
+    ArmDecision,
+    Decision,
+    GuardrailAssessment,
+    GuardrailStatus,
+    Outcome,
+    assess_guardrails,
+    guardrail_status,
+)
 from analytics.health import (
     ExperimentData,
     HealthStatus,
@@ -17,8 +25,27 @@ from analytics.health import (
     overall_status,
     validate_aggregated,
 )
-from analytics.inference import EffectEstimate, holm_adjust, two_proportion_ztest, welch_ttest, z_critical
-from analytics.policy import DEFAULT_POLICY, ExpectedSplit, Policy, parse_split, policy_from_mapping, policy_to_mapping
+from analytics.inference import (
+    EffectEstimate,
+    fisher_exact_p,
+    holm_adjust,
+    ratio_ztest,
+    two_proportion_ztest,
+    welch_ttest,
+    z_critical,
+)
+from analytics.policy import (
+    DEFAULT_POLICY,
+    RULES_VERSION,
+    ExpectedSplit,
+    Margin,
+    MetricPolicy,
+    MetricSettings,
+    Policy,
+    parse_split,
+    policy_from_mapping,
+    policy_to_mapping,
+)
 from analytics.power import SampleSizePlan, detectable_effect, plan_sample_size
 from analytics.report import (
     SCHEMA_VERSION,
@@ -34,7 +61,7 @@ from analytics.report import (
     report_to_dict,
 )
 from analytics.srm import SrmResult, srm_check
-from analytics.sufficient import Interval, ProportionStatistic, SampleMeanStatistic
+from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic
 from analytics.user_level import (
     ColumnSummary,
     CovariateSummary,
@@ -44,10 +71,11 @@ from analytics.user_level import (
     validate_user_level,
 )
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"
 
 __all__ = [
     "DEFAULT_POLICY",
+    "RULES_VERSION",
     "SCHEMA_VERSION",
     "ArmDecision",
     "BayesianSummary",
@@ -61,6 +89,7 @@ __all__ = [
     "ExpectedSplit",
     "ExperimentData",
     "ExperimentInfo",
+    "GuardrailAssessment",
     "GuardrailResult",
     "GuardrailStatus",
     "Health",
@@ -68,11 +97,15 @@ __all__ = [
     "InputInfo",
     "Interval",
     "Issue",
+    "Margin",
     "MetricData",
+    "MetricPolicy",
     "MetricResult",
+    "MetricSettings",
     "Outcome",
     "Policy",
     "ProportionStatistic",
+    "RatioStatistic",
     "RawTable",
     "Report",
     "SampleMeanStatistic",
@@ -84,10 +117,12 @@ __all__ = [
     "ValidationResult",
     "VariantSummary",
     "analyze",
+    "assess_guardrails",
     "beta_binomial_summary",
     "compare_metric",
     "cuped_test",
     "detectable_effect",
+    "fisher_exact_p",
     "guardrail_status",
     "holm_adjust",
     "normal_summary",
@@ -96,6 +131,7 @@ __all__ = [
     "plan_sample_size",
     "policy_from_mapping",
     "policy_to_mapping",
+    "ratio_ztest",
     "report_to_dict",
     "srm_check",
     "two_proportion_ztest",

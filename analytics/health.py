@@ -16,7 +16,7 @@ from typing import Literal
 from analytics.cuped import CovariateStatistic
 from analytics.inference import MetricType
 from analytics.policy import HarmDirection, Policy
-from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
+from analytics.sufficient import ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
 
 __all__ = [
     "Cell",
@@ -41,6 +41,8 @@ MetricRole = Literal["primary", "guardrail", "secondary"]
 
 REQUIRED = ("variant", "users", "conversions")
 GUARDRAIL_PREFIX = "guardrail_"
+#: The five sums of a ratio metric in an aggregated file (SPEC §4.2), longest suffix first.
+RATIO_SUFFIXES = ("_num_den_sum", "_num_sum_sq", "_den_sum_sq", "_num_sum", "_den_sum")
 _TOTAL_LABELS = {"total", "all", "overall", "sum", "grand total"}
 
 
@@ -167,6 +169,17 @@ def _parse_number(cell: Cell) -> float | str:
     if not math.isfinite(value):
         return f"is {cell!r}; NaN and infinity are not allowed"
     return value
+
+
+def _ratio_columns(names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Group ``<name>_num_sum`` … ``<name>_num_den_sum`` columns by ratio metric name."""
+    groups: dict[str, dict[str, str]] = {}
+    for name in names:
+        for suffix in RATIO_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                groups.setdefault(name[: -len(suffix)], {})[suffix] = name
+                break
+    return groups
 
 
 def _metric_columns(names: Sequence[str]) -> tuple[dict[str, dict[str, int]], list[str]]:
@@ -327,8 +340,20 @@ def validate_aggregated(
     # Metric columns
     guardrail_names = [n for n in normal if n.startswith(GUARDRAIL_PREFIX)]
     count_guardrails = [n for n in guardrail_names if not n.endswith(("_sum", "_sum_sq", "_mean", "_std"))]
-    metric_groups, _ = _metric_columns([n for n in normal if n not in REQUIRED and n not in count_guardrails])
-    used = set(REQUIRED) | set(count_guardrails)
+    ratio_groups = _ratio_columns([n for n in normal if n not in REQUIRED])
+    ratio_forms: dict[str, dict[str, str]] = {}
+    for metric, found in ratio_groups.items():
+        if len(found) == len(RATIO_SUFFIXES):
+            ratio_forms[metric] = found
+        else:
+            missing = ", ".join(metric + s for s in RATIO_SUFFIXES if s not in found)
+            issues.append(warning_issue("incomplete_metric", f"Ratio metric {metric!r} needs all five sums; {missing} "
+                                   "missing, so it was ignored (give <name>_num_sum, _den_sum, _num_sum_sq, "
+                                   "_den_sum_sq and _num_den_sum, all summed over users)."))
+    ratio_columns = {c for found in ratio_groups.values() for c in found.values()}
+    metric_groups, _ = _metric_columns([n for n in normal if n not in REQUIRED and n not in count_guardrails
+                                        and n not in ratio_columns])
+    used = set(REQUIRED) | set(count_guardrails) | {c for found in ratio_forms.values() for c in found.values()}
     mean_forms: dict[str, tuple[str, str]] = {}
     for metric, forms in metric_groups.items():
         have_sums = "_sum" in forms and "_sum_sq" in forms
@@ -354,7 +379,7 @@ def validate_aggregated(
 
     metrics: list[MetricData] = []
     primary_key = (primary or "conversions").strip().casefold()
-    known = ["conversions", *mean_forms]
+    known = ["conversions", *mean_forms, *ratio_forms]
     if primary_key.startswith(GUARDRAIL_PREFIX) or primary_key not in known:
         issues.append(blocked_issue("unknown_primary", f"Primary metric {primary!r} is not in the file; choose one of "
                                f"{', '.join(m for m in known if not m.startswith(GUARDRAIL_PREFIX))}."))
@@ -413,6 +438,31 @@ def validate_aggregated(
         is_guardrail = metric.startswith(GUARDRAIL_PREFIX)
         short = metric[len(GUARDRAIL_PREFIX):] if is_guardrail else metric
         metrics.append(MetricData(short, "guardrail" if is_guardrail else role(metric), "mean", statistics,
+                                  policy.harm_direction(short)))
+    for metric, found in ratio_forms.items():
+        ratios: dict[str, Statistic] = {}
+        for number, label in labels:
+            sums = {suffix: values.get((number, column)) for suffix, column in found.items()}
+            if any(v is None for v in sums.values()):
+                break
+            try:
+                ratios[label] = RatioStatistic.from_sums(
+                    users[label], numerator_sum=sums["_num_sum"] or 0.0,
+                    numerator_sum_squares=sums["_num_sum_sq"] or 0.0, denominator_sum=sums["_den_sum"] or 0.0,
+                    denominator_sum_squares=sums["_den_sum_sq"] or 0.0, cross_sum=sums["_num_den_sum"] or 0.0)
+            except ValueError as error:
+                code = "zero_denominator" if "denominator" in str(error) else "impossible_variance"
+                fix = (f"{metric}_den_sum is 0 in {label!r}, so the ratio is undefined; check the export"
+                       if code == "zero_denominator" else
+                       f"a sum of squares of ratio metric {metric!r} is smaller than its sum²/users, which no data "
+                       "can produce; re-export the sums of squared per-user values")
+                issues.append(blocked_issue(code, f"Row {number}: {fix}."))
+                break
+        if len(ratios) != len(variants):
+            continue
+        is_guardrail = metric.startswith(GUARDRAIL_PREFIX)
+        short = metric[len(GUARDRAIL_PREFIX):] if is_guardrail else metric
+        metrics.append(MetricData(short, "guardrail" if is_guardrail else role(metric), "ratio", ratios,
                                   policy.harm_direction(short)))
 
     for _, label in labels:

@@ -4,9 +4,14 @@
   ``confint_proportions_2indep`` with ``method="wald"``).
 - Means: Welch's t-test from summary statistics (``scipy.stats.ttest_ind_from_stats``
   with ``equal_var=False``) and its Welch–Satterthwaite degrees of freedom.
-- Relative lift Δ / m_c with the delta-method standard error
-  √(v_t / (m_c² n_t) + v_c m_t² / (m_c⁴ n_c)).
-- Holm's step-down adjustment across treatment arms.
+- Ratio metrics (Σnumerator / Σdenominator): z-test on the difference of two delta-method
+  ratios (SPEC §4.2; the same point estimate and variance as gbstats ``RatioStatistic``).
+- Relative lift Δ / m_c with a CI on the log scale, exp(log(m_t/m_c) ± c·√(v_t/(n_t m_t²) +
+  v_c/(n_c m_c²))) − 1, which can never pass −100% (statsmodels
+  ``confint_proportions_2indep(compare="ratio", method="log")``); when a mean is ≤ 0 the log
+  is undefined and the linear delta-method interval with SE √(v_t / (m_c² n_t) + v_c m_t² /
+  (m_c⁴ n_c)) is used instead (``relative_ci_method = "linear"``).
+- Fisher's exact test for sparse 2×2 counts; Holm's step-down adjustment across arms.
 
 Degenerate data (zero variance in both arms, zero baseline) never raises: the result
 carries an uninformative value and a ``note`` that says why.
@@ -14,6 +19,7 @@ carries an uninformative value and a ``note`` that says why.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,19 +27,23 @@ from typing import Literal
 
 from scipy import stats
 
-from analytics.sufficient import Interval, ProportionStatistic, SampleMeanStatistic
+from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic
 
 __all__ = [
     "EffectEstimate",
     "MetricType",
+    "RelativeCiMethod",
     "benjamini_hochberg_adjust",
+    "fisher_exact_p",
     "holm_adjust",
+    "ratio_ztest",
     "two_proportion_ztest",
     "welch_ttest",
     "z_critical",
 ]
 
-MetricType = Literal["proportion", "mean"]
+MetricType = Literal["proportion", "mean", "ratio"]
+RelativeCiMethod = Literal["log", "linear"]
 
 
 @dataclass(frozen=True)
@@ -57,10 +67,13 @@ class EffectEstimate:
     note: str | None = None
     control_std: float = 0.0
     treatment_std: float = 0.0
+    relative_ci_method: RelativeCiMethod | None = None
 
 
+@functools.lru_cache(maxsize=64)
 def z_critical(alpha: float) -> float:
-    """Φ⁻¹(1 − α/2), the two-sided critical value of the standard normal."""
+    """Φ⁻¹(1 − α/2), the two-sided critical value of the standard normal (cached: a policy uses a
+    handful of α values, and every comparison asks for one)."""
     _check_alpha(alpha)
     return float(stats.norm.ppf(1.0 - alpha / 2.0))
 
@@ -78,21 +91,35 @@ def _relative(
     control_n: int,
     treatment_n: int,
     critical: float,
-) -> tuple[float | None, Interval | None, float | None]:
+    *,
+    non_negative: bool,
+) -> tuple[float | None, Interval | None, float | None, RelativeCiMethod | None]:
+    """Relative lift, its CI (log scale when both means are positive, else linear) and the
+    linear delta-method SE. ``non_negative``: the metric cannot be below 0 (a rate), so its
+    relative change cannot be below −100% either."""
     if control_mean == 0.0:
-        return None, None, None
+        return None, None, None, None
     relative = (treatment_mean - control_mean) / control_mean
     se = math.sqrt(
         treatment_variance / (control_mean**2 * treatment_n)
         + control_variance * treatment_mean**2 / (control_mean**4 * control_n)
     )
-    return relative, Interval(relative - critical * se, relative + critical * se), se
+    if control_mean > 0.0 and treatment_mean > 0.0:
+        log_se = math.sqrt(treatment_variance / (treatment_n * treatment_mean**2)
+                           + control_variance / (control_n * control_mean**2))
+        centre = math.log(treatment_mean / control_mean)
+        return relative, Interval(math.expm1(centre - critical * log_se), math.expm1(centre + critical * log_se)), \
+            se, "log"
+    low = relative - critical * se
+    if non_negative:
+        low = max(low, -1.0)
+    return relative, Interval(low, relative + critical * se), se, "linear"
 
 
 def _estimate(
     metric_type: MetricType,
-    control: ProportionStatistic | SampleMeanStatistic,
-    treatment: ProportionStatistic | SampleMeanStatistic,
+    control: ProportionStatistic | SampleMeanStatistic | RatioStatistic,
+    treatment: ProportionStatistic | SampleMeanStatistic | RatioStatistic,
     *,
     critical: float,
     p_value: float,
@@ -103,11 +130,13 @@ def _estimate(
     """Assemble the result shared by both tests: Δ with its CI and the relative lift."""
     delta = treatment.mean - control.mean
     se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
-    relative, relative_ci, relative_se = _relative(
+    relative, relative_ci, relative_se, method = _relative(
         control.mean, treatment.mean, control.variance, treatment.variance, control.n, treatment.n, critical,
+        non_negative=metric_type == "proportion",
     )
     if relative is None and note is None:
-        note = f"The control {'rate' if metric_type == 'proportion' else 'mean'} is 0, so a relative lift is undefined."
+        what = {"proportion": "rate", "mean": "mean", "ratio": "ratio"}[metric_type]
+        note = f"The control {what} is 0, so a relative lift is undefined."
     return EffectEstimate(
         metric_type=metric_type,
         control_n=control.n,
@@ -126,6 +155,7 @@ def _estimate(
         note=note,
         control_std=math.sqrt(control.variance),
         treatment_std=math.sqrt(treatment.variance),
+        relative_ci_method=method,
     )
 
 
@@ -148,6 +178,33 @@ def two_proportion_ztest(
     statistic = delta / se
     return _estimate("proportion", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=None,
                      p_value=float(2.0 * stats.norm.sf(abs(statistic))), note=None)
+
+
+def ratio_ztest(control: RatioStatistic, treatment: RatioStatistic, *, alpha: float = 0.05) -> EffectEstimate:
+    """z-test of r_t − r_c for two ratio metrics, each with its delta-method variance (SPEC §4.2).
+
+    SE = √(v_t/n_t + v_c/n_c) with v the per-user delta-method variance of
+    :class:`RatioStatistic`; p = 2(1 − Φ(|Δ/SE|)); CI = Δ ± z·SE. Raises ``ValueError`` for
+    ``alpha`` outside (0, 1).
+    """
+    critical = z_critical(alpha)
+    delta = treatment.mean - control.mean
+    se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
+    if se == 0.0:
+        return _estimate("ratio", control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=None,
+                         p_value=1.0 if delta == 0.0 else 0.0,
+                         note="Both arms' ratios have zero variance, so the test is uninformative.")
+    statistic = delta / se
+    return _estimate("ratio", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=None,
+                     p_value=float(2.0 * stats.norm.sf(abs(statistic))), note=None)
+
+
+def fisher_exact_p(control: ProportionStatistic, treatment: ProportionStatistic) -> float:
+    """Two-sided p-value of Fisher's exact test on the 2×2 table of successes and failures
+    (``scipy.stats.fisher_exact``), for counts too sparse for the Wald test."""
+    table = [[treatment.successes, treatment.n - treatment.successes],
+             [control.successes, control.n - control.successes]]
+    return float(stats.fisher_exact(table).pvalue)
 
 
 def welch_degrees_of_freedom(control: SampleMeanStatistic, treatment: SampleMeanStatistic) -> float:

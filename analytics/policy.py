@@ -6,6 +6,7 @@ numbers that produced it.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -13,15 +14,152 @@ from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_POLICY",
+    "RULES_VERSION",
+    "Better",
     "ExpectedSplit",
     "HarmDirection",
+    "Margin",
+    "MetricPolicy",
+    "MetricSettings",
     "Policy",
     "parse_split",
     "policy_from_mapping",
     "policy_to_mapping",
+    "unknown_metric_message",
 ]
 
 HarmDirection = Literal["increase", "decrease"]
+Better = Literal["higher", "lower"]
+MetricKind = Literal["proportion", "mean", "ratio"]
+MetricRoleName = Literal["primary", "guardrail", "secondary"]
+
+#: The decision rules of SPEC §4 this code implements (v2: per-metric direction and margins).
+RULES_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Margin:
+    """A tolerance on a metric: absolute in the metric's unit, or relative to the control's value.
+
+    ``Margin(0.001)`` is 0.1 pp on a rate; ``Margin(0.01, relative=True)`` is "1%" of the control.
+    """
+
+    value: float
+    relative: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.value, bool) or not isinstance(self.value, int | float) or not math.isfinite(self.value) \
+                or self.value < 0:
+            raise ValueError(f"a margin must be a non-negative number, got {self.value!r}")
+
+    @classmethod
+    def parse(cls, raw: Any, *, key: str) -> Margin:
+        """``0.002`` (absolute) or ``"1%"`` (relative to control). Raises ``ValueError`` naming ``key``."""
+        if isinstance(raw, str):
+            text = raw.strip()
+            try:
+                if text.endswith("%"):
+                    return cls(float(text[:-1]) / 100.0, relative=True)
+                return cls(float(text))
+            except ValueError:
+                pass
+        elif isinstance(raw, int | float) and not isinstance(raw, bool):
+            try:
+                return cls(float(raw))
+            except ValueError:
+                pass
+        raise ValueError(f"{key} must be a non-negative number (absolute, in the metric's unit, e.g. 0.002) or a "
+                         f"percentage of the control (e.g. \"1%\"), got {raw!r}")
+
+    def absolute(self, control_value: float) -> float:
+        """The margin in the metric's unit for a control arm at ``control_value``."""
+        return self.value * abs(control_value) if self.relative else self.value
+
+    def to_json(self) -> float | str:
+        return f"{self.value * 100:g}%" if self.relative else self.value
+
+
+@dataclass(frozen=True)
+class MetricPolicy:
+    """What the policy file declares about one metric (``[metrics.<name>]``); ``None`` = the default.
+
+    ``numerator`` and ``denominator`` (columns of a user-level file) make ``name`` a ratio metric
+    (SPEC §4.2); ``role`` places such a declared metric among the guardrails or secondary metrics.
+    """
+
+    name: str
+    better: Better | None = None
+    margin: Margin | None = None
+    severe_margin: Margin | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    role: Literal["guardrail", "secondary"] | None = None
+
+    def __post_init__(self) -> None:
+        if self.better not in (None, "higher", "lower"):
+            raise ValueError(f"metrics.{self.name}.better must be \"higher\" or \"lower\", got {self.better!r}")
+        if (self.numerator is None) != (self.denominator is None):
+            raise ValueError(f"metrics.{self.name} needs both numerator and denominator to be a ratio metric")
+        if self.role not in (None, "guardrail", "secondary"):
+            raise ValueError(f"metrics.{self.name}.role must be \"guardrail\" or \"secondary\", got {self.role!r}")
+        if self.role is not None and self.numerator is None:
+            raise ValueError(f"metrics.{self.name}.role is only for ratio metrics declared with numerator and "
+                             "denominator; a file's own columns take their role from their names")
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.numerator is not None
+
+    def to_json(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if self.better is not None:
+            values["better"] = self.better
+        if self.margin is not None:
+            values["margin"] = self.margin.to_json()
+        if self.severe_margin is not None:
+            values["severe_margin"] = self.severe_margin.to_json()
+        if self.numerator is not None:
+            values["numerator"] = self.numerator
+            values["denominator"] = self.denominator
+        if self.role is not None:
+            values["role"] = self.role
+        return values
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    """The direction and margins used for one metric, and which of them are defaults."""
+
+    better: Better
+    margin: Margin
+    severe_margin: Margin
+    better_default: bool
+    margin_default: bool
+    severe_margin_default: bool
+
+    @property
+    def harm_direction(self) -> HarmDirection:
+        """The change that hurts: an increase when lower is better."""
+        return "increase" if self.better == "lower" else "decrease"
+
+
+def unknown_metric_message(names: Sequence[str], known: Sequence[str], *, where: str) -> str | None:
+    """A message naming every name not in ``known`` with the closest match, or ``None``.
+
+    ``where`` says where the names come from (``"[metrics.<name>]"``), so the user finds the typo.
+    """
+    lookup = {k.casefold(): k for k in known}
+    problems = []
+    for name in names:
+        if name.casefold() in lookup:
+            continue
+        close = difflib.get_close_matches(name.casefold(), list(lookup), n=1, cutoff=0.6)
+        hint = f" — did you mean {lookup[close[0]]}?" if close else ""
+        problems.append(f"{name!r}{hint}")
+    if not problems:
+        return None
+    return (f"The policy names metric(s) the file does not have in {where}: {'; '.join(problems)} "
+            f"(the file's metrics: {', '.join(known) or 'none'}). Fix the name so that no setting is silently ignored.")
 
 
 @dataclass(frozen=True)
@@ -103,15 +241,18 @@ def parse_split(text: str) -> ExpectedSplit:
 
 @dataclass(frozen=True)
 class Policy:
-    """Decision thresholds with the SPEC defaults.
+    """Decision thresholds with the SPEC defaults (rules v2, SPEC §4).
 
-    ``guardrail_worsened`` and ``guardrail_severe`` are absolute (rate points for
-    proportions, metric units for means). ``harm_directions`` overrides, per guardrail
-    name (without the ``guardrail_`` prefix), the default that an increase is harmful.
-    ``planned_mde`` (absolute, or relative when ``planned_mde_relative``) is the
-    effect the experiment was sized for; an inconclusive result says how many more
-    users it needs. ``use_cuped``: decide on the CUPED-adjusted result when a metric has
-    a ``pre_<metric>`` covariate (both results are always reported).
+    ``metrics`` holds each metric's declared direction and margins (``[metrics.<name>]``);
+    undeclared settings take the defaults of :meth:`settings`. ``guardrail_worsened`` and
+    ``guardrail_severe`` are the default margins of *rate* metrics (absolute, 0.1 pp and
+    0.3 pp); means and ratios default to 1% and 3% of the control. ``harm_directions``
+    (v1) is an alias: ``"increase"`` means lower is better. ``planned_mde`` (absolute, or
+    relative when ``planned_mde_relative``) is the effect the experiment was sized for.
+    ``require_non_inferiority``: rule 6 needs every guardrail shown non-inferior at its
+    margin. ``guardrail_correction``: Holm across an arm's guardrail harm tests, or none.
+    ``use_cuped``: decide on the CUPED-adjusted result when a metric has a
+    ``pre_<metric>`` covariate (both results are always reported).
     """
 
     alpha: float = 0.05
@@ -127,6 +268,9 @@ class Policy:
     small_sample_users: int = 100
     use_cuped: bool = True
     segment_correction: Literal["holm", "bh"] = "holm"
+    metrics: tuple[MetricPolicy, ...] = ()
+    require_non_inferiority: bool = False
+    guardrail_correction: Literal["holm", "none"] = "holm"
 
     def __post_init__(self) -> None:
         for name in ("alpha", "srm_warning_p", "srm_blocked_p", "power"):
@@ -148,12 +292,52 @@ class Policy:
             raise ValueError(f"segment_correction must be 'holm' or 'bh', got {self.segment_correction!r}")
         if self.planned_mde is not None and not (math.isfinite(self.planned_mde) and self.planned_mde > 0):
             raise ValueError(f"planned_mde must be a positive number, got {self.planned_mde!r}")
+        if self.guardrail_correction not in ("holm", "none"):
+            raise ValueError(f"guardrail_correction must be 'holm' or 'none', got {self.guardrail_correction!r}")
+        seen: set[str] = set()
+        for metric in self.metrics:
+            key = metric.name.casefold()
+            if key in seen:
+                raise ValueError(f"metric {metric.name!r} is declared twice in [metrics]")
+            seen.add(key)
+
+    def metric_policy(self, name: str) -> MetricPolicy | None:
+        key = name.casefold()
+        return next((m for m in self.metrics if m.name.casefold() == key), None)
+
+    def declared_names(self) -> tuple[str, ...]:
+        """Every metric name the policy refers to ([metrics] tables and v1 harm_directions)."""
+        return tuple(dict.fromkeys([m.name for m in self.metrics] + [name for name, _ in self.harm_directions]))
+
+    def ratio_metrics(self) -> tuple[MetricPolicy, ...]:
+        return tuple(m for m in self.metrics if m.is_ratio)
+
+    def settings(self, name: str, role: MetricRoleName, kind: MetricKind) -> MetricSettings:
+        """Direction and margins for metric ``name`` (SPEC §4.1 defaults where nothing is declared).
+
+        Defaults: higher is better for primary and secondary metrics, lower for guardrails;
+        margins 0.1 pp / 0.3 pp (``guardrail_worsened`` / ``guardrail_severe``) for rates and
+        1% / 3% of the control for means and ratios.
+        """
+        declared = self.metric_policy(name) or MetricPolicy(name)
+        better = declared.better
+        if better is None:
+            alias = next((d for n, d in self.harm_directions if n.casefold() == name.casefold()), None)
+            if alias is not None:
+                better = "lower" if alias == "increase" else "higher"
+        better_default = better is None
+        if better is None:
+            better = "lower" if role == "guardrail" else "higher"
+        if kind == "proportion":
+            default_margin, default_severe = Margin(self.guardrail_worsened), Margin(self.guardrail_severe)
+        else:
+            default_margin, default_severe = Margin(0.01, relative=True), Margin(0.03, relative=True)
+        return MetricSettings(better, declared.margin or default_margin, declared.severe_margin or default_severe,
+                              better_default, declared.margin is None, declared.severe_margin is None)
 
     def harm_direction(self, guardrail: str) -> HarmDirection:
-        for name, direction in self.harm_directions:
-            if name.casefold() == guardrail.casefold():
-                return direction
-        return "increase"
+        """The harmful direction of a guardrail (lower is better unless declared otherwise)."""
+        return self.settings(guardrail, "guardrail", "mean").harm_direction
 
     def with_alpha(self, alpha: float) -> Policy:
         return replace(self, alpha=alpha)
@@ -161,7 +345,34 @@ class Policy:
 
 DEFAULT_POLICY = Policy()
 
-_SCALARS = {f.name for f in fields(Policy)} - {"expected_split", "harm_directions"}
+_SCALARS = {f.name for f in fields(Policy)} - {"expected_split", "harm_directions", "metrics"}
+_TABLES = {"expected_split", "harm_directions", "metrics"}
+_METRIC_KEYS = ("better", "margin", "severe_margin", "numerator", "denominator", "role")
+_BOOLEANS = ("planned_mde_relative", "use_cuped", "require_non_inferiority")
+
+
+def _metric_policy(name: str, table: Any) -> MetricPolicy:
+    if not isinstance(table, Mapping):
+        raise ValueError(f"metrics.{name} must be a table of {', '.join(_METRIC_KEYS)}")
+    unknown = sorted(set(table) - set(_METRIC_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(unknown)} in metrics.{name}; allowed: {', '.join(_METRIC_KEYS)}")
+    for key in ("numerator", "denominator"):
+        if key in table and (not isinstance(table[key], str) or not table[key].strip()):
+            raise ValueError(f"metrics.{name}.{key} must be a column name")
+    stem = str(name).strip()
+    for prefix in ("guardrail_",):
+        stem = stem.removeprefix(prefix)
+    return MetricPolicy(
+        name=stem,
+        better=table.get("better"),
+        margin=Margin.parse(table["margin"], key=f"metrics.{name}.margin") if "margin" in table else None,
+        severe_margin=Margin.parse(table["severe_margin"], key=f"metrics.{name}.severe_margin")
+        if "severe_margin" in table else None,
+        numerator=table["numerator"].strip().casefold() if "numerator" in table else None,
+        denominator=table["denominator"].strip().casefold() if "denominator" in table else None,
+        role=table.get("role"),
+    )
 
 
 def policy_from_mapping(values: Mapping[str, Any], *, base: Policy = DEFAULT_POLICY) -> Policy:
@@ -172,19 +383,33 @@ def policy_from_mapping(values: Mapping[str, Any], *, base: Policy = DEFAULT_POL
     ``harm_directions`` of guardrail = "increase" | "decrease". Raises ``ValueError``
     naming the offending key.
     """
-    unknown = sorted(set(values) - _SCALARS - {"expected_split", "harm_directions"})
+    unknown = sorted(set(values) - _SCALARS - _TABLES)
     if unknown:
-        allowed = ", ".join(sorted(_SCALARS | {"expected_split", "harm_directions"}))
-        raise ValueError(f"unknown policy key(s) {', '.join(unknown)}; allowed: {allowed}")
+        allowed = ", ".join(sorted(_SCALARS | _TABLES))
+        close = [difflib.get_close_matches(key, sorted(_SCALARS | _TABLES), n=1) for key in unknown]
+        hints = "".join(f" ({key!r}: did you mean {match[0]!r}?)" for key, match in zip(unknown, close, strict=True)
+                        if match)
+        raise ValueError(f"unknown policy key(s) {', '.join(unknown)}{hints}; allowed: {allowed}")
     changes: dict[str, Any] = {}
     for key in _SCALARS & set(values):
         value = values[key]
-        if key in ("planned_mde_relative", "use_cuped"):
+        if key in _BOOLEANS:
             if not isinstance(value, bool):
                 raise ValueError(f"{key} must be true or false")
+        elif key == "planned_mde" and isinstance(value, str):
+            if "planned_mde_relative" in values:
+                raise ValueError("planned_mde given as a percentage is relative already; drop planned_mde_relative")
+            margin = Margin.parse(value, key="planned_mde")
+            if not margin.relative:
+                raise ValueError(f"planned_mde must be a number or a percentage like \"5%\", got {value!r}")
+            changes["planned_mde_relative"] = True
+            value = margin.value
         elif key == "segment_correction":
             if value not in ("holm", "bh"):
                 raise ValueError("segment_correction must be 'holm' or 'bh'")
+        elif key == "guardrail_correction":
+            if value not in ("holm", "none"):
+                raise ValueError("guardrail_correction must be 'holm' or 'none'")
         elif key == "small_sample_users":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError("small_sample_users must be a non-negative integer")
@@ -206,6 +431,11 @@ def policy_from_mapping(values: Mapping[str, Any], *, base: Policy = DEFAULT_POL
         if not isinstance(table, Mapping):
             raise ValueError("harm_directions must be a table of guardrail = 'increase' | 'decrease'")
         changes["harm_directions"] = tuple((str(k).removeprefix("guardrail_"), v) for k, v in table.items())
+    if "metrics" in values:
+        table = values["metrics"]
+        if not isinstance(table, Mapping):
+            raise ValueError("metrics must be a table of [metrics.<name>] tables")
+        changes["metrics"] = tuple(_metric_policy(str(name), settings) for name, settings in table.items())
     return replace(base, **changes)
 
 
@@ -220,4 +450,5 @@ def policy_to_mapping(policy: Policy) -> dict[str, Any]:
     elif split.named:
         values["expected_split"] = dict(split.named)
     values["harm_directions"] = dict(policy.harm_directions)
+    values["metrics"] = {m.name: m.to_json() for m in policy.metrics}
     return values

@@ -1,7 +1,7 @@
 """The report: every comparison, the health check and the decision, as one plain object.
 
 :func:`analyze` is the single entry point used by the CLI, the dashboard and replay;
-:func:`report_to_dict` gives the JSON contract of SPEC §5 (``schema_version`` 1).
+:func:`report_to_dict` gives the JSON contract of SPEC §5 (``schema_version`` 2, rules v2).
 """
 
 from __future__ import annotations
@@ -16,23 +16,28 @@ from analytics.decision import (
     RULE_NUMBERS,
     ArmDecision,
     Decision,
+    GuardrailAssessment,
     GuardrailStatus,
     Outcome,
+    assess_guardrails,
     decide_arm,
-    guardrail_status,
+    describe_margin,
+    format_amount,
 )
 from analytics.health import ExperimentData, HealthStatus, Issue, MetricData, Segment, overall_status
 from analytics.inference import (
     EffectEstimate,
     benjamini_hochberg_adjust,
+    fisher_exact_p,
     holm_adjust,
+    ratio_ztest,
     two_proportion_ztest,
     welch_ttest,
 )
-from analytics.policy import HarmDirection, Policy
+from analytics.policy import RULES_VERSION, HarmDirection, Margin, MetricSettings, Policy, unknown_metric_message
 from analytics.power import detectable_effect, plan_sample_size
 from analytics.srm import SrmResult, srm_check
-from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
+from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -52,7 +57,9 @@ __all__ = [
     "report_to_dict",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Fewer successes or failures than this in an arm's primary rate is "sparse" (SPEC §4.4).
+SPARSE_COUNT = 10
 Direction = Literal["positive", "negative", "none"]
 
 
@@ -85,6 +92,10 @@ class Health:
 
 @dataclass(frozen=True)
 class MetricResult:
+    """A primary or secondary metric of one arm. ``ci_simultaneous``: the absolute CI at
+    1 − α/k for k treatment arms (Bonferroni), shown beside the Holm-adjusted p; ``p_value_exact``:
+    Fisher's exact p when the counts are sparse."""
+
     metric: str
     estimate: EffectEstimate
     p_value_adjusted: float
@@ -92,6 +103,9 @@ class MetricResult:
     direction: Direction
     bayesian: BayesianSummary | None
     cuped: CupedResult | None = None
+    settings: MetricSettings | None = None
+    ci_simultaneous: Interval | None = None
+    p_value_exact: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,7 @@ class GuardrailResult:
     harm_direction: HarmDirection
     status: GuardrailStatus
     cuped: CupedResult | None = None
+    assessment: GuardrailAssessment | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,8 @@ class Report:
     schema_version: int = SCHEMA_VERSION
     segments: tuple[SegmentResult, ...] = ()
     segment_flags: tuple[str, ...] = ()
+    risks: tuple[str, ...] = ()
+    rules_version: int = RULES_VERSION
 
 
 def compare_metric(control: Statistic, treatment: Statistic, *, alpha: float) -> EffectEstimate:
@@ -147,6 +164,8 @@ def compare_metric(control: Statistic, treatment: Statistic, *, alpha: float) ->
         return two_proportion_ztest(control, treatment, alpha=alpha)
     if isinstance(control, SampleMeanStatistic) and isinstance(treatment, SampleMeanStatistic):
         return welch_ttest(control, treatment, alpha=alpha)
+    if isinstance(control, RatioStatistic) and isinstance(treatment, RatioStatistic):
+        return ratio_ztest(control, treatment, alpha=alpha)
     raise ValueError("control and treatment must be statistics of the same kind")
 
 
@@ -171,41 +190,51 @@ def _direction(estimate: EffectEstimate, significant: bool) -> Direction:
 
 
 def _bayesian(metric: MetricData, control: str, treatment: str, estimate: EffectEstimate) -> BayesianSummary:
+    """Beta-binomial for rates; the normal approximation (flat prior) for means and ratios."""
     c, t = metric.statistics[control], metric.statistics[treatment]
     if isinstance(c, ProportionStatistic) and isinstance(t, ProportionStatistic):
         return beta_binomial_summary(c, t)
     return normal_summary(estimate)
 
 
+def _planned_target(policy: Policy, baseline: float) -> float | None:
+    """The planned MDE in the metric's unit, when one is recorded."""
+    if policy.planned_mde is None:
+        return None
+    return policy.planned_mde * abs(baseline) if policy.planned_mde_relative else policy.planned_mde
+
+
+def _describe_planned(policy: Policy, target: float, metric_type: str) -> str:
+    if policy.planned_mde_relative and policy.planned_mde is not None:
+        return f"{policy.planned_mde * 100:.4g}% ({format_amount(target, metric_type, signed=False)})"
+    return format_amount(target, metric_type, signed=False)
+
+
 def _inconclusive_hint(metric: MetricData, control: str, treatment: str, estimate: EffectEstimate,
                        policy: Policy) -> str:
-    """How many more users the arm needs for the planned MDE (or the observed effect)."""
+    """How many more users the arm needs for the planned MDE (or the observed effect); the
+    numbers in the sentence add up: more in control + more in treatment = more in total."""
     c = metric.statistics[control]
     n_c, n_t = estimate.control_n, estimate.treatment_n
     baseline = estimate.control_value
-    if policy.planned_mde is not None:
-        target = policy.planned_mde * abs(baseline) if policy.planned_mde_relative else policy.planned_mde
-        what = "the planned MDE"
+    planned = _planned_target(policy, baseline)
+    if planned is not None:
+        target, what = planned, f"the planned MDE of {_describe_planned(policy, planned, metric.metric_type)}"
     else:
         target = abs(estimate.absolute_effect)
-        what = "the observed effect"
-    unit = " pp" if metric.metric_type == "proportion" else ""
-    scale = 100.0 if metric.metric_type == "proportion" else 1.0
-    try:
-        if target <= 0:
-            raise ValueError("no effect to size for")
-        if isinstance(c, ProportionStatistic):
-            if baseline + target >= 1.0:
-                raise ValueError("rate out of range")
-            plan = plan_sample_size(mde=target, baseline=baseline, alpha=policy.alpha, power=policy.power,
-                                    split=(float(n_c), float(n_t)))
-        else:
-            std = math.sqrt(c.variance)
-            if std <= 0:
-                raise ValueError("no variance")
-            plan = plan_sample_size(mde=target, mean=baseline, std=std, alpha=policy.alpha, power=policy.power,
-                                    split=(float(n_c), float(n_t)))
-    except ValueError:
+        what = f"the observed effect of {format_amount(target, metric.metric_type, signed=False)}"
+    plan = None
+    if target > 0:
+        try:
+            if isinstance(c, ProportionStatistic):
+                plan = plan_sample_size(mde=target, baseline=baseline, alpha=policy.alpha, power=policy.power,
+                                        split=(float(n_c), float(n_t))) if baseline + target < 1.0 else None
+            elif c.variance > 0:
+                plan = plan_sample_size(mde=target, mean=baseline, std=math.sqrt(c.variance), alpha=policy.alpha,
+                                        power=policy.power, split=(float(n_c), float(n_t)))
+        except ValueError:
+            plan = None
+    if plan is None:
         try:
             reachable = detectable_effect(
                 control_n=n_c, treatment_n=n_t, alpha=policy.alpha, power=policy.power,
@@ -216,22 +245,44 @@ def _inconclusive_hint(metric: MetricData, control: str, treatment: str, estimat
         if not math.isfinite(reachable):
             return "Collect more data before deciding."
         return (f"With {n_c + n_t:,} users the smallest effect detectable at {policy.power:.0%} power is "
-                f"{reachable * scale:.3g}{unit}; decide whether a smaller effect matters before running longer.")
-    more = max(0, plan.control_n - n_c) + max(0, plan.treatment_n - n_t)
-    size = f"{target * scale:.3g}{unit}"
-    if more == 0:
-        return (f"The sample already suffices to detect {what} of {size} at {policy.power:.0%} power; the true "
-                "effect is probably smaller than that. Treat this as no meaningful difference.")
-    return (f"About {more:,} more users in total ({plan.control_n:,} control and {plan.treatment_n:,} in "
-            f"{treatment}) are needed to detect {what} of {size} at {policy.power:.0%} power.")
+                f"{format_amount(reachable, metric.metric_type, signed=False)}; decide whether a smaller effect "
+                "matters before running longer.")
+    more_c, more_t = max(0, plan.control_n - n_c), max(0, plan.treatment_n - n_t)
+    if more_c + more_t == 0:
+        return (f"The sample already suffices to detect {what} at {policy.power:.0%} power; the true effect is "
+                "probably smaller than that. Treat this as no meaningful difference.")
+    return (f"About {more_c + more_t:,} more users are needed ({more_c:,} more in control and {more_t:,} more in "
+            f"{treatment}, for {plan.control_n:,} + {plan.treatment_n:,} = {plan.control_n + plan.treatment_n:,} in "
+            f"total) to detect {what} at {policy.power:.0%} power.")
 
 
-def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: float) -> Comparison:
+def _exact_p(metric: MetricData, control: str, treatment: str) -> float | None:
+    """Fisher's exact p when either arm has fewer than 10 successes or failures (rates only)."""
+    c, t = metric.statistics[control], metric.statistics[treatment]
+    if not (isinstance(c, ProportionStatistic) and isinstance(t, ProportionStatistic)):
+        return None
+    if min(c.successes, c.n - c.successes, t.successes, t.n - t.successes) >= SPARSE_COUNT:
+        return None
+    return fisher_exact_p(c, t)
+
+
+def sparse_arms(metric: MetricData) -> list[str]:
+    """Arms whose primary rate has fewer than 10 successes or 10 failures."""
+    return [arm for arm, s in metric.statistics.items()
+            if isinstance(s, ProportionStatistic) and min(s.successes, s.n - s.successes) < SPARSE_COUNT]
+
+
+def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: float, exact_p: float | None,
+             arms: int) -> Comparison:
     control = data.control
     primary = data.primary
     estimate, primary_cuped = metric_estimate(primary, control, treatment, policy)
     # A zero-variance comparison is uninformative, never "significant".
     significant = adjusted_p < policy.alpha and estimate.standard_error > 0
+    simultaneous = None
+    if arms > 1:
+        wide, _ = metric_estimate(primary, control, treatment, replace(policy, alpha=policy.alpha / arms))
+        simultaneous = wide.absolute_ci
     primary_result = MetricResult(
         metric=primary.name,
         estimate=estimate,
@@ -241,18 +292,24 @@ def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: f
         bayesian=_bayesian(primary, control, treatment, estimate) if primary_cuped is None or not policy.use_cuped
         else normal_summary(estimate),
         cuped=primary_cuped,
+        settings=policy.settings(primary.name, "primary", primary.metric_type),
+        ci_simultaneous=simultaneous,
+        p_value_exact=exact_p,
     )
-    guardrails = []
+    found = []
     for metric in data.by_role("guardrail"):
         g, g_cuped = metric_estimate(metric, control, treatment, policy)
-        guardrails.append(GuardrailResult(metric.name, g, metric.harm_direction,
-                                          guardrail_status(g, metric.harm_direction, policy), g_cuped))
+        found.append((metric.name, g, policy.settings(metric.name, "guardrail", metric.metric_type), g_cuped))
+    assessed = assess_guardrails([(name, g, settings) for name, g, settings, _ in found], policy)
+    guardrails = tuple(GuardrailResult(a.name, a.estimate, a.settings.harm_direction, a.status, g_cuped, a)
+                       for a, (_, _, _, g_cuped) in zip(assessed, found, strict=True))
     secondary = []
     for metric in data.by_role("secondary"):
         s, s_cuped = metric_estimate(metric, control, treatment, policy)
         sig = s.p_value < policy.alpha and s.standard_error > 0
-        secondary.append(MetricResult(metric.name, s, s.p_value, sig, _direction(s, sig), None, s_cuped))
-    return Comparison(control, treatment, primary_result, tuple(guardrails), tuple(secondary))
+        secondary.append(MetricResult(metric.name, s, s.p_value, sig, _direction(s, sig), None, s_cuped,
+                                      policy.settings(metric.name, "secondary", metric.metric_type)))
+    return Comparison(control, treatment, primary_result, guardrails, tuple(secondary))
 
 
 def _srm_summary(users: dict[str, int], shares: dict[str, float], policy: Policy) -> SrmSummary:
@@ -300,7 +357,16 @@ def analyze_segments(segments: tuple[Segment, ...], shares: dict[str, float],
     return tuple(results), tuple(dict.fromkeys(flags))
 
 
-def _overall(arms: list[ArmDecision], comparisons: list[Comparison]) -> Decision:
+def _improvement(comparison: Comparison) -> float:
+    """How much better the arm is in the primary metric's declared direction (relative when defined)."""
+    primary = comparison.primary
+    estimate = primary.estimate
+    value = estimate.relative_effect if estimate.relative_effect is not None else estimate.absolute_effect
+    return value if primary.settings is None or primary.settings.better == "higher" else -value
+
+
+def _overall(arms: list[ArmDecision], comparisons: list[Comparison], data: ExperimentData,
+             policy: Policy) -> Decision:
     launch = [(arm, comp) for arm, comp in zip(arms, comparisons, strict=True) if arm.outcome is Outcome.LAUNCH]
     several = len(arms) > 1
 
@@ -308,15 +374,25 @@ def _overall(arms: list[ArmDecision], comparisons: list[Comparison]) -> Decision
         return tuple(f"[{arm.treatment}] {r}" for r in arm.reasons) if several else arm.reasons
 
     if launch:
-        def strength(item: tuple[ArmDecision, Comparison]) -> float:
-            estimate = item[1].primary.estimate
-            return estimate.relative_effect if estimate.relative_effect is not None else estimate.absolute_effect
-        best, _ = max(launch, key=strength)
+        ranked = sorted(launch, key=lambda item: _improvement(item[1]), reverse=True)
+        best, _ = ranked[0]
         reasons = tagged(best)
         if several:
             others = [a.treatment for a in arms if a is not best]
-            reasons = (f"Ship {best.treatment}: it is the best arm that passes rule 6.", *reasons,
-                       f"Other arms ({', '.join(others)}) are not shipped.")
+            lead = [f"Ship {best.treatment}: it is the best arm that passes rule 6."]
+            if len(ranked) > 1:
+                runner, _ = ranked[1]
+                between, _ = metric_estimate(data.primary, runner.treatment, best.treatment, policy)
+                if between.p_value >= policy.alpha or between.standard_error == 0:
+                    lead.append(
+                        f"{best.treatment} and {runner.treatment} both pass and are indistinguishable: the difference "
+                        f"between them is {format_amount(between.absolute_effect, between.metric_type)} (p = "
+                        f"{between.p_value:.3g}), so the choice of {best.treatment} rests on the point estimate alone.")
+                else:
+                    lead.append(f"{best.treatment} is significantly better than the runner-up {runner.treatment} "
+                                f"({format_amount(between.absolute_effect, between.metric_type)}, p = "
+                                f"{between.p_value:.3g}).")
+            reasons = (*lead, *reasons, f"Other arms ({', '.join(others)}) are not shipped.")
         return Decision(Outcome.LAUNCH, "primary_better", reasons, best.treatment, tuple(arms))
     if all(arm.outcome is Outcome.ROLLBACK for arm in arms):
         reasons = tuple(r for arm in arms for r in tagged(arm))
@@ -324,6 +400,34 @@ def _overall(arms: list[ArmDecision], comparisons: list[Comparison]) -> Decision
     hold = next(arm for arm in arms if arm.outcome is Outcome.HOLD)
     reasons = tuple(r for arm in arms for r in tagged(arm))
     return Decision(Outcome.HOLD, hold.rule, reasons, None, tuple(arms))
+
+
+def _risks(comparisons: list[Comparison], policy: Policy) -> tuple[str, ...]:
+    """What a careful reader must know beside the decision: harms not ruled out, significant
+    harms within the margin, and effects smaller than the planned MDE."""
+    risks: list[str] = []
+    several = len(comparisons) > 1
+    for comparison in comparisons:
+        tag = f" ({comparison.treatment})" if several else ""
+        for g in comparison.guardrails:
+            a = g.assessment
+            if a is None:
+                continue
+            kind = a.estimate.metric_type
+            margin = describe_margin(a.settings.margin, kind, a.margin)
+            if a.status is GuardrailStatus.INCONCLUSIVE:
+                risks.append(f"Guardrail {a.name}{tag} is inconclusive: a harm up to {format_amount(a.harm_ci.high, kind)} "
+                             f"cannot be ruled out (margin {margin}).")
+            elif a.status is GuardrailStatus.MINOR:
+                risks.append(f"Guardrail {a.name}{tag} worsened significantly by {format_amount(a.harm, kind)}, with the "
+                             f"whole CI (up to {format_amount(a.harm_ci.high, kind)}) within its margin of {margin}.")
+        primary = comparison.primary
+        planned = _planned_target(policy, primary.estimate.control_value)
+        if primary.significant and planned is not None and abs(primary.estimate.absolute_effect) < planned:
+            effect = format_amount(primary.estimate.absolute_effect, primary.estimate.metric_type)
+            risks.append(f"The effect on {primary.metric}{tag} ({effect}) is below the planned MDE of "
+                         f"{_describe_planned(policy, planned, primary.estimate.metric_type)}.")
+    return tuple(risks)
 
 
 def analyze(
@@ -362,6 +466,18 @@ def analyze(
                     f"Sample ratio mismatch: users are split {observed} but the expected split is {expected} "
                     f"(chi-square {srm.chi2:.2f}, p = {srm.p_value:.3g} < {limit:g}). Check assignment, "
                     "bucketing and logging before trusting any effect, or correct --split if it is wrong."))
+    if data is not None:
+        known = [m.name for m in data.metrics]
+        message = unknown_metric_message(policy.declared_names(), known, where="[metrics.<name>] / harm_directions")
+        if message is not None:
+            all_issues.append(Issue("unknown_policy_metric", "blocked", message))
+        elif data.primary.metric_type == "proportion":
+            sparse = sparse_arms(data.primary)
+            if sparse:
+                all_issues.append(Issue("sparse_counts", "warning", (
+                    f"The primary rate has fewer than {SPARSE_COUNT} conversions or non-conversions in "
+                    f"{', '.join(sparse)}: the Wald test is unreliable this sparse, so Fisher's exact test is reported "
+                    "and must agree before the result counts as significant. Collect more users to decide on it.")))
     health = Health(overall_status(all_issues), tuple(all_issues), srm_summary)
     non_srm_blocked = [i for i in all_issues if i.severity == "blocked" and i.code != "srm"]
     if data is None or non_srm_blocked:
@@ -374,7 +490,14 @@ def analyze(
     primary = data.primary
     raw = [metric_estimate(primary, data.control, t, policy)[0].p_value for t in treatments]
     adjusted = holm_adjust(raw) if len(raw) > 1 else raw
-    comparisons = [_compare(data, t, policy, p) for t, p in zip(treatments, adjusted, strict=True)]
+    exact = [_exact_p(primary, data.control, t) for t in treatments]
+    if any(p is not None for p in exact) and len(exact) > 1:
+        present = [i for i, p in enumerate(exact) if p is not None]
+        corrected = holm_adjust([exact[i] or 0.0 for i in present])
+        for i, value in zip(present, corrected, strict=True):
+            exact[i] = value
+    comparisons = [_compare(data, t, policy, p, e, len(treatments))
+                   for t, p, e in zip(treatments, adjusted, exact, strict=True)]
     if srm_summary is not None and srm_summary.status is not HealthStatus.HEALTHY:
         decision = Decision(Outcome.HOLD, "srm", (
             f"Sample ratio mismatch (p = {srm_summary.result.p_value:.3g}): the assignment may be broken, so the "
@@ -387,16 +510,18 @@ def analyze(
             comparison.treatment,
             primary_metric=p.metric,
             primary=p.estimate,
+            better=p.settings.better if p.settings is not None else "higher",
             primary_significant=p.significant,
             primary_p=p.p_value_adjusted,
-            guardrails=[(g.metric, g.status, g.estimate) for g in comparison.guardrails],
+            exact_p=p.p_value_exact,
+            guardrails=[g.assessment for g in comparison.guardrails if g.assessment is not None],
             policy=policy,
             inconclusive_hint=_inconclusive_hint(primary, data.control, comparison.treatment, p.estimate, policy),
         ))
-    decision = _overall(arms, comparisons)
+    decision = _overall(arms, comparisons, data, policy)
     segment_results, segment_flags = analyze_segments(segments, shares, policy)
     return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares,
-                  segments=segment_results, segment_flags=segment_flags)
+                  segments=segment_results, segment_flags=segment_flags, risks=_risks(comparisons, policy))
 
 
 def _number(value: float | None) -> float | None:
@@ -421,11 +546,26 @@ def _estimate_fields(estimate: EffectEstimate) -> dict[str, Any]:
         "absolute_ci": _interval(estimate.absolute_ci),
         "relative_effect": _number(estimate.relative_effect),
         "relative_ci": _interval(estimate.relative_ci),
+        "relative_ci_method": estimate.relative_ci_method,
         "p_value": _number(estimate.p_value),
         "standard_error": _number(estimate.standard_error),
         "degrees_of_freedom": _number(estimate.degrees_of_freedom),
         "note": estimate.note,
     }
+
+
+def _margin_dict(margin: Margin, control_value: float, default: bool) -> dict[str, Any]:
+    return {"value": margin.to_json(), "absolute": _number(margin.absolute(control_value)), "relative": margin.relative,
+            "default": default}
+
+
+def _settings_fields(settings: MetricSettings | None, control_value: float) -> dict[str, Any]:
+    """The direction and margins used for a metric, each marked when it is a default (SPEC §4.1)."""
+    if settings is None:
+        return {}
+    return {"better": settings.better, "better_default": settings.better_default,
+            "margin": _margin_dict(settings.margin, control_value, settings.margin_default),
+            "severe_margin": _margin_dict(settings.severe_margin, control_value, settings.severe_margin_default)}
 
 
 def _cuped_dict(cuped: CupedResult | None, applied: bool) -> dict[str, Any] | None:
@@ -442,6 +582,9 @@ def _metric_dict(result: MetricResult, applied: bool) -> dict[str, Any]:
     body["p_value_adjusted"] = _number(result.p_value_adjusted)
     body["significant"] = result.significant
     body["direction"] = result.direction
+    body.update(_settings_fields(result.settings, result.estimate.control_value))
+    body["ci_simultaneous"] = _interval(result.ci_simultaneous)
+    body["p_value_exact"] = _number(result.p_value_exact)
     if result.bayesian is not None:
         b = result.bayesian
         body["bayesian"] = {
@@ -453,12 +596,25 @@ def _metric_dict(result: MetricResult, applied: bool) -> dict[str, Any]:
     return body
 
 
+def _guardrail_dict(g: GuardrailResult, applied: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"metric": g.metric, **_estimate_fields(g.estimate), "harm_direction": g.harm_direction,
+                            "status": g.status.value, "cuped": _cuped_dict(g.cuped, applied)}
+    a = g.assessment
+    if a is not None:
+        body.update(_settings_fields(a.settings, a.estimate.control_value))
+        body["p_value_adjusted"] = _number(a.p_value_adjusted)
+        body["harm"] = _number(a.harm)
+        body["harm_ci"] = _interval(a.harm_ci)
+    return body
+
+
 def report_to_dict(report: Report) -> dict[str, Any]:
     """The JSON contract of SPEC §5 (plus documented additive fields)."""
     srm = report.health.srm
     policy = report.policy
     return {
         "schema_version": report.schema_version,
+        "rules_version": report.rules_version,
         "analytics_version": report.analytics_version,
         "experiment": {
             "name": report.experiment.name,
@@ -482,11 +638,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                 "control": c.control,
                 "treatment": c.treatment,
                 "primary": _metric_dict(c.primary, policy.use_cuped),
-                "guardrails": [
-                    {"metric": g.metric, **_estimate_fields(g.estimate), "harm_direction": g.harm_direction,
-                     "status": g.status.value, "cuped": _cuped_dict(g.cuped, policy.use_cuped)}
-                    for g in c.guardrails
-                ],
+                "guardrails": [_guardrail_dict(g, policy.use_cuped) for g in c.guardrails],
                 "secondary": [_metric_dict(s, policy.use_cuped) for s in c.secondary],
             }
             for c in report.comparisons
@@ -515,6 +667,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "planned_mde_relative": policy.planned_mde_relative,
             "use_cuped": policy.use_cuped,
             "segment_correction": policy.segment_correction,
+            "require_non_inferiority": policy.require_non_inferiority,
+            "guardrail_correction": policy.guardrail_correction,
+            "metrics": {m.name: m.to_json() for m in policy.metrics},
         },
         "segments": [
             {"column": r.column, "value": r.value, "control_variant": r.control, "variant": r.treatment,
@@ -525,4 +680,5 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             for r in report.segments
         ],
         "segment_flags": list(report.segment_flags),
+        "risks": list(report.risks),
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Interval", "ProportionStatistic", "SampleMeanStatistic", "Statistic"]
+__all__ = ["Interval", "ProportionStatistic", "RatioStatistic", "SampleMeanStatistic", "Statistic"]
 
 
 @dataclass(frozen=True)
@@ -102,4 +102,65 @@ class SampleMeanStatistic:
         return math.sqrt(self.variance)
 
 
-Statistic = ProportionStatistic | SampleMeanStatistic
+@dataclass(frozen=True)
+class RatioStatistic:
+    """Σnumerator / Σdenominator over ``n`` independent users (revenue per order, clicks per view).
+
+    Held as the per-user moments of the numerator X and the denominator Y (sample variances and
+    covariance, ddof = 1). ``mean`` is the ratio X̄ / Ȳ and ``variance`` its per-user delta-method
+    variance, so that Var(ratio) ≈ ``variance / n`` (as gbstats ``RatioStatistic``):
+    Var(X)/Ȳ² − 2·Cov(X, Y)·X̄/Ȳ³ + X̄²·Var(Y)/Ȳ⁴.
+    """
+
+    n: int
+    numerator_mean: float
+    denominator_mean: float
+    numerator_variance: float
+    denominator_variance: float
+    covariance: float
+
+    def __post_init__(self) -> None:
+        if self.n <= 0:
+            raise ValueError(f"n must be positive, got {self.n}")
+        values = (self.numerator_mean, self.denominator_mean, self.numerator_variance, self.denominator_variance,
+                  self.covariance)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("ratio moments must be finite")
+        if self.numerator_variance < 0 or self.denominator_variance < 0:
+            raise ValueError("variances must be >= 0")
+        if self.denominator_mean == 0:
+            raise ValueError("the denominator sums to 0, so the ratio is undefined")
+
+    @classmethod
+    def from_sums(cls, n: int, *, numerator_sum: float, numerator_sum_squares: float, denominator_sum: float,
+                  denominator_sum_squares: float, cross_sum: float) -> RatioStatistic:
+        """From the five sums over users: ΣX, ΣX², ΣY, ΣY², ΣXY.
+
+        Raises ``ValueError`` when a sum of squares is below (sum)²/n beyond rounding (no data can
+        produce that) or when ΣY = 0.
+        """
+        def centred(total: float, squares: float) -> float:
+            value = squares - total * total / n
+            if value < -1e-9 * max(abs(squares), 1.0):
+                raise ValueError("a sum of squares is smaller than sum**2 / n: impossible variance")
+            return max(value, 0.0)
+
+        ddof = n - 1 if n > 1 else 1
+        return cls(n, numerator_sum / n, denominator_sum / n,
+                   centred(numerator_sum, numerator_sum_squares) / ddof,
+                   centred(denominator_sum, denominator_sum_squares) / ddof,
+                   (cross_sum - numerator_sum * denominator_sum / n) / ddof if n > 1 else 0.0)
+
+    @property
+    def mean(self) -> float:
+        return self.numerator_mean / self.denominator_mean
+
+    @property
+    def variance(self) -> float:
+        x, y = self.numerator_mean, self.denominator_mean
+        value = (self.numerator_variance / y**2 - 2.0 * self.covariance * x / y**3
+                 + x**2 * self.denominator_variance / y**4)
+        return max(value, 0.0)
+
+
+Statistic = ProportionStatistic | SampleMeanStatistic | RatioStatistic

@@ -23,8 +23,8 @@ from analytics.health import (
     blocked_issue,
     warning_issue,
 )
-from analytics.policy import Policy
-from analytics.sufficient import ProportionStatistic, SampleMeanStatistic, Statistic
+from analytics.policy import MetricPolicy, Policy
+from analytics.sufficient import ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
 
 __all__ = [
     "ColumnSummary",
@@ -67,6 +67,8 @@ class VariantSummary:
     n: int
     columns: Mapping[str, ColumnSummary]
     covariates: Mapping[str, CovariateSummary] = field(default_factory=dict)
+    # (numerator, denominator) of a declared ratio metric → the denominator's moments and Cov(num, den)
+    ratios: Mapping[tuple[str, str], CovariateSummary] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,25 @@ def _covariate(column: str, ordered: list[str], by_label: Mapping[str, VariantSu
     return f"pre_{column}", statistics
 
 
+def _ratio_metric(declared: MetricPolicy, ordered: list[str], by_label: Mapping[str, VariantSummary],
+                  primary_key: str) -> MetricData | None:
+    """A declared ratio metric Σnumerator / Σdenominator from the scan's moments (``None`` when an arm
+    lacks them, e.g. a segment with a single user)."""
+    pair = (declared.numerator or "", declared.denominator or "")
+    statistics: dict[str, Statistic] = {}
+    for label in ordered:
+        variant = by_label[label]
+        numerator, moments = variant.columns.get(pair[0]), variant.ratios.get(pair)
+        if (numerator is None or moments is None or numerator.mean is None or moments.mean_x is None
+                or variant.n < 2 or moments.mean_x == 0):
+            return None
+        statistics[label] = RatioStatistic(variant.n, numerator.mean, moments.mean_x, max(numerator.variance or 0.0, 0.0),
+                                           max(moments.variance_x or 0.0, 0.0), moments.covariance_xy or 0.0)
+    key = declared.name.casefold()
+    role: MetricRole = "primary" if key == primary_key else (declared.role or "secondary")
+    return MetricData(declared.name, role, "ratio", statistics)
+
+
 def _experiment_data(variants: tuple[VariantSummary, ...], ordered: list[str], control: str, primary_key: str,
                      metric_columns: list[str], policy: Policy, rows: int, rates: frozenset[str]) -> ExperimentData:
     """``rates``: the columns that are 0/1 in the whole file (a segment keeps the file's metric types)."""
@@ -130,6 +151,10 @@ def _experiment_data(variants: tuple[VariantSummary, ...], ordered: list[str], c
         role: MetricRole = "guardrail" if is_guardrail else ("primary" if column == primary_key else "secondary")
         metrics.append(MetricData(name, role, "proportion" if binary else "mean", statistics,
                                   policy.harm_direction(name), *_covariate(column, ordered, by_label)))
+    for declared in policy.ratio_metrics():
+        ratio = _ratio_metric(declared, ordered, by_label, primary_key)
+        if ratio is not None:
+            metrics.append(ratio)
     metrics.sort(key=lambda m: (m.role != "primary",))
     return ExperimentData(variants=tuple(ordered), control=control, users={label: by_label[label].n for label in ordered},
                           metrics=tuple(metrics), kind="user_level", rows=rows)
@@ -180,9 +205,26 @@ def validate_user_level(
         issues.append(blocked_issue("too_few_variants", f"The file has {len(variants)} variant(s); an experiment needs a "
                                                    "control and at least one treatment."))
     metric_columns = [c for c in summary.numeric if c not in ("user_id", "variant") and not c.startswith("pre_")]
+    ratio_names = [m.name.casefold() for m in policy.ratio_metrics()]
+    for declared in policy.ratio_metrics():
+        for role_name, column in (("numerator", declared.numerator), ("denominator", declared.denominator)):
+            if column not in summary.numeric:
+                issues.append(blocked_issue("unknown_ratio_column", f"Ratio metric {declared.name!r}: its {role_name} "
+                                            f"{column!r} is not a numeric column of the file; choose one of: "
+                                            f"{', '.join(metric_columns) or 'none'}."))
+        if declared.name.casefold() in summary.numeric:
+            issues.append(blocked_issue("ratio_name_taken", f"Ratio metric {declared.name!r} has the name of a column "
+                                        "of the file; give the ratio another name in [metrics.<name>]."))
+        for variant in summary.variants:
+            denominator = variant.columns.get(declared.denominator or "")
+            if denominator is not None and denominator.total == 0:
+                issues.append(blocked_issue("zero_denominator", f"Ratio metric {declared.name!r}: the denominator "
+                                            f"{declared.denominator!r} sums to 0 in variant {variant.label!r}, so the "
+                                            "ratio is undefined there."))
     primary_key = (primary or "").strip().casefold() or next((c for c in DEFAULT_PRIMARY if c in metric_columns), "")
-    if not primary_key or primary_key not in metric_columns or primary_key.startswith(GUARDRAIL_PREFIX):
-        choices = ", ".join(c for c in metric_columns if not c.startswith(GUARDRAIL_PREFIX)) or "none"
+    if not primary_key or (primary_key not in metric_columns and primary_key not in ratio_names) \
+            or primary_key.startswith(GUARDRAIL_PREFIX):
+        choices = ", ".join([c for c in metric_columns if not c.startswith(GUARDRAIL_PREFIX)] + ratio_names) or "none"
         issues.append(blocked_issue("unknown_primary", f"Primary metric {primary or 'conversions / converted'!r} is not a "
                                                   f"numeric column of the file; choose one of: {choices}."))
     for column in metric_columns:
@@ -213,7 +255,8 @@ def validate_user_level(
         if control_label not in arms or len(arms) < 2:
             continue
         relabelled = tuple(VariantSummary(label, present[label.casefold()].spellings, present[label.casefold()].n,
-                                          present[label.casefold()].columns, present[label.casefold()].covariates)
+                                          present[label.casefold()].columns, present[label.casefold()].covariates,
+                                          present[label.casefold()].ratios)
                            for label in arms)
         if any(v.n < 2 for v in relabelled):
             continue

@@ -9,21 +9,12 @@ import pytest
 from analytics import (
     DEFAULT_POLICY,
     ExperimentInfo,
-    GuardrailStatus,
     InputInfo,
-    Interval,
     Policy,
     RawTable,
     analyze,
-    guardrail_status,
     validate_aggregated,
 )
-from analytics.inference import EffectEstimate
-
-
-def _estimate(delta: float, low: float, high: float, p: float) -> EffectEstimate:
-    return EffectEstimate("proportion", 1000, 0.1, 1000, 0.1 + delta, delta, Interval(low, high), 0.001, 0.0, None,
-                          p, None, None, None)
 
 
 def _report(rows: list[list[object]], header: tuple[str, ...] = ("variant", "users", "conversions", "guardrail_cancel"),
@@ -92,30 +83,6 @@ def test_multi_arm_rolls_back_only_when_every_arm_rolls_back() -> None:
     assert both.decision.outcome.value == "rollback"
     one = _report([["control", 100_000, 12_000, 1_200], ["a", 100_000, 11_000, 1_200], ["b", 100_000, 12_050, 1_200]])
     assert one.decision.outcome.value == "hold"
-
-
-# Boundaries: exactly 0.1 pp / 0.3 pp do not exceed; a hair above does.
-@pytest.mark.parametrize(("harm", "expected"), [
-    (0.0005, GuardrailStatus.MINOR),
-    (0.001, GuardrailStatus.MINOR),
-    (0.001 + 1e-13, GuardrailStatus.MINOR),
-    (0.001 + 1e-9, GuardrailStatus.WORSENED),
-    (0.003, GuardrailStatus.WORSENED),
-    (0.003 + 1e-9, GuardrailStatus.SEVERE),
-])
-def test_guardrail_threshold_boundaries(harm: float, expected: GuardrailStatus) -> None:
-    estimate = _estimate(harm, harm / 2, harm * 1.5, 0.001)
-    assert guardrail_status(estimate, "increase", DEFAULT_POLICY) is expected
-
-
-def test_guardrail_inconclusive_and_ok_and_decrease_direction() -> None:
-    wide = _estimate(0.0002, -0.0008, 0.0012, 0.6)
-    assert guardrail_status(wide, "increase", DEFAULT_POLICY) is GuardrailStatus.INCONCLUSIVE
-    at_edge = _estimate(0.0002, -0.0008, 0.001, 0.6)
-    assert guardrail_status(at_edge, "increase", DEFAULT_POLICY) is GuardrailStatus.OK
-    improved = _estimate(-0.004, -0.005, -0.003, 1e-6)
-    assert guardrail_status(improved, "increase", DEFAULT_POLICY) is GuardrailStatus.OK
-    assert guardrail_status(improved, "decrease", DEFAULT_POLICY) is GuardrailStatus.SEVERE
 
 
 def test_policy_validation_names_the_field() -> None:

@@ -55,13 +55,16 @@ def test_two_proportion_ztest_matches_statsmodels_wald(n_c: int, x_c: int, n_t: 
     _close(result.statistic, reference.statistic)
     _close(result.absolute_ci.low, low)
     _close(result.absolute_ci.high, high)
-    # Relative lift: closed-form delta method written independently of the code.
+    # Relative lift: its delta-method SE written independently of the code, and the CI on the log
+    # scale (rules v2) against statsmodels' ratio interval.
     p_c, p_t = x_c / n_c, x_t / n_t
     var_ratio = (p_t * (1 - p_t) / n_t) / p_c**2 + (p_t / p_c**2) ** 2 * (p_c * (1 - p_c) / n_c)
-    z = stats.norm.ppf(0.975)
     _close(result.relative_effect, p_t / p_c - 1)
-    _close(result.relative_ci.low, p_t / p_c - 1 - z * math.sqrt(var_ratio))
-    _close(result.relative_ci.high, p_t / p_c - 1 + z * math.sqrt(var_ratio))
+    _close(result.relative_standard_error, math.sqrt(var_ratio))
+    ratio_low, ratio_high = sm_proportion.confint_proportions_2indep(x_t, n_t, x_c, n_c, method="log", compare="ratio")
+    assert result.relative_ci_method == "log"
+    _close(result.relative_ci.low, ratio_low - 1)
+    _close(result.relative_ci.high, ratio_high - 1)
 
 
 def test_confidence_interval_and_p_value_agree() -> None:
@@ -123,13 +126,16 @@ def test_welch_from_sums_matches_scipy_on_raw_data(seed: int) -> None:
     assert result.degrees_of_freedom == pytest.approx(reference.df, rel=REL)
 
 
-def test_welch_relative_ci_uses_t_quantile_and_delta_method() -> None:
+def test_welch_relative_ci_uses_t_quantile_on_the_log_scale() -> None:
     n_c, m_c, s_c, n_t, m_t, s_t = 400, 12.4, 30.1, 380, 13.3, 31.0
     result = welch_ttest(SampleMeanStatistic.from_mean_std(n_c, m_c, s_c),
                          SampleMeanStatistic.from_mean_std(n_t, m_t, s_t))
     se = math.sqrt(s_t**2 / (m_c**2 * n_t) + s_c**2 * m_t**2 / (m_c**4 * n_c))
+    _close(result.relative_standard_error, se)
+    log_se = math.sqrt(s_t**2 / (n_t * m_t**2) + s_c**2 / (n_c * m_c**2))
     t = stats.t.ppf(0.975, result.degrees_of_freedom)
-    _close(result.relative_ci.high - result.relative_effect, t * se)
+    _close(result.relative_ci.low, math.exp(math.log(m_t / m_c) - t * log_se) - 1)
+    _close(result.relative_ci.high, math.exp(math.log(m_t / m_c) + t * log_se) - 1)
 
 
 @pytest.mark.parametrize("p_values", [[0.01, 0.04, 0.03], [0.2, 0.001], [0.05, 0.05, 0.05, 0.01], [0.9, 0.8, 0.7]])

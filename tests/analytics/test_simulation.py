@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 
 from analytics import (
+    GuardrailStatus,
+    Margin,
+    MetricPolicy,
+    Policy,
     ProportionStatistic,
     SampleMeanStatistic,
+    assess_guardrails,
     plan_sample_size,
     two_proportion_ztest,
     welch_ttest,
@@ -98,3 +103,49 @@ def test_planned_sample_size_for_a_mean_gives_the_planned_power() -> None:
                         SampleMeanStatistic(b.size, float(b.mean()), float(b.var(ddof=1))))
         hits += r.p_value < 0.05
     assert abs(hits / simulations - 0.8) <= 0.02
+
+
+def _null_guardrail_estimates(runs: int, guardrails: int, n: int, rate: float, seed: int) -> list[list[object]]:
+    rng = np.random.default_rng(seed)
+    control = rng.binomial(n, rate, size=(runs, guardrails))
+    treatment = rng.binomial(n, rate, size=(runs, guardrails))
+    return [[two_proportion_ztest(ProportionStatistic(n, int(c)), ProportionStatistic(n, int(t)))
+             for c, t in zip(control[run], treatment[run], strict=True)] for run in range(runs)]
+
+
+@pytest.mark.slow
+def test_holm_keeps_ten_null_guardrails_from_holding_a_launch() -> None:
+    """10 null rate guardrails at 20k users per arm, 4,000 A/A runs: without a correction a
+    worsened/severe status appears in ~22% of runs (1 − 0.975¹⁰); Holm keeps it under 5.5%."""
+    estimates = _null_guardrail_estimates(4_000, 10, 20_000, 0.05, seed=10)
+    holm, none = Policy(), Policy(guardrail_correction="none")
+    bad = {GuardrailStatus.WORSENED, GuardrailStatus.SEVERE}
+
+    def rate(policy: Policy) -> float:
+        settings = policy.settings("g", "guardrail", "proportion")
+        hits = 0
+        for run in estimates:
+            assessed = assess_guardrails([(f"g{i}", e, settings) for i, e in enumerate(run)], policy)  # type: ignore[misc]
+            hits += any(a.status in bad for a in assessed)
+        return hits / len(estimates)
+
+    assert rate(holm) <= 0.055
+    assert 0.19 <= rate(none) <= 0.26
+
+
+@pytest.mark.slow
+def test_non_inferiority_test_holds_its_level_at_a_margin_sized_harm() -> None:
+    """A guardrail whose true harm equals its margin is shown non-inferior (status ok or minor,
+    i.e. the upper CI bound ≤ m) in ≈ α/2 = 2.5% of runs: the one-sided test at the margin."""
+    rng = np.random.default_rng(12)
+    runs, n, rate, margin = 4_000, 20_000, 0.05, 0.004
+    control = rng.binomial(n, rate, size=runs)
+    treatment = rng.binomial(n, rate + margin, size=runs)
+    policy = Policy(metrics=(MetricPolicy("g", margin=Margin(margin), severe_margin=Margin(0.02)),))
+    settings = policy.settings("g", "guardrail", "proportion")
+    shown = 0
+    for c, t in zip(control, treatment, strict=True):
+        estimate = two_proportion_ztest(ProportionStatistic(n, int(c)), ProportionStatistic(n, int(t)))
+        (assessed,) = assess_guardrails([("g", estimate, settings)], policy)
+        shown += assessed.status in (GuardrailStatus.OK, GuardrailStatus.MINOR)
+    assert 0.020 <= shown / runs <= 0.030

@@ -268,7 +268,7 @@ def decide_arm(
             return ArmDecision(treatment, Outcome.HOLD, "guardrail_unproven", (
                 *reasons,
                 "The policy requires every guardrail to be shown non-inferior, and "
-                f"{len(inconclusive)} is not: "
+                f"{len(inconclusive)} {'is' if len(inconclusive) == 1 else 'are'} not: "
                 + "; ".join(unproven_text(g, alpha=policy.alpha, power=policy.power) for g in inconclusive) + "."))
         if inconclusive:
             reasons.append("Not ruled out, to watch during rollout: " + "; ".join(

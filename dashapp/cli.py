@@ -59,6 +59,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _mde(text: str) -> tuple[float, bool]:
+    """``0.005`` (absolute) or ``5%`` (relative to the control) as (value, relative)."""
+    relative = text.strip().endswith("%")
+    try:
+        value = float(text.strip().removesuffix("%")) / (100.0 if relative else 1.0)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number like 0.005 or a percentage like 5%, got {text!r}")
+    return value, relative
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -80,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--segment", action="append", default=[], metavar="COL",
                          help="segment column of a user-level file (repeatable; segment_* columns always are)")
     analyze.add_argument("--alpha", type=_positive_float, help="significance level (default 0.05)")
-    analyze.add_argument("--mde", type=_positive_float, help="planned minimum detectable effect (absolute)")
+    analyze.add_argument("--mde", type=_mde, help="planned minimum detectable effect: absolute (0.005) or relative "
+                         "to the control (5%%)")
     analyze.add_argument("--relative-mde", action="store_true", help="--mde is relative to the control (0.05 = 5%%)")
     analyze.add_argument("--policy", metavar="FILE.toml", help="thresholds and options (see README)")
     analyze.add_argument("--format", choices=("json", "md", "html", "pdf"), default="json")
@@ -148,8 +161,9 @@ def _load_policy(args: argparse.Namespace) -> Policy:
         if args.split:
             changes["expected_split"] = parse_split(args.split)
         if args.mde is not None:
-            changes["planned_mde"] = args.mde
-            changes["planned_mde_relative"] = bool(args.relative_mde)
+            value, relative = args.mde
+            changes["planned_mde"] = value
+            changes["planned_mde_relative"] = relative or bool(args.relative_mde)
         return replace(policy, **changes) if changes else policy
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -317,6 +331,14 @@ def _replay(args: argparse.Namespace, stdout: TextIO) -> int:
     if result.identical:
         stdout.write(f"experiment {args.experiment_id}, analysis {analysis.id}: replay identical "
                      f"(decision {analysis.decision}, input sha256 {analysis.input_sha256[:12]}…)\n")
+        return EXIT_OK
+    if result.version_change:
+        stdout.write(f"experiment {args.experiment_id}, analysis {analysis.id}: VERSION CHANGE "
+                     f"({'; '.join(result.version_change)}); same input (sha256 {analysis.input_sha256[:12]}…). "
+                     f"The stored report is kept as it was; today's version computes {len(result.differences)} "
+                     "thing(s) differently:\n")
+        for difference in result.differences[:50]:
+            stdout.write(f"  {difference}\n")
         return EXIT_OK
     stdout.write(f"REPLAY MISMATCH for experiment {args.experiment_id}, analysis {analysis.id}: "
                  f"{len(result.differences)} difference(s)\n")

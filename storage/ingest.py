@@ -89,10 +89,11 @@ class FileReader:
         self._connection.close()
 
     def read_path(self, path: str | os.PathLike[str], *, segments: Sequence[str] = (),
-                  name: str | None = None) -> LoadedFile:
+                  ratios: Sequence[tuple[str, str]] = (), name: str | None = None) -> LoadedFile:
         """Read a file from disk. Raises :class:`InputFileError` when it cannot be opened.
 
         ``segments`` names extra segment columns of a user-level file (``segment_*`` always are);
+        ``ratios`` (numerator, denominator) column pairs of declared ratio metrics;
         ``name`` is how messages call the file (default: its path)."""
         name = name or str(path)
         file = Path(path)
@@ -110,34 +111,35 @@ class FileReader:
         # this hides most of its cost instead of adding a second full read.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
             hashing = pool.submit(file_sha256, file)
-            loaded = self._read(name, file, head, "", size, segments)
+            loaded = self._read(name, file, head, "", size, segments, ratios)
             try:
                 digest = hashing.result()
             except OSError as error:
                 raise InputFileError(f"{name}: cannot be read ({error.strerror or error})") from None
         return replace(loaded, sha256=digest)
 
-    def read_bytes(self, content: bytes, filename: str = "upload.csv", *, segments: Sequence[str] = ()) -> LoadedFile:
+    def read_bytes(self, content: bytes, filename: str = "upload.csv", *, segments: Sequence[str] = (),
+                   ratios: Sequence[tuple[str, str]] = ()) -> LoadedFile:
         """Read an uploaded file's bytes (written to a private temporary file for DuckDB)."""
         suffix = ".parquet" if content[:4] == _PARQUET_MAGIC else ".csv"
         with tempfile.TemporaryDirectory(prefix="experimentos-") as folder:
             temporary = Path(folder) / ("upload" + suffix)
             temporary.write_bytes(content)
             loaded = self._read(filename, temporary, content[:8], hashlib.sha256(content).hexdigest(), len(content),
-                                segments)
+                                segments, ratios)
         return loaded
 
     def _read(self, name: str, file: Path, head: bytes, digest: str, size: int,
-              segments: Sequence[str] = ()) -> LoadedFile:
+              segments: Sequence[str] = (), ratios: Sequence[tuple[str, str]] = ()) -> LoadedFile:
         if self._on_progress is None:
-            return self._read_file(name, file, head, digest, size, segments)
+            return self._read_file(name, file, head, digest, size, segments, ratios)
         with _ProgressWatcher(self._connection, self._on_progress):
-            return self._read_file(name, file, head, digest, size, segments)
+            return self._read_file(name, file, head, digest, size, segments, ratios)
 
     def _read_file(self, name: str, file: Path, head: bytes, digest: str, size: int,
-                   segments: Sequence[str] = ()) -> LoadedFile:
+                   segments: Sequence[str] = (), ratios: Sequence[tuple[str, str]] = ()) -> LoadedFile:
         if head[:4] == _PARQUET_MAGIC:
-            return self._read_parquet(name, file, digest, size, segments)
+            return self._read_parquet(name, file, digest, size, segments, ratios)
         if size == 0:
             return LoadedFile(name, RawTable((), ()), (), digest, size, "csv")
         with open(file, "rb") as handle:
@@ -153,7 +155,7 @@ class FileReader:
                 "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true) LIMIT 1", [str(file)]
             ).fetchone()
             if header_row is not None and _is_user_level([str(c) for c in header_row if c is not None]):
-                summary = summarise_user_level(self._connection, "read_csv(?)", str(file), segments)
+                summary = summarise_user_level(self._connection, "read_csv(?)", str(file), segments, ratios)
                 return LoadedFile(name, None, (), digest, size, "csv", summary)
             result = self._connection.execute(
                 "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true)", [str(file)]
@@ -172,11 +174,12 @@ class FileReader:
         header = tuple("" if cell is None else str(cell) for cell in first)
         return LoadedFile(name, RawTable(header, tuple(tuple(r) for r in rows[1:])), (), digest, size, "csv")
 
-    def _read_parquet(self, name: str, file: Path, digest: str, size: int, segments: Sequence[str] = ()) -> LoadedFile:
+    def _read_parquet(self, name: str, file: Path, digest: str, size: int, segments: Sequence[str] = (),
+                      ratios: Sequence[tuple[str, str]] = ()) -> LoadedFile:
         try:
             described = self._connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file)]).fetchall()
             if _is_user_level([str(row[0]) for row in described]):
-                summary = summarise_user_level(self._connection, "read_parquet(?)", str(file), segments)
+                summary = summarise_user_level(self._connection, "read_parquet(?)", str(file), segments, ratios)
                 return LoadedFile(name, None, (), digest, size, "parquet", summary)
             result = self._connection.execute("SELECT * FROM read_parquet(?)", [str(file)])
             header = tuple(d[0] for d in result.description)

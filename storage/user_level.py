@@ -231,10 +231,11 @@ def _beyond_zero_one(connection: duckdb.DuckDBPyConnection, path: str, names: Se
 
 
 def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, path: str,
-                         segments: Sequence[str] = ()) -> UserLevelSummary:
+                         segments: Sequence[str] = (), ratios: Sequence[tuple[str, str]] = ()) -> UserLevelSummary:
     """Summarise ``source`` (``read_csv(?)`` or ``read_parquet(?)`` over ``path``) per variant and per
     variant within each value of every segment column (columns named ``segment_*`` plus
-    ``segments``), from one scan grouped at the finest grain and merged exactly."""
+    ``segments``), from one scan grouped at the finest grain and merged exactly. ``ratios`` names
+    (numerator, denominator) column pairs of ratio metrics: their co-moments come with the same scan."""
     described = connection.execute(f"DESCRIBE SELECT * FROM {source}", [path]).fetchall()
     columns = {str(name).replace("\ufeff", "").strip().casefold(): (str(name), str(kind)) for name, kind, *_ in described}
     variant = _quote(columns["variant"][0])
@@ -250,10 +251,13 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
         else:
             ignored.append(original)
     pairs = [key for key in numeric if f"pre_{key}" in numeric]
+    ratio_pairs = list(dict.fromkeys((n.strip().casefold(), d.strip().casefold()) for n, d in ratios
+                                     if n.strip().casefold() in numeric and d.strip().casefold() in numeric))
     segment_expressions = [f"CAST({_quote(columns[k][0])} AS VARCHAR)" for k in segment_keys]
     keys = [f"CAST({variant} AS VARCHAR)", *segment_expressions]
     quoted = tuple((_quote(columns[key][0]), columns[key][1].split("(")[0]) for key in numeric)
-    indexed = tuple((numeric.index(key), numeric.index("pre_" + key)) for key in pairs)
+    indexed = tuple((numeric.index(key), numeric.index("pre_" + key)) for key in pairs) + tuple(
+        (numeric.index(numerator), numeric.index(denominator)) for numerator, denominator in ratio_pairs)
 
     known_non_binary = _beyond_zero_one(connection, path, [columns[key][0] for key in numeric]) \
         if source.startswith("read_parquet") else frozenset()
@@ -301,9 +305,13 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
         counts = spellings[key]
         return max(counts, key=lambda spelled: (counts[spelled], spelled)).strip()
 
+    pair_names = [*pairs, *(f"{n}/{d}" for n, d in ratio_pairs)]
+
     def variant_summary(key: str, cell: _Cell) -> VariantSummary:
+        found = cell.covariates(pair_names)
         return VariantSummary(label_of(key), tuple(sorted(spellings[key])), cell.n, cell.columns(numeric),
-                              cell.covariates(pairs))
+                              {name: found[name] for name in pairs},
+                              {pair: found[f"{pair[0]}/{pair[1]}"] for pair in ratio_pairs})
 
     variants = [variant_summary(key, overall[key]) for key in sorted(overall)]
     grouped: dict[tuple[str, str], list[VariantSummary]] = {}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from analytics import plan_sample_size
+from dashapp.services import analyze_path, sample_request
 from tests.conftest import DATA, assert_clean_json, run_cli
 
 SAMPLES = [
@@ -19,6 +20,11 @@ SAMPLES = [
     ("sample_inconclusive.csv", [], "hold", "inconclusive"),
     ("sample_continuous.csv", ["--primary", "revenue"], "launch", "primary_better"),
     ("sample_multi_arm.csv", [], "launch", "primary_better"),
+    ("sample_lower_is_better.csv", ["--primary", "checkout_seconds", "--policy", str(DATA / "sample_lower_is_better.toml")],
+     "launch", "primary_better"),
+    ("sample_latency_guardrail.csv", ["--policy", str(DATA / "sample_latency_guardrail.toml")], "launch", "primary_better"),
+    ("sample_ratio.csv", ["--primary", "ctr", "--policy", str(DATA / "sample_ratio.toml")], "launch", "primary_better"),
+    ("sample_non_inferiority.csv", ["--policy", str(DATA / "sample_non_inferiority.toml")], "hold", "guardrail_unproven"),
 ]
 
 
@@ -27,7 +33,9 @@ def test_sample_file_decision_through_the_cli(name: str, extra: list[str], outco
     result = run_cli("analyze", str(DATA / name), *extra)
     assert result.returncode == 0, result.stderr
     report = assert_clean_json(result.stdout)[0]
-    assert report["schema_version"] == 1
+    assert (report["schema_version"], report["rules_version"]) == (2, 2)
+    in_process = analyze_path(DATA / name, sample_request(DATA / name))
+    assert (in_process.decision.outcome.value, in_process.decision.rule) == (outcome, rule)
     assert (report["decision"]["outcome"], report["decision"]["rule"]) == (outcome, rule)
     if name == "sample_continuous.csv":
         assert report["comparisons"][0]["primary"]["type"] == "mean"
@@ -305,3 +313,28 @@ def test_duckdb_never_draws_its_own_progress_bar_on_stdout(tmp_path: Path) -> No
     database = ExperimentDatabase(tmp_path / "h.duckdb")
     with database._connection() as connection:
         assert connection.execute(setting).fetchone()[0] is False
+
+
+def test_a_user_level_ratio_metric_and_a_relative_mde_through_the_cli(tmp_path: Path) -> None:
+    rows = ["variant,converted,orders,revenue"]
+    for i in range(2_000):
+        orders = i % 4
+        rows.append(f"{'control' if i % 2 else 'treatment'},{int(orders > 0)},{orders},{orders * (10 + i % 7)}")
+    data = tmp_path / "users.csv"
+    data.write_text("\n".join(rows) + "\n")
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[metrics.aov]\nnumerator = "revenue"\ndenominator = "orders"\nmargin = "2%"\n')
+    result = run_cli("analyze", str(data), "--policy", str(policy), "--mde", "5%")
+    assert result.returncode == 0, result.stderr
+    report = assert_clean_json(result.stdout)[0]
+    (aov,) = [m for m in report["comparisons"][0]["secondary"] if m["metric"] == "aov"]
+    assert aov["type"] == "ratio" and aov["margin"] == {"value": "2%", "absolute": pytest.approx(0.02 * aov["control"]["value"]),
+                                                        "relative": True, "default": False}
+    assert report["policy"]["planned_mde"] == pytest.approx(0.05) and report["policy"]["planned_mde_relative"] is True
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[metrics.revenu]\nbetter = "higher"\n')
+    blocked = assert_clean_json(run_cli("analyze", str(data), "--policy", str(typo)).stdout)[0]
+    assert blocked["health"]["status"] == "blocked"
+    assert "did you mean revenue?" in blocked["health"]["issues"][0]["message"]
+    bad = run_cli("analyze", str(data), "--mde", "five")
+    assert bad.returncode == 2 and "5%" in bad.stderr

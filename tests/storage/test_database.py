@@ -136,8 +136,31 @@ def test_replay_is_identical_and_a_tampered_report_is_reported(tmp_path: Path) -
         stored["comparisons"][0]["primary"]["p_value"] = 0.5
         connection.execute("UPDATE analyses SET report_json = ? WHERE id = 1", [json.dumps(stored)])
     result = replay_analysis(ExperimentDatabase(tmp_path / "db.duckdb"), 1)
-    assert not result.identical
+    assert not result.identical and result.tampered and not result.version_change
     assert any("p_value" in d for d in result.differences)
+
+
+def test_replaying_an_analysis_stored_under_rules_v1_reports_a_version_change(tmp_path: Path) -> None:
+    """A v1 report (schema 1, no rules_version, the v1 status of a guardrail) of the same input is a
+    version change — listed, not called tampering; a different input sha256 still is tampering."""
+    database = ExperimentDatabase(tmp_path / "db.duckdb")
+    _, analysis_id = _save(database, "sample_inconclusive.csv")
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as connection:
+        stored = json.loads(connection.execute("SELECT report_json FROM analyses WHERE id = ?",
+                                               [analysis_id]).fetchone()[0])
+        stored["schema_version"], stored["analytics_version"] = 1, "1.0.0"
+        del stored["rules_version"]
+        stored["comparisons"][0]["guardrails"][0]["status"] = "ok"
+        connection.execute("UPDATE analyses SET report_json = ? WHERE id = ?", [json.dumps(stored), analysis_id])
+    result = replay_analysis(ExperimentDatabase(tmp_path / "db.duckdb"), analysis_id)
+    assert not result.identical and not result.tampered
+    assert result.version_change == ("schema_version 1 → 2", "rules_version 1 → 2", "analytics_version 1.0.0 → 2.0.0")
+    assert any(d == ".comparisons[0].guardrails[0].status: stored 'ok', replayed 'inconclusive'"
+               for d in result.differences)
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as connection:
+        stored["input"]["sha256"] = "f" * 64
+        connection.execute("UPDATE analyses SET report_json = ? WHERE id = ?", [json.dumps(stored), analysis_id])
+    assert replay_analysis(ExperimentDatabase(tmp_path / "db.duckdb"), analysis_id).tampered
 
 
 def test_a_non_duckdb_file_is_refused_and_left_untouched(tmp_path: Path) -> None:

@@ -390,6 +390,15 @@ def validate_aggregated(
     def role(metric: str) -> MetricRole:
         return "primary" if metric == primary_key else "secondary"
 
+    def add(metric: str, kind: MetricType, statistics: dict[str, Statistic]) -> None:
+        """A complete metric (every arm has statistics); ``guardrail_`` names are guardrails."""
+        if len(statistics) != len(variants):
+            return
+        is_guardrail = metric.startswith(GUARDRAIL_PREFIX)
+        short = metric[len(GUARDRAIL_PREFIX):] if is_guardrail else metric
+        metrics.append(MetricData(short, "guardrail" if is_guardrail else role(metric), kind, statistics,
+                                  policy.harm_direction(short)))
+
     metrics.append(MetricData("conversions", role("conversions"), "proportion",
                               {v: ProportionStatistic(users[v], conversions[v]) for v in variants}))
     for name in count_guardrails:
@@ -433,12 +442,7 @@ def validate_aggregated(
                     issues.append(blocked_issue("negative_std", f"Row {number}, column {second!r} is {b:g}; a standard "
                                            "deviation cannot be negative."))
                 break
-        if len(statistics) != len(variants):
-            continue
-        is_guardrail = metric.startswith(GUARDRAIL_PREFIX)
-        short = metric[len(GUARDRAIL_PREFIX):] if is_guardrail else metric
-        metrics.append(MetricData(short, "guardrail" if is_guardrail else role(metric), "mean", statistics,
-                                  policy.harm_direction(short)))
+        add(metric, "mean", statistics)
     for metric, found in ratio_forms.items():
         ratios: dict[str, Statistic] = {}
         for number, label in labels:
@@ -458,12 +462,7 @@ def validate_aggregated(
                        "can produce; re-export the sums of squared per-user values")
                 issues.append(blocked_issue(code, f"Row {number}: {fix}."))
                 break
-        if len(ratios) != len(variants):
-            continue
-        is_guardrail = metric.startswith(GUARDRAIL_PREFIX)
-        short = metric[len(GUARDRAIL_PREFIX):] if is_guardrail else metric
-        metrics.append(MetricData(short, "guardrail" if is_guardrail else role(metric), "ratio", ratios,
-                                  policy.harm_direction(short)))
+        add(metric, "ratio", ratios)
 
     for _, label in labels:
         if users[label] < policy.small_sample_users:

@@ -159,6 +159,20 @@ def _estimate(
     )
 
 
+def _z_test(metric_type: MetricType, control: ProportionStatistic | RatioStatistic,
+            treatment: ProportionStatistic | RatioStatistic, *, alpha: float, degenerate_note: str) -> EffectEstimate:
+    """Δ = m_t − m_c with SE = √(v_t/n_t + v_c/n_c), p = 2(1 − Φ(|Δ/SE|)), CI = Δ ± z·SE."""
+    critical = z_critical(alpha)
+    delta = treatment.mean - control.mean
+    se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
+    if se == 0.0:
+        return _estimate(metric_type, control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=None,
+                         p_value=1.0 if delta == 0.0 else 0.0, note=degenerate_note)
+    statistic = delta / se
+    return _estimate(metric_type, control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=None,
+                     p_value=float(2.0 * stats.norm.sf(abs(statistic))), note=None)
+
+
 def two_proportion_ztest(
     control: ProportionStatistic, treatment: ProportionStatistic, *, alpha: float = 0.05
 ) -> EffectEstimate:
@@ -167,17 +181,9 @@ def two_proportion_ztest(
     SE = √(p_t(1−p_t)/n_t + p_c(1−p_c)/n_c), p = 2(1 − Φ(|Δ/SE|)), CI = Δ ± z·SE.
     Raises ``ValueError`` for ``alpha`` outside (0, 1).
     """
-    critical = z_critical(alpha)
-    delta = treatment.mean - control.mean
-    se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
-    if se == 0.0:
-        return _estimate("proportion", control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=None,
-                         p_value=1.0 if delta == 0.0 else 0.0,
-                         note="Both arms have a rate of exactly 0% or 100%, so the rate has no variance and the "
-                              "test is uninformative.")
-    statistic = delta / se
-    return _estimate("proportion", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=None,
-                     p_value=float(2.0 * stats.norm.sf(abs(statistic))), note=None)
+    return _z_test("proportion", control, treatment, alpha=alpha,
+                   degenerate_note="Both arms have a rate of exactly 0% or 100%, so the rate has no variance and the "
+                                   "test is uninformative.")
 
 
 def ratio_ztest(control: RatioStatistic, treatment: RatioStatistic, *, alpha: float = 0.05) -> EffectEstimate:
@@ -187,16 +193,8 @@ def ratio_ztest(control: RatioStatistic, treatment: RatioStatistic, *, alpha: fl
     :class:`RatioStatistic`; p = 2(1 − Φ(|Δ/SE|)); CI = Δ ± z·SE. Raises ``ValueError`` for
     ``alpha`` outside (0, 1).
     """
-    critical = z_critical(alpha)
-    delta = treatment.mean - control.mean
-    se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
-    if se == 0.0:
-        return _estimate("ratio", control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=None,
-                         p_value=1.0 if delta == 0.0 else 0.0,
-                         note="Both arms' ratios have zero variance, so the test is uninformative.")
-    statistic = delta / se
-    return _estimate("ratio", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=None,
-                     p_value=float(2.0 * stats.norm.sf(abs(statistic))), note=None)
+    return _z_test("ratio", control, treatment, alpha=alpha,
+                   degenerate_note="Both arms' ratios have zero variance, so the test is uninformative.")
 
 
 def fisher_exact_p(control: ProportionStatistic, treatment: ProportionStatistic) -> float:

@@ -283,16 +283,22 @@ def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: f
     if arms > 1:
         wide, _ = metric_estimate(primary, control, treatment, replace(policy, alpha=policy.alpha / arms))
         simultaneous = wide.absolute_ci
+    settings = policy.settings(primary.name, "primary", primary.metric_type)
+    bayesian = _bayesian(primary, control, treatment, estimate) if primary_cuped is None or not policy.use_cuped \
+        else normal_summary(estimate)
+    if settings.better == "lower":  # "better" means lower: P(t < c), and the losses trade places
+        bayesian = replace(bayesian, prob_treatment_better=1.0 - bayesian.prob_treatment_better,
+                           expected_loss_treatment=bayesian.expected_loss_control,
+                           expected_loss_control=bayesian.expected_loss_treatment)
     primary_result = MetricResult(
         metric=primary.name,
         estimate=estimate,
         p_value_adjusted=adjusted_p,
         significant=significant,
         direction=_direction(estimate, significant),
-        bayesian=_bayesian(primary, control, treatment, estimate) if primary_cuped is None or not policy.use_cuped
-        else normal_summary(estimate),
+        bayesian=bayesian,
         cuped=primary_cuped,
-        settings=policy.settings(primary.name, "primary", primary.metric_type),
+        settings=settings,
         ci_simultaneous=simultaneous,
         p_value_exact=exact_p,
     )
@@ -397,8 +403,11 @@ def _overall(arms: list[ArmDecision], comparisons: list[Comparison], data: Exper
     if all(arm.outcome is Outcome.ROLLBACK for arm in arms):
         reasons = tuple(r for arm in arms for r in tagged(arm))
         return Decision(Outcome.ROLLBACK, arms[0].rule, reasons, None, tuple(arms))
-    hold = next(arm for arm in arms if arm.outcome is Outcome.HOLD)
-    reasons = tuple(r for arm in arms for r in tagged(arm))
+    # The arm closest to launch explains the Hold best: one held only for an unproven guardrail,
+    # then a worsened guardrail, then an inconclusive primary.
+    preference = {"guardrail_unproven": 0, "guardrail_worsened": 1, "inconclusive": 2}
+    hold = min((arm for arm in arms if arm.outcome is Outcome.HOLD), key=lambda arm: preference.get(arm.rule, 3))
+    reasons = tuple(r for arm in [hold, *(a for a in arms if a is not hold)] for r in tagged(arm))
     return Decision(Outcome.HOLD, hold.rule, reasons, None, tuple(arms))
 
 
@@ -502,7 +511,8 @@ def analyze(
         decision = Decision(Outcome.HOLD, "srm", (
             f"Sample ratio mismatch (p = {srm_summary.result.p_value:.3g}): the assignment may be broken, so the "
             "effects cannot be trusted. Investigate assignment before deciding.",), None, ())
-        return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares)
+        return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares,
+                      risks=_risks(comparisons, policy))
     arms = []
     for comparison in comparisons:
         p = comparison.primary

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_absolute", "format_p", "format_probability", "format_relative", "format_value"]
+__all__ = [
+    "format_absolute",
+    "format_amount",
+    "format_interval",
+    "format_margin",
+    "format_p",
+    "format_probability",
+    "format_relative",
+    "format_value",
+]
 
 
 def format_value(metric: dict[str, Any], value: float | None) -> str:
-    """A rate as a percentage, a mean with four significant digits."""
+    """A rate as a percentage, a mean or ratio with four significant digits."""
     if value is None:
         return "n/a"
     return f"{value:.2%}" if metric["type"] == "proportion" else f"{value:,.4g}"
+
+
+def format_amount(metric: dict[str, Any], value: float, *, signed: bool = True) -> str:
+    """A change in the metric's unit: ``+0.15 pp`` for rates, ``+11.98`` for means and ratios."""
+    if metric["type"] == "proportion":
+        return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f} pp"
+    return f"{value:+,.4g}" if signed else f"{value:,.4g}"
+
+
+def format_interval(metric: dict[str, Any], interval: list[float] | tuple[float, float]) -> str:
+    """``[+0.26, +0.84] pp`` for rates, ``[+0.3008, +1.499]`` for means and ratios."""
+    low, high = interval
+    if metric["type"] == "proportion":
+        return f"[{low * 100:+.2f}, {high * 100:+.2f}] pp"
+    return f"[{low:+,.4g}, {high:+,.4g}]"
 
 
 def format_absolute(metric: dict[str, Any]) -> str:
@@ -27,6 +51,26 @@ def format_relative(metric: dict[str, Any]) -> str:
         return "n/a (control is 0)"
     low, high = metric["relative_ci"]
     return f"{metric['relative_effect']:+.1%} [{low:+.1%}, {high:+.1%}]"
+
+
+def format_margin(metric: dict[str, Any], margin: dict[str, Any] | None) -> str:
+    """A margin of the report (``{value, absolute, relative, default}``) in the metric's unit.
+
+    ``0.10 pp`` for a rate, ``0.002`` for a mean, ``1% (8.2)`` when relative to the control.
+    """
+    if not margin or margin.get("absolute") is None:
+        return "—"
+    absolute = float(margin["absolute"])
+    if metric["type"] == "proportion":
+        points = absolute * 100
+        size = f"{points:.2f} pp" if abs(round(points, 2) - points) < 1e-9 else f"{points:.4g} pp"
+    else:
+        size = f"{absolute:,.4g}"
+    if margin.get("relative"):
+        value = margin.get("value")
+        share = value if isinstance(value, str) else f"{float(value) * 100:g}%" if value is not None else None
+        return f"{share} ({size})" if share else size
+    return size
 
 
 def format_p(value: float | None) -> str:

@@ -1,4 +1,9 @@
-"""The memo's effect chart: matplotlib's SVG backend, no browser needed at run time."""
+"""The memo's effect chart: matplotlib's SVG backend, no browser needed at run time.
+
+Two panels: the primary metric's relative change (% vs control), and each guardrail's harm
+in multiples of its own margin, so a rate in pp and a latency in ms share one axis: 1 is the
+margin, the red tick on each row its severe margin, right of 0 is worse.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,23 @@ from collections.abc import Sequence
 
 from dashapp.memo.model import ChartRow, MemoModel
 
-__all__ = ["STATUS_COLOURS", "effect_chart_svg", "svg_data_uri"]
+__all__ = ["LABEL_CHARS", "MAX_HEIGHT_INCHES", "STATUS_COLOURS", "effect_chart_svg", "svg_data_uri"]
 
 STATUS_COLOURS = {
     "primary": "#1f5fbf", "ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280",
     "worsened": "#b7791f", "severe": "#b42318",
 }
+MARGIN_COLOUR = "#b7791f"
+SEVERE_COLOUR = "#b42318"
+LABEL_CHARS = 26
+MAX_HEIGHT_INCHES = 2.5
 
 
-def _panel(axis: object, rows: Sequence[ChartRow], title: str, unit: str, lines: Sequence[float]) -> None:
+def _label(text: str) -> str:
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
+def _panel(axis: object, rows: Sequence[ChartRow], title: str, unit: str, label_size: float) -> list[int]:
     from matplotlib.axes import Axes
 
     assert isinstance(axis, Axes)
@@ -26,22 +39,38 @@ def _panel(axis: object, rows: Sequence[ChartRow], title: str, unit: str, lines:
         axis.plot([row.low, row.high], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt")
         axis.plot([row.value], [y], marker="o", color=colour, markersize=5)
     axis.axvline(0, color="#111827", linewidth=0.8)
-    for value in lines:
-        axis.axvline(value, color="#b42318", linewidth=0.7, linestyle=(0, (3, 2)))
     axis.set_yticks(positions)
-    axis.set_yticklabels([row.label if len(row.label) <= 28 else row.label[:27] + "…" for row in rows])
+    axis.set_yticklabels([_label(row.label) for row in rows])
     axis.set_ylim(-0.7, len(rows) - 0.3)
     axis.set_title(title, fontsize=8, loc="left")
     axis.set_xlabel(unit, fontsize=7)
     axis.tick_params(labelsize=7)
+    axis.tick_params(axis="y", labelsize=label_size)
     for side in ("top", "right"):
         axis.spines[side].set_visible(False)
+    return positions
 
 
-def effect_chart_svg(memo: MemoModel, *, worsened_pp: float, severe_pp: float) -> str | None:
-    """An SVG with the primary relative lift and the guardrail changes, each with its 95% CI.
+def _margin_lines(axis: object, rows: Sequence[ChartRow], positions: Sequence[int]) -> None:
+    """The margin (1) as one line; severe margins as one line when shared, else a tick per row."""
+    from matplotlib.axes import Axes
 
-    Returns ``None`` when there is nothing to draw (blocked data).
+    assert isinstance(axis, Axes)
+    axis.axvline(1.0, color=MARGIN_COLOUR, linewidth=0.9, linestyle=(0, (3, 2)))
+    severe = {round(row.severe, 9) for row in rows if row.severe is not None}
+    if len(severe) == 1 and all(row.severe is not None for row in rows):
+        axis.axvline(next(iter(severe)), color=SEVERE_COLOUR, linewidth=0.9, linestyle=(0, (3, 2)))
+        return
+    for y, row in zip(positions, rows, strict=True):
+        if row.severe is not None:
+            axis.plot([row.severe, row.severe], [y - 0.35, y + 0.35], color=SEVERE_COLOUR, linewidth=1.2)
+
+
+def effect_chart_svg(memo: MemoModel, *, max_height: float = MAX_HEIGHT_INCHES) -> str | None:
+    """An SVG with the primary relative change and the guardrail harms, each with its 95% CI.
+
+    ``max_height`` (inches) caps the figure; rows get closer and their labels smaller. Returns
+    ``None`` when there is nothing to draw (blocked data).
     """
     if not memo.primary_chart and not memo.guardrail_chart:
         return None
@@ -51,18 +80,24 @@ def effect_chart_svg(memo: MemoModel, *, worsened_pp: float, severe_pp: float) -
     from matplotlib.figure import Figure
 
     panels = [p for p in (memo.primary_chart, memo.guardrail_chart) if p]
-    height = 0.55 + 0.24 * max(len(p) for p in panels)
-    figure = Figure(figsize=(7.3, max(1.25, min(height, 2.6))), dpi=100)
+    rows = max(len(p) for p in panels)
+    height = max(1.3, min(0.62 + 0.22 * rows, max_height))
+    # 7 pt labels need about 0.13 in of height per row; closer rows get smaller labels.
+    label_size = max(4.5, min(7.0, 7.0 * (height - 0.62) / (0.16 * rows)))
+    figure = Figure(figsize=(7.3, height), dpi=100)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     index = 0
     with matplotlib.rc_context({"svg.fonttype": "none", "font.family": ["DejaVu Sans", "Noto Sans CJK JP"],
                                 "svg.hashsalt": "experimentos"}):
         if memo.primary_chart:
-            _panel(axes[index], memo.primary_chart, "Primary metric: relative lift", "% vs control", [])
+            direction = "← lower is better" if memo.primary_better == "lower" else "higher is better →"
+            _panel(axes[index], memo.primary_chart, f"Primary: change vs control ({direction})", "% of control",
+                   label_size)
             index += 1
         if memo.guardrail_chart:
-            _panel(axes[index], memo.guardrail_chart, "Guardrails: change (harm →)", "pp / units",
-                   [worsened_pp, severe_pp])
+            positions = _panel(axes[index], memo.guardrail_chart, "Guardrails: harm ÷ own margin (worse →)",
+                               "× margin (dashed: margin = 1, red: severe)", label_size)
+            _margin_lines(axes[index], memo.guardrail_chart, positions)
         figure.tight_layout(pad=0.4)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})

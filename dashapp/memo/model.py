@@ -7,13 +7,35 @@ this module only decides *which* facts apply and formats numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashapp.formatting import format_absolute, format_p, format_probability, format_relative, format_value
+from dashapp.formatting import (
+    format_absolute,
+    format_amount,
+    format_interval,
+    format_margin,
+    format_p,
+    format_probability,
+    format_relative,
+    format_value,
+)
 
-__all__ = ["MAX_NOTES_CHARS", "MAX_TEXT_CHARS", "Charter", "MemoModel", "build_memo"]
+__all__ = [
+    "MAX_NOTES_CHARS",
+    "MAX_TEXT_CHARS",
+    "RULE_TITLES",
+    "ChartRow",
+    "Charter",
+    "EvidenceRow",
+    "GuardrailRow",
+    "MemoModel",
+    "MetricThreshold",
+    "build_memo",
+]
 
 MAX_NOTES_CHARS = 4000
 MAX_TEXT_CHARS = 300
@@ -24,6 +46,7 @@ RULE_TITLES = {
     "guardrail_severe": "Rule 3 — a guardrail worsened severely",
     "primary_worse": "Rule 4 — the primary metric is significantly worse",
     "guardrail_worsened": "Rule 5 — a guardrail worsened",
+    "guardrail_unproven": "Rule 6b — a guardrail is not shown non-inferior",
     "primary_better": "Rule 6 — the primary metric is significantly better",
     "inconclusive": "Rule 7 — inconclusive",
 }
@@ -44,6 +67,9 @@ class Charter:
 
 @dataclass(frozen=True)
 class EvidenceRow:
+    """One primary or secondary metric of one arm. ``p_value`` is Holm-adjusted across arms;
+    ``simultaneous`` is the Bonferroni CI (A/B/n only) and ``p_exact`` Fisher's p (sparse data)."""
+
     treatment: str
     metric: str
     control_value: str
@@ -53,10 +79,17 @@ class EvidenceRow:
     p_value: str
     prob_better: str
     significant: bool
+    role: str = "primary"
+    better: str | None = None
+    simultaneous: str | None = None
+    p_exact: str | None = None
 
 
 @dataclass(frozen=True)
 class GuardrailRow:
+    """One guardrail of one arm: ``harm_upper`` is the harmful end of its CI (positive = worse),
+    ``margin`` / ``severe`` the thresholds its status was judged against."""
+
     treatment: str
     metric: str
     control_value: str
@@ -64,15 +97,36 @@ class GuardrailRow:
     change: str
     p_value: str
     status: str
+    harm_upper: str = "—"
+    margin: str = "—"
+    severe: str = "—"
+
+
+@dataclass(frozen=True)
+class MetricThreshold:
+    """A metric's declared direction and margins; ``*_default`` when the policy did not set them."""
+
+    metric: str
+    role: str
+    better: str
+    better_default: bool
+    margin: str
+    margin_default: bool
+    severe: str
+    severe_default: bool
 
 
 @dataclass(frozen=True)
 class ChartRow:
+    """One interval of the memo chart. Primary rows are % vs control; guardrail rows are the harm
+    in multiples of the guardrail's own margin (1 = margin, ``severe`` = severe margin ÷ margin)."""
+
     label: str
     value: float
     low: float
     high: float
     kind: str  # "primary" or the guardrail status
+    severe: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +156,23 @@ class MemoModel:
     notes: str | None
     primary_chart: tuple[ChartRow, ...] = field(default_factory=tuple)
     guardrail_chart: tuple[ChartRow, ...] = field(default_factory=tuple)
+    metric_thresholds: tuple[MetricThreshold, ...] = field(default_factory=tuple)
+    primary_better: str | None = None
+    arm_count: int = 1
+    rules_version: int = 1
+
+    @property
+    def any_default(self) -> bool:
+        """Whether the thresholds table needs the legend for default marks."""
+        return any(t.better_default or t.margin_default or t.severe_default for t in self.metric_thresholds)
+
+    @property
+    def has_simultaneous(self) -> bool:
+        return any(r.simultaneous for r in self.evidence)
+
+    @property
+    def has_exact(self) -> bool:
+        return any(r.p_exact for r in self.evidence)
 
 
 def _clip(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
@@ -111,33 +182,76 @@ def _clip(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-
-
-
-
-
-
-
-
 def _effect_phrase(metric: dict[str, Any], *, signed: bool = False) -> str:
     """The effect for a sentence: its size after a verb that gives the direction ("raised …
     by 0.31 pp"), or ``signed`` where nothing else does ("no significant change (−0.31 pp …)")."""
     effect = metric["absolute_effect"]
-    if metric["type"] == "proportion":
-        size = f"{effect * 100:+.2f} pp" if signed else f"{abs(effect) * 100:.2f} pp"
-    else:
-        size = f"{effect:+,.4g}" if signed else f"{abs(effect):,.4g}"
+    size = format_amount(metric, effect) if signed else format_amount(metric, abs(effect), signed=False)
     if metric.get("relative_effect") is not None and metric.get("relative_ci") is not None:
         low, high = metric["relative_ci"]
         return f"{size} ({metric['relative_effect']:+.1%}, 95% CI {low:+.1%} to {high:+.1%})"
     low, high = metric["absolute_ci"]
-    return f"{size} (95% CI {low:+.4g} to {high:+.4g})"
+    return f"{size} (95% CI {format_amount(metric, low)} to {format_amount(metric, high)})"
+
+
+def _verb(metric: dict[str, Any]) -> str:
+    """The verb for a change, from its sign: a lower-is-better metric that fell was "lowered"."""
+    return "lowered" if metric["absolute_effect"] < 0 else "raised"
+
+
+def _guardrails_phrase(guardrails: list[dict[str, Any]]) -> str:
+    """``the cancel guardrail`` / ``the cancel and error guardrails``."""
+    names = [g["metric"] for g in guardrails]
+    if len(names) == 1:
+        return f"the {names[0]} guardrail"
+    return f"the {', '.join(names[:-1])} and {names[-1]} guardrails"
 
 
 def _sentence_start(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+# --- schema-1 fallbacks: reports stored before rules v2 lack per-metric settings -------------
+
+def _better(metric: dict[str, Any], role: str) -> tuple[str, bool]:
+    """The declared direction and whether it is the default (v1: from ``harm_direction``)."""
+    if metric.get("better") in ("higher", "lower"):
+        return metric["better"], bool(metric.get("better_default", False))
+    if role == "guardrail":
+        return ("higher" if metric.get("harm_direction") == "decrease" else "lower"), metric.get("harm_direction") is None
+    return "higher", True
+
+
+def _margins(metric: dict[str, Any], role: str, policy: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The margins of a metric; v1 reports used the policy's two absolute thresholds for every guardrail."""
+    if metric.get("margin") is not None:
+        return metric["margin"], metric.get("severe_margin")
+    if role != "guardrail" or policy.get("guardrail_worsened") is None:
+        return None, None
+    return ({"value": policy["guardrail_worsened"], "absolute": policy["guardrail_worsened"], "relative": False,
+             "default": False},
+            {"value": policy["guardrail_severe"], "absolute": policy["guardrail_severe"], "relative": False,
+             "default": False})
+
+
+def _harm(metric: dict[str, Any]) -> tuple[float, float, float]:
+    """(harm, low, high) with positive = worse; v1 reports flip the change by ``harm_direction``."""
+    if metric.get("harm") is not None and metric.get("harm_ci") is not None:
+        low, high = metric["harm_ci"]
+        return metric["harm"], low, high
+    low, high = metric["absolute_ci"]
+    if metric.get("harm_direction") == "decrease" or metric.get("better") == "higher":
+        return -metric["absolute_effect"], -high, -low
+    return metric["absolute_effect"], low, high
+
+
+def _arm_for_rule(report: dict[str, Any], comparisons: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The comparison whose arm decided the outcome (the first arm with the decision's rule)."""
+    arms = report["decision"].get("arms") or []
+    chosen = next((a for a in arms if a["rule"] == report["decision"]["rule"]), arms[0] if arms else None)
+    if chosen is not None:
+        return comparisons.get(chosen["treatment"])
+    return next(iter(comparisons.values()), None)
 
 
 def _conclusion(report: dict[str, Any]) -> str:
@@ -151,40 +265,64 @@ def _conclusion(report: dict[str, Any]) -> str:
         p = report["health"]["srm"]["p_value"] if report["health"]["srm"] else None
         return (f"The traffic split does not match the expected split (SRM p = {format_p(p)}), so no effect can be trusted; "
                 "hold until assignment is fixed.")
-    if decision["outcome"] == "launch":
+    if decision["outcome"] == "launch" and decision.get("winner") in comparisons:
         primary = comparisons[decision["winner"]]["primary"]
-        return f"{_sentence_start(decision['winner'])} raised {metric_name} by {_effect_phrase(primary)}; ship it."
-    first = decision["arms"][0] if decision["arms"] else None
-    arm = comparisons[first["treatment"]] if first else None
+        return (f"{_sentence_start(decision['winner'])} {_verb(primary)} {metric_name} by {_effect_phrase(primary)}; "
+                "ship it.")
+    arm = _arm_for_rule(report, comparisons)
     if rule == "guardrail_severe" and arm:
         bad = [g for g in arm["guardrails"] if g["status"] == "severe"]
-        names = ", ".join(g["metric"] for g in bad)
-        return (f"{_sentence_start(arm['treatment'])} severely worsened the {names} guardrail "
+        return (f"{_sentence_start(arm['treatment'])} severely worsened {_guardrails_phrase(bad)} "
                 f"({_effect_phrase(bad[0], signed=True)}); roll it back.")
     if rule == "primary_worse" and arm:
-        return f"{_sentence_start(arm['treatment'])} lowered {metric_name} by {_effect_phrase(arm['primary'])}; roll it back."
+        return (f"{_sentence_start(arm['treatment'])} {_verb(arm['primary'])} {metric_name} by "
+                f"{_effect_phrase(arm['primary'])}, the wrong way ({_better(arm['primary'], 'primary')[0]} is "
+                "better); roll it back.")
     if rule == "guardrail_worsened" and arm:
         bad = [g for g in arm["guardrails"] if g["status"] == "worsened"]
-        names = ", ".join(g["metric"] for g in bad)
-        return (f"The {names} guardrail worsened ({_effect_phrase(bad[0], signed=True)}); hold until the cause is "
-                "understood.")
+        return (f"{_sentence_start(_guardrails_phrase(bad))} worsened ({_effect_phrase(bad[0], signed=True)}); hold "
+                "until the cause is understood.")
+    if rule == "guardrail_unproven" and arm:
+        unproven = [g for g in arm["guardrails"] if g["status"] == "inconclusive"]
+        detail = ""
+        if unproven:
+            first = unproven[0]
+            detail = (f" ({first['metric']}: a harm up to {format_amount(first, _harm(first)[2])} is not ruled out, "
+                      f"margin {format_margin(first, _margins(first, 'guardrail', report['policy'])[0])})")
+        subject = _guardrails_phrase(unproven) if unproven else "a guardrail"
+        return (f"{_sentence_start(arm['treatment'])} {_verb(arm['primary'])} {metric_name} by "
+                f"{_effect_phrase(arm['primary'])}, but {subject} {'are' if len(unproven) > 1 else 'is'} not yet shown "
+                f"non-inferior{detail}; hold until {'they are' if len(unproven) > 1 else 'it is'}.")
     if arm:
         return (f"No significant change in {metric_name} ({_effect_phrase(arm['primary'], signed=True)}); hold — the "
                 "result is inconclusive.")
     return "Hold."
 
 
-def _risks(report: dict[str, Any], charter: Charter, actual: int) -> list[str]:
+def _v1_guardrail_risks(report: dict[str, Any]) -> list[str]:
+    """Risks of a report stored before rules v2, which has no ``risks`` of its own."""
     risks: list[str] = []
+    several = len(report["comparisons"]) > 1
+    worsened = report["policy"].get("guardrail_worsened")
     for comparison in report["comparisons"]:
-        inconclusive = [g["metric"] for g in comparison["guardrails"] if g["status"] == "inconclusive"]
-        if inconclusive:
-            risks.append(f"Guardrail {', '.join(inconclusive)} ({comparison['treatment']}) is inconclusive: a harm above "
-                         f"{report['policy']['guardrail_worsened'] * 100:g} pp cannot be ruled out.")
-        minor = [g["metric"] for g in comparison["guardrails"] if g["status"] == "minor"]
-        if minor:
-            risks.append(f"Guardrail {', '.join(minor)} ({comparison['treatment']}) worsened significantly but within "
-                         "the tolerated threshold.")
+        tag = f" ({comparison['treatment']})" if several else ""
+        for g in comparison["guardrails"]:
+            harm, _, high = _harm(g)
+            threshold = format_margin(g, _margins(g, "guardrail", report["policy"])[0]) if worsened is not None else "—"
+            if g["status"] == "inconclusive":
+                risks.append(f"Guardrail {g['metric']}{tag} is inconclusive: a harm up to {format_amount(g, high)} "
+                             f"cannot be ruled out (threshold {threshold}).")
+            elif g["status"] == "minor":
+                risks.append(f"Guardrail {g['metric']}{tag} worsened significantly by {format_amount(g, harm)}, less "
+                             f"than the worsened threshold of {threshold}.")
+    return risks
+
+
+def _risks(report: dict[str, Any], charter: Charter, actual: int) -> list[str]:
+    # Guardrail and planned-MDE risks come from analytics (they need the margins and the CI);
+    # the memo only adds what the report states elsewhere and what the charter knows.
+    risks: list[str] = list(report["risks"]) if "risks" in report else _v1_guardrail_risks(report)
+    for comparison in report["comparisons"]:
         note = comparison["primary"].get("note")
         if note:
             risks.append(note)
@@ -196,16 +334,41 @@ def _risks(report: dict[str, Any], charter: Charter, actual: int) -> list[str]:
         risks.append(f"The traffic split is close to the SRM limit (p = {format_p(srm['p_value'])}); check assignment.")
     risks.extend(report.get("segment_flags") or [])
     if len(report["comparisons"]) > 1:
-        risks.append(f"{len(report['comparisons'])} treatment arms were compared; p-values are Holm-adjusted.")
+        simultaneous = any(c["primary"].get("ci_simultaneous") for c in report["comparisons"])
+        risks.append(f"{len(report['comparisons'])} treatment arms were compared; p-values are Holm-adjusted"
+                     + (" and simultaneous (Bonferroni) CIs are shown." if simultaneous else "."))
     for issue in report["health"]["issues"]:
         if issue["severity"] == "warning" and issue["code"] != "srm":
             risks.append(issue["message"])
     return risks
 
 
+_SAMPLE_NEEDED = re.compile(r"about ([\d,]+) users in total \([^)]*?([\d,]+) more than now\)")
+
+
+def _unproven_action(report: dict[str, Any]) -> str | None:
+    """The largest sample that rule 6b's reasons say would show every guardrail non-inferior."""
+    found = [(int(total.replace(",", "")), int(more.replace(",", "")))
+             for reason in report["decision"]["reasons"] for total, more in _SAMPLE_NEEDED.findall(reason)]
+    if not found:
+        return None
+    total, more = max(found)
+    return (f"About {total:,} users in total ({more:,} more than now) would show every guardrail non-inferior at "
+            f"{report['policy']['power']:.0%} power if the true harms are 0.")
+
+
+def _watch_phrase(names: list[str]) -> str:
+    """The inconclusive guardrails by name, or by count when naming them all would be a paragraph."""
+    if len(names) <= 2:
+        return " and ".join(names)
+    return f"the {len(names)} INCONCLUSIVE guardrails"
+
+
 def _next_actions(report: dict[str, Any]) -> list[str]:
     decision = report["decision"]
     rule = decision["rule"]
+    watch = sorted({g["metric"] for c in report["comparisons"] if c["treatment"] == decision.get("winner")
+                    for g in c["guardrails"] if g["status"] == "inconclusive"})
     actions = {
         "data_blocked": ["Fix each Blocked issue under Health and re-export the results.",
                          "Re-run the analysis; no decision is possible until the data is valid."],
@@ -216,38 +379,86 @@ def _next_actions(report: dict[str, Any]) -> list[str]:
         "primary_worse": ["Roll back the change.", "Write down what was learned and revisit the hypothesis."],
         "guardrail_worsened": ["Keep the change off for new users while the guardrail regression is investigated.",
                                "Fix the regression and re-run, or accept the trade-off explicitly with the owner."],
+        "guardrail_unproven": ["Keep the experiment running until every guardrail is shown non-inferior at its margin "
+                               "(the policy requires it before a launch).",
+                               _unproven_action(report) or ""],
         "primary_better": [f"Ship {decision.get('winner') or 'the treatment'} with a staged rollout "
                            "(e.g. 10% → 50% → 100%), watching the guardrails at each step.",
-                           "Roll back if any guardrail crosses the worsened threshold during rollout."],
+                           (f"Watch {_watch_phrase(watch)} closely: a harm beyond the margin is not ruled out. " if watch
+                            else "") + "Roll back if any guardrail crosses its margin during rollout."],
         "inconclusive": ["Keep the experiment running, or stop it and keep the control.",
                          *[r for r in decision["reasons"] if "users" in r or "detect" in r][:1]],
     }
     return [a for a in actions.get(rule, []) if a]
 
 
-def _thresholds(policy: dict[str, Any]) -> list[tuple[str, str]]:
+def _thresholds(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The policy-wide thresholds; per-metric directions and margins are in :func:`_metric_thresholds`."""
+    policy = report["policy"]
     split = policy["expected_split"]
     split_text = ", ".join(f"{k} {v:.0%}" for k, v in split.items()) if isinstance(split, dict) else str(split)
     rows = [
         ("Significance level α (two-sided)", f"{policy['alpha']:g}"),
-        ("SRM warning when p <", f"{policy['srm_warning_p']:g}"),
-        ("SRM blocked when p <", f"{policy['srm_blocked_p']:g}"),
-        ("Guardrail worsened above", f"{policy['guardrail_worsened'] * 100:g} pp"),
-        ("Guardrail severe above", f"{policy['guardrail_severe'] * 100:g} pp"),
+        ("SRM warning / blocked when p <", f"{policy['srm_warning_p']:g} / {policy['srm_blocked_p']:g}"),
         ("Expected split", split_text),
         ("Power for sample sizes", f"{policy['power']:.0%}"),
     ]
     if policy.get("planned_mde") is not None:
         kind = "relative" if policy.get("planned_mde_relative") else "absolute"
         rows.append(("Planned MDE", f"{policy['planned_mde']:g} ({kind})"))
-    for name, direction in (policy.get("harm_directions") or {}).items():
-        rows.append((f"Guardrail {name} is harmful when it", "increases" if direction == "increase" else "decreases"))
+    if "require_non_inferiority" in policy:
+        rows.append(("Non-inferiority of guardrails for launch",
+                     "required (rule 6b)" if policy["require_non_inferiority"] else "not required"))
+    if "guardrail_correction" in policy:
+        rows.append(("Guardrail harm p-values",
+                     "Holm across an arm's guardrails" if policy["guardrail_correction"] == "holm" else "not adjusted"))
+    if report.get("rules_version", 1) < 2 and policy.get("guardrail_worsened") is not None:
+        rows.append(("Rules version", "1 (one margin for every guardrail)"))
     return rows
+
+
+def _metric_thresholds(report: dict[str, Any]) -> list[MetricThreshold]:
+    """One row per metric (the first arm's; margins relative to control are the same for every arm)."""
+    rows: list[MetricThreshold] = []
+    seen: set[str] = set()
+    for comparison in report["comparisons"]:
+        roles = [(comparison["primary"], "primary"), *((m, "secondary") for m in comparison.get("secondary", [])),
+                 *((g, "guardrail") for g in comparison["guardrails"])]
+        for metric, role in roles:
+            if metric["metric"] in seen:
+                continue
+            seen.add(metric["metric"])
+            better, better_default = _better(metric, role)
+            margin, severe = _margins(metric, role, report["policy"])
+            rows.append(MetricThreshold(
+                metric["metric"], role, better, better_default,
+                format_margin(metric, margin), bool(margin and margin.get("default")),
+                format_margin(metric, severe), bool(severe and severe.get("default"))))
+    return rows
+
+
+def _prob_better(metric: dict[str, Any]) -> str:
+    """P(treatment better), already in the metric's declared direction in the report (rules v2)."""
+    bayes = metric.get("bayesian")
+    if not bayes or bayes.get("prob_treatment_better") is None:
+        return "—"
+    return format_probability(bayes["prob_treatment_better"])
+
+
+def _guardrail_chart_row(g: dict[str, Any], label: str, policy: dict[str, Any]) -> ChartRow | None:
+    """The harm CI in multiples of the guardrail's margin, so rates and ms latencies share one axis."""
+    margin, severe = _margins(g, "guardrail", policy)
+    if not margin or not margin.get("absolute"):
+        return None  # no margin, or a relative margin on a control of 0: nothing to scale by
+    unit = float(margin["absolute"])
+    harm, low, high = _harm(g)
+    ratio = float(severe["absolute"]) / unit if severe and severe.get("absolute") else None
+    return ChartRow(label, harm / unit, low / unit, high / unit, g["status"], ratio)
 
 
 def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes: str | None = None,
                date: str | None = None) -> MemoModel:
-    """Turn a report dict (the JSON contract) into the memo's content.
+    """Turn a report dict (the JSON contract, schema 1 or 2) into the memo's content.
 
     ``notes`` longer than :data:`MAX_NOTES_CHARS` raise ``ValueError``.
     """
@@ -255,37 +466,49 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
         raise ValueError(f"notes are limited to {MAX_NOTES_CHARS} characters (got {len(notes)})")
     charter = charter or Charter()
     if charter.hypothesis is None and report["experiment"].get("hypothesis"):
-        charter = Charter(**{**charter.__dict__, "hypothesis": report["experiment"]["hypothesis"]})
-    charter = Charter(**{k: _clip(v) if isinstance(v, str) else v for k, v in charter.__dict__.items()})
+        charter = dataclasses.replace(charter, hypothesis=report["experiment"]["hypothesis"])
+    clipped: dict[str, Any] = {k: _clip(v) for k, v in vars(charter).items() if isinstance(v, str)}
+    charter = dataclasses.replace(charter, **clipped)
     decision = report["decision"]
+    policy = report["policy"]
     srm = report["health"]["srm"]
     srm_line = None
     if srm:
         observed = ", ".join(f"{k} {v:,}" for k, v in srm["observed"].items())
         srm_line = f"χ² = {srm['chi2']:.2f}, p = {format_p(srm['p_value'])} ({srm['status']}); users: {observed}"
-    evidence, guardrails, primary_chart, guardrail_chart = [], [], [], []
+    several = len(report["comparisons"]) > 1
+    evidence: list[EvidenceRow] = []
+    guardrails: list[GuardrailRow] = []
+    primary_chart: list[ChartRow] = []
+    guardrail_chart: list[ChartRow] = []
     for comparison in report["comparisons"]:
         treatment = comparison["treatment"]
-        for metric in (comparison["primary"], *comparison.get("secondary", [])):
-            bayes = metric.get("bayesian")
+        roles = [(comparison["primary"], "primary"), *((m, "secondary") for m in comparison.get("secondary", []))]
+        for metric, role in roles:
+            better = _better(metric, role)[0]
+            simultaneous = metric.get("ci_simultaneous")
             evidence.append(EvidenceRow(
                 treatment, metric["metric"], format_value(metric, metric["control"]["value"]),
                 format_value(metric, metric["treatment"]["value"]), format_absolute(metric), format_relative(metric),
-                format_p(metric.get("p_value_adjusted", metric["p_value"])),
-                format_probability(bayes["prob_treatment_better"]) if bayes else "—", metric["significant"]))
+                format_p(metric.get("p_value_adjusted", metric["p_value"])), _prob_better(metric),
+                metric["significant"], role=role, better=better,
+                simultaneous=format_interval(metric, simultaneous) if simultaneous else None,
+                p_exact=format_p(metric["p_value_exact"]) if metric.get("p_value_exact") is not None else None))
         primary = comparison["primary"]
         if primary.get("relative_ci") is not None:
             low, high = primary["relative_ci"]
-            primary_chart.append(ChartRow(f"{treatment}: {primary['metric']}", primary["relative_effect"] * 100,
+            primary_chart.append(ChartRow(treatment if several else primary["metric"], primary["relative_effect"] * 100,
                                           low * 100, high * 100, "primary"))
         for g in comparison["guardrails"]:
+            margin, severe = _margins(g, "guardrail", policy)
             guardrails.append(GuardrailRow(
                 treatment, g["metric"], format_value(g, g["control"]["value"]), format_value(g, g["treatment"]["value"]),
-                format_absolute(g), format_p(g["p_value"]), g["status"]))
-            scale = 100.0 if g["type"] == "proportion" else 1.0
-            low, high = g["absolute_ci"]
-            label = g["metric"] if len(report["comparisons"]) == 1 else f"{treatment}: {g['metric']}"
-            guardrail_chart.append(ChartRow(label, g["absolute_effect"] * scale, low * scale, high * scale, g["status"]))
+                format_absolute(g), format_p(g.get("p_value_adjusted", g["p_value"])), g["status"],
+                harm_upper=format_amount(g, _harm(g)[2]), margin=format_margin(g, margin),
+                severe=format_margin(g, severe)))
+            row = _guardrail_chart_row(g, f"{treatment}: {g['metric']}" if several else g["metric"], policy)
+            if row is not None:
+                guardrail_chart.append(row)
     actual = sum(srm["observed"].values()) if srm else 0
     cuped_notes = []
     for comparison in report["comparisons"]:
@@ -295,15 +518,24 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
             cuped_notes.append(
                 f"{comparison['treatment']}: CUPED with {cuped['covariate']} (θ = {cuped['theta']:.3g}, variance "
                 f"−{cuped['variance_reduction']:.0%}, {state}); unadjusted change {format_absolute(cuped['unadjusted'])}.")
+    metrics = [m for c in report["comparisons"] for m in (c["primary"], *c.get("secondary", []), *c["guardrails"])]
+    tests = "Rates use the unpooled Wald z-test; means use Welch's t-test"
+    if any(m["type"] == "ratio" for m in metrics):
+        tests += "; ratio metrics (Σnumerator / Σdenominator) use the delta method"
+    if any(m.get("p_value_exact") is not None for m in metrics):
+        tests += "; with sparse counts Fisher's exact test must agree"
+    correction = "treatment arms are Holm-adjusted against each other"
+    if policy.get("guardrail_correction") == "holm":
+        correction += ", guardrail harms across an arm's guardrails"
     assumptions = (
         "Users are independent and each saw one variant for the whole experiment.",
-        "Conversion rates and count guardrails use the unpooled Wald z-test; continuous metrics use Welch's t-test.",
-        f"Tests are two-sided at α = {report['policy']['alpha']:g}; treatment arms are Holm-adjusted against each other.",
-        "Results were read once at the end (no optional stopping); Bayesian numbers (Beta(1,1) priors) are for "
+        tests + ".",
+        f"Tests are two-sided at α = {policy['alpha']:g}; {correction}.",
+        "Results were read once at the end (no optional stopping); Bayesian numbers (flat priors) are for "
         "reference and do not drive the decision.",
-        "Guardrails are harmful when they increase unless stated otherwise below.",
         *cuped_notes,
     )
+    primary_metric = report["comparisons"][0]["primary"] if report["comparisons"] else None
     return MemoModel(
         title=_clip(report["experiment"]["name"]) or "Experiment",
         date=date or dt.date.today().isoformat(),
@@ -324,11 +556,15 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
         charter=charter,
         actual_sample=actual,
         assumptions=assumptions,
-        thresholds=tuple(_thresholds(report["policy"])),
+        thresholds=tuple(_thresholds(report)),
         analytics_version=str(report.get("analytics_version", "")),
         sha256=report["input"]["sha256"],
         input_kind=report["input"]["kind"],
         notes=notes.strip() if notes and notes.strip() else None,
         primary_chart=tuple(primary_chart),
         guardrail_chart=tuple(guardrail_chart),
+        metric_thresholds=tuple(_metric_thresholds(report)),
+        primary_better=_better(primary_metric, "primary")[0] if primary_metric else None,
+        arm_count=max(1, len(report["comparisons"])),
+        rules_version=int(report.get("rules_version", 1)),
     )

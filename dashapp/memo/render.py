@@ -20,6 +20,8 @@ from dashapp.memo.chart import effect_chart_svg, svg_data_uri
 from dashapp.memo.model import MemoModel
 
 __all__ = [
+    "DENSITIES",
+    "NOTES_LIMITS",
     "STATIC_DIR",
     "RenderTimeoutError",
     "SafeURLFetcher",
@@ -32,6 +34,9 @@ __all__ = [
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PDF_TIMEOUT_SECONDS = 20.0
+DENSITIES = (0, 1, 2, 3, 4, 5)  # body type 8.4, 7.7, 7.1, 6.6, 6.2 and 6.2 pt (memo.css)
+CHART_HEIGHTS = {0: 2.5, 1: 2.2, 2: 1.9, 3: 1.6, 4: 1.5, 5: 1.4}  # inches, per density
+NOTES_LIMITS = {5: 600}  # characters of analyst notes in the PDF at the last step
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
 
 
@@ -65,17 +70,31 @@ def render_markdown(memo: MemoModel) -> str:
     return _ENVIRONMENT.get_template("memo.md.j2").render(m=memo)
 
 
-def render_html(memo: MemoModel, policy: dict[str, Any]) -> str:
-    """Self-contained HTML: inline CSS, the chart as a ``data:`` SVG, no external requests."""
+def _html(memo: MemoModel, density: int) -> str:
     css = (STATIC_DIR / "memo.css").read_text(encoding="utf-8")
-    svg = effect_chart_svg(memo, worsened_pp=policy["guardrail_worsened"] * 100, severe_pp=policy["guardrail_severe"] * 100)
-    return _ENVIRONMENT.get_template("memo.html.j2").render(m=memo, css=css, chart=svg_data_uri(svg) if svg else None)
+    svg = effect_chart_svg(memo, max_height=CHART_HEIGHTS[density])
+    return _ENVIRONMENT.get_template("memo.html.j2").render(
+        m=memo, css=css, chart=svg_data_uri(svg) if svg else None, density=density,
+        notes_limit=NOTES_LIMITS.get(density, 0))
+
+
+def render_html(memo: MemoModel, policy: dict[str, Any] | None = None, *, density: int = 0) -> str:
+    """Self-contained HTML: inline CSS, the chart as a ``data:`` SVG, no external requests.
+
+    ``density`` (see :data:`DENSITIES`) selects smaller type and a smaller chart; at the last
+    step the analyst notes are shortened (:data:`NOTES_LIMITS`). ``policy`` is accepted for older
+    callers and unused: every margin the memo shows is in ``memo`` (one per metric since rules v2).
+    """
+    if density not in DENSITIES:
+        raise ValueError(f"density must be one of {DENSITIES}, got {density!r}")
+    return _html(memo, density)
 
 
 def _weasy_fetcher_base() -> type:
     from weasyprint.urls import URLFetcher
 
-    return URLFetcher
+    base: type = URLFetcher
+    return base
 
 
 class SafeURLFetcher:
@@ -111,23 +130,32 @@ class SafeURLFetcher:
         return self.fetch(url, headers)
 
 
-def _write_pdf(html: str, fetcher: SafeURLFetcher) -> bytes:
+def _write_pdf(memo: MemoModel, fetcher: SafeURLFetcher) -> bytes:
+    """The first density at which the memo lays out on one page, else the densest."""
     from weasyprint import HTML
 
-    document = HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=fetcher)
+    for density in DENSITIES:
+        html = _html(memo, density)
+        document = HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=fetcher).render()
+        if len(document.pages) == 1:
+            break
     content = document.write_pdf()
     assert isinstance(content, bytes)
     return content
 
 
-def render_pdf(memo: MemoModel, policy: dict[str, Any], *, fetcher: SafeURLFetcher | None = None,
+def render_pdf(memo: MemoModel, policy: dict[str, Any] | None = None, *, fetcher: SafeURLFetcher | None = None,
                timeout: float = PDF_TIMEOUT_SECONDS) -> bytes:
-    """An A4 PDF of the memo. Raises :class:`RenderTimeoutError` after ``timeout`` seconds."""
-    html = render_html(memo, policy)
+    """An A4 PDF of the memo, on one page. Raises :class:`RenderTimeoutError` after ``timeout`` seconds.
+
+    A memo too long for one page at the normal size is laid out again at each :data:`DENSITIES`
+    step (smaller type, smaller chart, finally shortened notes) until it fits; a memo that
+    does not fit even then keeps the densest layout, on more pages, never overlapping.
+    """
     # A pool per call: a module-level pool would be unusable in a forked worker (Dash's
     # background callbacks fork), and a render that overruns is abandoned, not awaited.
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="memo-pdf")
-    future = pool.submit(_write_pdf, html, fetcher or SafeURLFetcher())
+    future = pool.submit(_write_pdf, memo, fetcher or SafeURLFetcher())
     try:
         return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError:

@@ -372,3 +372,33 @@ def test_report_carries_schema_2_rules_version_and_the_settings_used() -> None:
     assert g["severe_margin"]["default"] is True and g["severe_margin"]["value"] == 0.003
     assert body["policy"]["metrics"] == {"cancel": {"margin": "10%"}}
     assert body["comparisons"][0]["primary"]["relative_ci_method"] == "log"
+
+
+def test_bayesian_summary_follows_the_declared_direction() -> None:
+    header = ("variant", "users", "conversions", "checkout_seconds_mean", "checkout_seconds_std")
+    rows = [["control", 20_000, 2_400, 40.0, 20.0], ["treatment", 20_000, 2_400, 39.5, 20.0]]
+    higher = _report(rows, header, primary="checkout_seconds").comparisons[0].primary.bayesian
+    lower = _report(rows, header, policy_from_mapping({"metrics": {"checkout_seconds": {"better": "lower"}}}),
+                    primary="checkout_seconds").comparisons[0].primary.bayesian
+    assert higher is not None and lower is not None
+    # flat-prior normal posterior: P(t < c) = Φ(−Δ/SE) with Δ = −0.5, SE = 20·√(2/20,000) = 0.2
+    assert lower.prob_treatment_better == pytest.approx(stats.norm.cdf(0.5 / 0.2), rel=1e-9)
+    assert higher.prob_treatment_better == pytest.approx(1 - lower.prob_treatment_better, rel=1e-9)
+    assert (lower.expected_loss_treatment, lower.expected_loss_control) == (higher.expected_loss_control,
+                                                                            higher.expected_loss_treatment)
+
+
+def test_a_multi_arm_hold_is_explained_by_the_arm_closest_to_launch() -> None:
+    header = ("variant", "users", "conversions", "guardrail_error")
+    rows = [["control", 40_000, 4_800, 800], ["a", 40_000, 4_820, 800], ["b", 40_000, 5_200, 830]]
+    report = _report(rows, header, Policy(require_non_inferiority=True))
+    assert [a.rule for a in report.decision.arms] == ["inconclusive", "guardrail_unproven"]
+    assert (report.decision.outcome.value, report.decision.rule) == ("hold", "guardrail_unproven")
+    assert report.decision.reasons[0].startswith("[b] ")
+
+
+def test_an_srm_hold_still_lists_its_risks() -> None:
+    header = ("variant", "users", "conversions", "guardrail_error")
+    report = _report([["control", 10_000, 1_200, 200], ["treatment", 11_000, 1_500, 230]], header)
+    assert report.decision.rule == "srm"
+    assert any(r.startswith("Guardrail error is inconclusive") for r in report.risks)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import io
+import re
 import shutil
 import subprocess
 import time
@@ -11,13 +14,25 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from analytics import DEFAULT_POLICY
+from analytics import DEFAULT_POLICY, policy_from_mapping
 from dashapp.memo import Charter, SafeURLFetcher, build_memo, render_html, render_markdown, render_pdf, render_report
+from dashapp.memo.chart import effect_chart_svg
+from dashapp.memo.model import RULE_TITLES
 from dashapp.services import AnalysisRequest, analyze_path, report_json
 from tests.conftest import DATA, assert_clean_json, run_cli
 
 SAMPLES = sorted(p.name for p in DATA.glob("sample_*.csv"))
 KOREAN = "홈화면 배너 A/B 테스트"
+LONG_GUARDRAILS = ("checkout_abandonment_after_payment_page_error", "support_tickets_opened_within_seven_days", "cancel",
+                   "payment_declined_rate_for_returning_customers", "error", "refund_requests_per_user_in_first_month")
+# A lower-is-better primary (seconds to check out) and a latency guardrail in ms with its own margins.
+CHECKOUT_CSV = ("variant,users,conversions,checkout_seconds_mean,checkout_seconds_std,guardrail_cancel,"
+                "guardrail_load_ms_mean,guardrail_load_ms_std\n"
+                "control,20000,2400,40.0,30.0,240,820.0,300.0\n"
+                "treatment,20000,2430,{seconds},29.0,236,826.0,310.0\n")
+CHECKOUT_POLICY = {"metrics": {"checkout_seconds": {"better": "lower"},
+                               "load_ms": {"better": "lower", "margin": "1%", "severe_margin": "5%"}}}
+_WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>')
 
 
 def _report(sample: str, **request: Any) -> dict[str, Any]:
@@ -31,6 +46,81 @@ def _pdf_text(content: bytes, tmp_path: Path) -> str:
     return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True).stdout
 
 
+def _pages(content: bytes) -> int:
+    return len(PdfReader(io.BytesIO(content)).pages)
+
+
+TABLE_HEADINGS = ("Arm", "Metric", "Control", "Treatment", "Guardrail", "Change", "Harm", "Margin", "Status",
+                  "Severe", "Role", "Better")
+
+
+def _overprinted_words(content: bytes, tmp_path: Path) -> list[tuple[str, str]]:
+    """Pairs of words whose boxes overlap (one printed over the other), words past the page's edge,
+    and table headings run into their neighbour (pdftotext reads "TreatmentChange" as one word).
+
+    Line boxes of consecutive lines may touch; two words count as overprinted when they overlap
+    horizontally and by more than half a line vertically.
+    """
+    path = tmp_path / "overlap.pdf"
+    path.write_bytes(content)
+    xhtml = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    found: list[tuple[str, str]] = []
+    for page in xhtml.split("<page ")[1:]:
+        width = float(re.search(r'width="([\d.]+)"', page).group(1))  # type: ignore[union-attr]
+        words = sorted(((float(a), float(b), float(c), float(d), w) for a, b, c, d, w in _WORD.findall(page)),
+                       key=lambda word: word[1])
+        for index, (x0, y0, x1, y1, word) in enumerate(words):
+            if x0 < 0 or x1 > width:
+                found.append((word, "<page edge>"))
+            if word not in TABLE_HEADINGS and any(word.startswith(h) and word[len(h):len(h) + 1].isupper()
+                                                   for h in TABLE_HEADINGS):
+                found.append((word, "<run together>"))
+            for u0, v0, u1, v1, other in words[index + 1:]:
+                if v0 >= y1:
+                    break
+                if min(x1, u1) - max(x0, u0) > 0.1 and min(y1, v1) - max(y0, v0) > 0.5 * min(y1 - y0, v1 - v0):
+                    found.append((word, other))
+    return found
+
+
+def _checkout_report(tmp_path: Path, *, seconds: float = 36.0, **policy: Any) -> dict[str, Any]:
+    path = tmp_path / "checkout.csv"
+    path.write_text(CHECKOUT_CSV.format(seconds=seconds))
+    request = AnalysisRequest(primary="checkout_seconds", policy=policy_from_mapping({**CHECKOUT_POLICY, **policy}))
+    return report_json(analyze_path(path, request))
+
+
+def _six_long_guardrails_report(tmp_path: Path, *, arms: int = 1) -> dict[str, Any]:
+    """Six guardrails with long names, most of them INCONCLUSIVE (small samples, tiny changes)."""
+    header = "variant,users,conversions," + ",".join(f"guardrail_{name}" for name in LONG_GUARDRAILS)
+    rows = ["control,20000,2400,300,150,360,90,105,60",
+            "treatment,20100,2560,318,160,380,92,104,66",
+            "treatment_b,19950,2600,330,190,300,100,100,70"][: arms + 1]
+    path = tmp_path / f"six_{arms}.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return report_json(analyze_path(path, AnalysisRequest(name=f"{KOREAN} — checkout redesign")))
+
+
+def _as_schema_1(report: dict[str, Any]) -> dict[str, Any]:
+    """A report as analytics 1.x stored it: no risks, no per-metric direction or margins."""
+    old = copy.deepcopy(report)
+    old["schema_version"] = 1
+    for key in ("risks", "rules_version"):
+        del old[key]
+    for key in ("metrics", "require_non_inferiority", "guardrail_correction"):
+        del old["policy"][key]
+    for comparison in old["comparisons"]:
+        for metric in (comparison["primary"], *comparison["secondary"]):
+            for key in ("better", "better_default", "margin", "severe_margin", "relative_ci_method",
+                        "ci_simultaneous", "p_value_exact"):
+                del metric[key]
+        for guardrail in comparison["guardrails"]:
+            for key in ("better", "better_default", "margin", "severe_margin", "relative_ci_method", "harm",
+                        "harm_ci", "p_value_adjusted"):
+                del guardrail[key]
+    return old
+
+
 @pytest.mark.parametrize("name", SAMPLES)
 def test_every_sample_memo_in_three_formats(name: str, tmp_path: Path) -> None:
     report = _report(name, name=f"{KOREAN} 実験 实验 Café")
@@ -41,14 +131,16 @@ def test_every_sample_memo_in_three_formats(name: str, tmp_path: Path) -> None:
     assert isinstance(markdown, str) and isinstance(html, str) and isinstance(pdf, bytes)
     for text in (markdown, html):
         assert outcome in text
-        assert "0.1 pp" in text and "0.3 pp" in text and "1e-05" in text  # thresholds used
+        assert "0.10 pp" in text and "0.30 pp" in text and "1e-05" in text  # thresholds used
+        assert "Guardrail worsened above" not in text  # margins are per metric since rules v2
         assert report["input"]["sha256"] in text
     if report["comparisons"]:
         p_value = report["comparisons"][0]["primary"]["p_value_adjusted"]
         shown = "&lt; 0.0001" if p_value < 1e-4 else f"{p_value:.4f}"
         assert shown in html
     assert pdf.startswith(b"%PDF")
-    assert len(PdfReader(__import__("io").BytesIO(pdf)).pages) == 1
+    assert _pages(pdf) == 1
+    assert _overprinted_words(pdf, tmp_path) == []
     text = _pdf_text(pdf, tmp_path)
     assert KOREAN in text and "実験" in text and "实验" in text and "Café" in text
     assert outcome in text
@@ -64,9 +156,27 @@ def test_memo_with_six_guardrails_and_long_notes_stays_on_one_page(tmp_path: Pat
     charter = Charter(hypothesis="A bigger banner raises conversion " * 4, primary_metric="conversions",
                       mde="+5% relative", planned_sample=150_000)
     pdf = render_pdf(build_memo(report, charter=charter, notes="Reviewed with the PM. " * 40), report["policy"])
-    assert len(PdfReader(__import__("io").BytesIO(pdf)).pages) == 1
+    assert _pages(pdf) == 1
+    assert _overprinted_words(pdf, tmp_path) == []
     text = _pdf_text(pdf, tmp_path)
     assert "Under-powered" in text
+
+
+@pytest.mark.parametrize("arms", [1, 2])
+def test_long_guardrail_names_and_inconclusive_statuses_fit_one_page_without_overprinting(
+        arms: int, tmp_path: Path) -> None:
+    """The issue: the Status column printed over the Risks column (INCONCLUSIVE rows, 3-arm memo)."""
+    report = _six_long_guardrails_report(tmp_path, arms=arms)
+    statuses = [g["status"] for c in report["comparisons"] for g in c["guardrails"]]
+    assert len(statuses) == 6 * arms and statuses.count("inconclusive") >= 4
+    charter = Charter(hypothesis="A shorter checkout raises conversion " * 3, planned_sample=250_000, owner="Growth")
+    notes = None if arms > 1 else "Reviewed with the PM and the payments team. " * 40
+    pdf = render_pdf(build_memo(report, charter=charter, notes=notes))
+    assert _pages(pdf) == 1
+    assert _overprinted_words(pdf, tmp_path) == []
+    text = _pdf_text(pdf, tmp_path)
+    assert text.count("INCONCLUSIVE") >= statuses.count("inconclusive")
+    assert "refund_requests_per_user_in_first_month" in re.sub(r"\s+", "", text)
 
 
 HOSTILE = [
@@ -92,7 +202,7 @@ def test_hostile_names_and_notes_are_text_and_fetch_nothing(payload: str) -> Non
     assert time.perf_counter() - started < 5
     assert all(url.startswith("data:") for url in spy.requested), spy.requested
     assert spy.refused == []
-    reader = PdfReader(__import__("io").BytesIO(pdf))
+    reader = PdfReader(io.BytesIO(pdf))
     assert "/EmbeddedFiles" not in str(reader.trailer["/Root"].get("/Names", {}))
     assert all("/FileAttachment" not in str(page.get("/Annots", "")) for page in reader.pages)
 
@@ -152,3 +262,170 @@ def test_a_sentence_without_a_direction_verb_keeps_the_effect_sign(tmp_path: Pat
     memo = run_cli("analyze", str(path), "--format", "md").stdout
     expected = f"No significant change in conversions ({primary['absolute_effect'] * 100:+.2f} pp"
     assert expected in memo and "-0.31 pp" in expected
+
+
+def test_thresholds_table_lists_each_metric_with_its_direction_margins_and_default_marks(tmp_path: Path) -> None:
+    report = _checkout_report(tmp_path)
+    memo = build_memo(report)
+    rows = {t.metric: t for t in memo.metric_thresholds}
+    assert list(rows) == ["checkout_seconds", "conversions", "cancel", "load_ms"]
+    # Relative margins are shown with the control value they amount to: 1% and 3% of 40 s, 1% and 5% of 820 ms.
+    seconds = rows["checkout_seconds"]
+    assert (seconds.role, seconds.better, seconds.better_default) == ("primary", "lower", False)
+    assert (seconds.margin, seconds.margin_default, seconds.severe, seconds.severe_default) == \
+        ("1% (0.4)", True, "3% (1.2)", True)
+    conversions = rows["conversions"]
+    assert (conversions.role, conversions.better, conversions.better_default) == ("secondary", "higher", True)
+    assert (conversions.margin, conversions.severe) == ("0.10 pp", "0.30 pp")
+    cancel = rows["cancel"]
+    assert (cancel.role, cancel.better, cancel.better_default, cancel.margin, cancel.severe) == \
+        ("guardrail", "lower", True, "0.10 pp", "0.30 pp")
+    load = rows["load_ms"]
+    assert (load.better, load.better_default, load.margin, load.margin_default, load.severe, load.severe_default) == \
+        ("lower", False, "1% (8.2)", False, "5% (41)", False)
+    markdown = render_markdown(memo)
+    assert "| load\\_ms | guardrail | lower | 1% (8.2) | 5% (41) |" in markdown
+    assert "| cancel | guardrail | lower (default) | 0.10 pp (default) | 0.30 pp (default) |" in markdown
+    assert "| checkout\\_seconds | primary | lower | 1% (0.4) (default) | 3% (1.2) (default) |" in markdown
+    html = render_html(memo)
+    assert "higher*" in html and "* default (not set in the policy)" in html
+    general = dict(memo.thresholds)
+    assert general["Significance level α (two-sided)"] == "0.05"
+    assert general["SRM warning / blocked when p <"] == "0.001 / 1e-05"
+    assert general["Non-inferiority of guardrails for launch"] == "not required"
+    assert general["Guardrail harm p-values"] == "Holm across an arm's guardrails"
+    assert not any("worsened above" in name or "severe above" in name for name in general)
+
+
+def test_guardrail_rows_show_their_own_margin_and_the_harm_upper_bound(tmp_path: Path) -> None:
+    report = _checkout_report(tmp_path)
+    memo = build_memo(report)
+    guardrails = {g["metric"]: g for g in report["comparisons"][0]["guardrails"]}
+    rows = {g.metric: g for g in memo.guardrails}
+    assert rows["load_ms"].margin == "1% (8.2)" and rows["load_ms"].severe == "5% (41)"
+    assert rows["load_ms"].harm_upper == f"{guardrails['load_ms']['harm_ci'][1]:+,.4g}" == "+11.98"
+    assert rows["cancel"].harm_upper == f"{guardrails['cancel']['harm_ci'][1] * 100:+.2f} pp"
+    assert rows["cancel"].p_value == f"{guardrails['cancel']['p_value_adjusted']:.4f}"
+    assert [g.status for g in memo.guardrails] == [g["status"] for g in guardrails.values()]
+
+
+def test_memo_chart_draws_each_guardrail_against_its_own_margin(tmp_path: Path) -> None:
+    report = _checkout_report(tmp_path)
+    memo = build_memo(report)
+    guardrails = {g["metric"]: g for g in report["comparisons"][0]["guardrails"]}
+    chart = {row.label: row for row in memo.guardrail_chart}
+    load, cancel = guardrails["load_ms"], guardrails["cancel"]
+    # Harm in multiples of the margin: ms and pp on one axis; the severe margin at severe ÷ margin.
+    assert chart["load_ms"].high == pytest.approx(load["harm_ci"][1] / (0.01 * 820.0))
+    assert chart["load_ms"].low == pytest.approx(load["harm_ci"][0] / (0.01 * 820.0))
+    assert chart["load_ms"].severe == pytest.approx(5.0)
+    assert chart["cancel"].value == pytest.approx(cancel["harm"] / 0.001)
+    assert chart["cancel"].severe == pytest.approx(3.0)
+    svg = effect_chart_svg(memo)
+    assert svg is not None and "lower is better" in svg and "× margin" in svg and "pp / units" not in svg
+
+
+def test_lower_is_better_launch_says_lowered(tmp_path: Path) -> None:
+    report = _checkout_report(tmp_path)
+    primary = report["comparisons"][0]["primary"]
+    assert report["decision"]["outcome"] == "launch" and primary["better"] == "lower"
+    assert primary["absolute_effect"] == pytest.approx(36.0 - 40.0)
+    memo = build_memo(report)
+    low, high = primary["relative_ci"]
+    assert memo.conclusion == (f"Treatment lowered checkout_seconds by 4 (-10.0%, 95% CI {low:+.1%} to {high:+.1%}); "
+                               "ship it.")
+    assert "raised" not in memo.conclusion
+    # The report's Bayesian probability is already in the declared direction: here P(treatment < control).
+    assert primary["bayesian"]["prob_treatment_better"] > 0.999
+    assert memo.evidence[0].prob_better == "> 99.9%"
+    assert "checkout\\_seconds: lower is better." in render_markdown(memo)
+
+
+def test_lower_is_better_metric_that_rose_rolls_back_saying_raised(tmp_path: Path) -> None:
+    report = _checkout_report(tmp_path, seconds=44.0)
+    assert report["decision"]["rule"] == "primary_worse"
+    memo = build_memo(report)
+    assert memo.conclusion.startswith("Treatment raised checkout_seconds by 4 (+10.0%")
+    assert memo.conclusion.endswith("the wrong way (lower is better); roll it back.")
+    assert memo.evidence[0].prob_better == "< 0.1%"
+
+
+def test_guardrail_unproven_holds_with_the_sample_that_would_settle_it(tmp_path: Path) -> None:
+    report = _checkout_report(tmp_path, require_non_inferiority=True)
+    assert report["decision"]["rule"] == "guardrail_unproven"
+    memo = build_memo(report)
+    assert memo.rule_title == RULE_TITLES["guardrail_unproven"] == "Rule 6b — a guardrail is not shown non-inferior"
+    assert memo.conclusion.startswith("Treatment lowered checkout_seconds by 4 (-10.0%")
+    assert "but the cancel and load_ms guardrails are not yet shown non-inferior" in memo.conclusion
+    assert memo.next_actions[0].startswith("Keep the experiment running until every guardrail is shown non-inferior")
+    reasons = " ".join(report["decision"]["reasons"])
+    needed = [int(n.replace(",", "")) for n in re.findall(r"about ([\d,]+) users in total", reasons)]
+    assert len(needed) == 2
+    assert memo.next_actions[1].startswith(f"About {max(needed):,} users in total")
+    assert dict(memo.thresholds)["Non-inferiority of guardrails for launch"] == "required (rule 6b)"
+
+
+def test_risks_come_from_the_report(tmp_path: Path) -> None:
+    report = _report("sample_inconclusive.csv")
+    cancel = next(g for g in report["comparisons"][0]["guardrails"] if g["metric"] == "cancel")
+    assert cancel["status"] == "inconclusive"
+    upper = f"{cancel['harm_ci'][1] * 100:+.2f} pp"
+    assert upper == "+0.20 pp"
+    memo = build_memo(report)
+    assert memo.risks[: len(report["risks"])] == tuple(report["risks"])
+    assert any(f"a harm up to {upper} cannot be ruled out (margin 0.10 pp)" in risk for risk in memo.risks)
+    # The memo adds what only it knows (the charter) after the report's risks, and never its own
+    # guardrail sentences ("within the tolerated threshold" was the bug).
+    mine = build_memo({**report, "risks": ["A risk only analytics knows."]}, charter=Charter(planned_sample=80_000))
+    assert mine.risks == ("A risk only analytics knows.",
+                          "Under-powered: 40,100 users analysed vs 80,000 planned in the charter (50%).")
+    markdown = render_markdown(build_memo(report))
+    assert "tolerated threshold" not in markdown and "a harm above" not in markdown
+
+
+def test_multi_arm_evidence_shows_simultaneous_ci_beside_the_adjusted_p() -> None:
+    report = _report("sample_multi_arm.csv")
+    memo = build_memo(report)
+    for row, comparison in zip(memo.evidence, report["comparisons"], strict=True):
+        low, high = comparison["primary"]["ci_simultaneous"]
+        assert row.simultaneous == f"[{low * 100:+.2f}, {high * 100:+.2f}] pp"
+        assert row.p_value == ("< 0.0001" if comparison["primary"]["p_value_adjusted"] < 1e-4
+                               else f"{comparison['primary']['p_value_adjusted']:.4f}")
+    html = render_html(memo)
+    assert "<th>Simultaneous CI</th>" in html and "Bonferroni at 1 − α/2" in html
+    assert "Holm-adjusted across 2 arms" in html
+
+
+def test_sparse_counts_show_fishers_exact_p(tmp_path: Path) -> None:
+    path = tmp_path / "sparse.csv"
+    path.write_text("variant,users,conversions,guardrail_cancel\ncontrol,400,4,10\ntreatment,400,16,9\n")
+    report = report_json(analyze_path(path, AnalysisRequest()))
+    exact = report["comparisons"][0]["primary"]["p_value_exact"]
+    assert exact is not None
+    memo = build_memo(report)
+    assert memo.evidence[0].p_exact == f"{exact:.4f}"
+    markdown = render_markdown(memo)
+    assert "| p exact |" in markdown and f"| {exact:.4f} |" in markdown
+    assert "Fisher's exact test" in markdown
+
+
+def test_a_schema_1_report_still_renders(tmp_path: Path) -> None:
+    old = _as_schema_1(_report("sample_inconclusive.csv"))
+    memo = build_memo(old)
+    assert memo.rules_version == 1
+    assert dict(memo.thresholds)["Rules version"] == "1 (one margin for every guardrail)"
+    rows = {t.metric: t for t in memo.metric_thresholds}
+    # v1 judged every guardrail against the policy's two absolute thresholds.
+    assert (rows["cancel"].better, rows["cancel"].margin, rows["cancel"].severe) == ("lower", "0.10 pp", "0.30 pp")
+    assert (rows["conversions"].better, rows["conversions"].margin) == ("higher", "—")
+    cancel = next(g for g in old["comparisons"][0]["guardrails"] if g["metric"] == "cancel")
+    assert [g.harm_upper for g in memo.guardrails if g.metric == "cancel"] == \
+        [f"{cancel['absolute_ci'][1] * 100:+.2f} pp"]
+    assert memo.risks[0] == (f"Guardrail cancel is inconclusive: a harm up to {cancel['absolute_ci'][1] * 100:+.2f} pp "
+                             "cannot be ruled out (threshold 0.10 pp).")
+    for fmt in ("md", "html"):
+        text = render_report(old, fmt)
+        assert isinstance(text, str) and "HOLD" in text and "INCONCLUSIVE" in text
+    pdf = render_report(old, "pdf")
+    assert isinstance(pdf, bytes) and _pages(pdf) == 1
+    assert _overprinted_words(pdf, tmp_path) == []

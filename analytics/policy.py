@@ -22,6 +22,7 @@ __all__ = [
     "MetricPolicy",
     "MetricSettings",
     "Policy",
+    "parse_mde",
     "parse_split",
     "policy_from_mapping",
     "policy_to_mapping",
@@ -102,6 +103,10 @@ class MetricPolicy:
             raise ValueError(f"metrics.{self.name} needs both numerator and denominator to be a ratio metric")
         if self.role not in (None, "guardrail", "secondary"):
             raise ValueError(f"metrics.{self.name}.role must be \"guardrail\" or \"secondary\", got {self.role!r}")
+        if (self.margin is not None and self.severe_margin is not None
+                and self.margin.relative == self.severe_margin.relative and self.severe_margin.value < self.margin.value):
+            raise ValueError(f"metrics.{self.name}.severe_margin ({self.severe_margin.to_json()}) must not be smaller "
+                             f"than its margin ({self.margin.to_json()})")
         if self.role is not None and self.numerator is None:
             raise ValueError(f"metrics.{self.name}.role is only for ratio metrics declared with numerator and "
                              "denominator; a file's own columns take their role from their names")
@@ -216,6 +221,26 @@ class ExpectedSplit:
         if self.named:
             return ", ".join(f"{n}={v:g}" for n, v in self.named)
         return "equal"
+
+
+def parse_mde(text: str) -> tuple[float, bool]:
+    """A planned MDE as typed by a person: ``5%`` / ``+5% relative`` (relative to the control),
+    ``0.005`` (absolute, in the metric's unit) or ``0.5 pp`` (absolute, rate points).
+
+    Returns ``(value, relative)``. Raises ``ValueError`` saying which forms are accepted.
+    """
+    cleaned = text.strip().casefold().replace("relative", "").replace("absolute", "").strip().lstrip("+").strip()
+    relative = cleaned.endswith("%")
+    points = cleaned.endswith("pp")
+    number = cleaned.removesuffix("%").removesuffix("pp").strip()
+    try:
+        value = float(number) / (100.0 if relative or points else 1.0)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"the planned MDE must be a positive number: 5% (relative to the control), 0.5 pp or 0.005 "
+                         f"(absolute); got {text!r}")
+    return value, relative
 
 
 def parse_split(text: str) -> ExpectedSplit:

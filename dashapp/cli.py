@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from analytics import DEFAULT_POLICY, Outcome, Policy, parse_split, plan_sample_size, policy_from_mapping
+from analytics import DEFAULT_POLICY, Outcome, Policy, parse_mde, parse_split, plan_sample_size, policy_from_mapping
 from dashapp.services import AnalysisRequest, analyze_path, prepare_save, replay_analysis, report_json
 from storage.database import ExperimentDatabase, HistoryQuery
 from storage.errors import StorageError
@@ -60,15 +60,11 @@ def _positive_int(text: str) -> int:
 
 
 def _mde(text: str) -> tuple[float, bool]:
-    """``0.005`` (absolute) or ``5%`` (relative to the control) as (value, relative)."""
-    relative = text.strip().endswith("%")
+    """``0.005`` (absolute), ``0.5 pp`` or ``5%`` (relative to the control) as (value, relative)."""
     try:
-        value = float(text.strip().removesuffix("%")) / (100.0 if relative else 1.0)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number like 0.005 or a percentage like 5%, got {text!r}")
-    return value, relative
+        return parse_mde(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _date(text: str) -> dt.date:

@@ -8,15 +8,27 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashapp import ids
-from dashapp.formatting import format_absolute, format_probability, format_relative, format_value
+from dashapp.figures import guardrail_harm
+from dashapp.formatting import (
+    format_absolute,
+    format_amount,
+    format_interval,
+    format_margin,
+    format_probability,
+    format_relative,
+    format_value,
+)
 
 __all__ = [
+    "better_text",
     "data_guard",
     "decision_badge",
+    "default_mark",
     "guardrail_table",
     "health_badge",
     "health_panel",
     "issue_list",
+    "metric_settings_table",
     "primary_card",
     "segment_table",
     "status_banner",
@@ -32,6 +44,7 @@ RULE_TITLES = {
     "guardrail_severe": "Rule 3: a guardrail worsened severely",
     "primary_worse": "Rule 4: the primary metric is significantly worse",
     "guardrail_worsened": "Rule 5: a guardrail worsened",
+    "guardrail_unproven": "Rule 6b: a guardrail is not shown non-inferior",
     "primary_better": "Rule 6: the primary metric is significantly better",
     "inconclusive": "Rule 7: inconclusive",
 }
@@ -102,11 +115,46 @@ def decision_badge(report: dict[str, Any]) -> html.Div:
         html.Ul([html.Li(reason) for reason in decision["reasons"]], className="mb-0"),
     ])
 
+def default_mark(is_default: bool | None) -> Any:
+    """The small "default" tag beside a setting nobody declared (nothing when it was declared)."""
+    if not is_default:
+        return None
+    return html.Small("default", className="ms-1 px-1 border rounded text-secondary fw-normal default-mark")
 
 
+def _better(metric: dict[str, Any]) -> str:
+    """A v2 report says ``better``; a stored v1 guardrail only its harmful direction."""
+    if metric.get("better"):
+        return str(metric["better"])
+    return "lower" if metric.get("harm_direction", "increase") == "increase" else "higher"
 
 
+def better_text(metric: dict[str, Any]) -> list[Any]:
+    """``higher is better`` with the default tag when the direction was not declared."""
+    return [f"{_better(metric)} is better", default_mark(metric.get("better_default", True))]
 
+
+def _margin_cell(metric: dict[str, Any], key: str) -> list[Any]:
+    margin = metric.get(key)
+    if not margin:
+        return ["—"]
+    return [format_margin(metric, margin), default_mark(margin.get("default"))]
+
+
+def metric_settings_table(report: dict[str, Any]) -> html.Div:
+    """Each metric's direction and margins as the analysis used them, defaults marked (read-only)."""
+    comparisons = report.get("comparisons") or []
+    if not comparisons:
+        return html.Div(html.P("No metric could be analysed.", className="text-muted"), id=ids.STORED_METRICS)
+    first = comparisons[0]
+    metrics = [("primary", first["primary"])] + [("secondary", m) for m in first.get("secondary") or []] \
+        + [("guardrail", m) for m in first["guardrails"]]
+    header = html.Thead(html.Tr([html.Th(h) for h in ("Metric", "Role", "Better", "Margin", "Severe margin")]))
+    body = [html.Tr([html.Td(html.Code(m["metric"])), html.Td(role), html.Td(better_text(m)),
+                     html.Td(_margin_cell(m, "margin")), html.Td(_margin_cell(m, "severe_margin"))])
+            for role, m in metrics]
+    return html.Div(dbc.Table([header, html.Tbody(body)], size="sm", striped=True, className="mb-0"),
+                    id=ids.STORED_METRICS)
 
 
 def primary_card(report: dict[str, Any]) -> dbc.Card:
@@ -115,8 +163,12 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
     if not comparisons:
         return dbc.Card(dbc.CardBody("No comparison could be computed: fix the data issues above."),
                         id=ids.PRIMARY_CARD)
-    header = html.Thead(html.Tr([html.Th(h) for h in ("Arm", "Control", "Treatment", "Absolute [95% CI]",
-                                                      "Relative [95% CI]", "p", "p (Holm)", "P(better)")]))
+    simultaneous = any(c["primary"].get("ci_simultaneous") for c in comparisons)
+    titles = ["Arm", "Control", "Treatment", "Absolute [95% CI]", "Relative [95% CI]", "p", "p (Holm)"]
+    titles += ["Simultaneous CI"] if simultaneous else []
+    titles += ["P(better)"]
+    header = html.Thead(html.Tr([html.Th(h) for h in titles]))
+    columns = len(titles)
     rows = []
     for comparison in comparisons:
         metric = comparison["primary"]
@@ -130,48 +182,70 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
             html.Td(format_relative(metric)),
             html.Td(f"{metric['p_value']:.4g}"),
             html.Td(f"{metric['p_value_adjusted']:.4g}"),
+            *([html.Td(format_interval(metric, metric["ci_simultaneous"]) if metric.get("ci_simultaneous") else "—")]
+              if simultaneous else []),
             html.Td(format_probability(bayes["prob_treatment_better"]) if bayes else "—"),
         ]))
+        if metric.get("p_value_exact") is not None:
+            rows.append(html.Tr(html.Td(f"Sparse counts: Fisher's exact p = {metric['p_value_exact']:.4g} (the decision "
+                                        "needs it to agree).", colSpan=columns, className="text-muted small")))
         if metric.get("note"):
-            rows.append(html.Tr(html.Td(metric["note"], colSpan=8, className="text-muted small")))
+            rows.append(html.Tr(html.Td(metric["note"], colSpan=columns, className="text-muted small")))
         cuped = metric.get("cuped")
         if cuped:
             rows.append(html.Tr(html.Td(
                 f"CUPED with {cuped['covariate']}: θ = {cuped['theta']:.3g}, variance −{cuped['variance_reduction']:.0%} "
                 f"({'used for the decision' if cuped['applied'] else 'not applied'}); unadjusted "
                 f"{format_absolute(cuped['unadjusted'])}, p = {cuped['unadjusted']['p_value']:.4g}.",
-                colSpan=8, className="text-muted small")))
+                colSpan=columns, className="text-muted small")))
     secondary = [(c["treatment"], s) for c in comparisons for s in c.get("secondary", [])]
     extra = []
     if secondary:
         extra = [html.H6("Secondary metrics", className="mt-3"), dbc.Table([
-            html.Thead(html.Tr([html.Th(h) for h in ("Arm", "Metric", "Control", "Treatment", "Absolute [95% CI]",
-                                                     "Relative [95% CI]", "p")])),
-            html.Tbody([html.Tr([html.Td(t), html.Td(s["metric"]), html.Td(format_value(s, s["control"]["value"])),
+            html.Thead(html.Tr([html.Th(h) for h in ("Arm", "Metric", "Better", "Control", "Treatment",
+                                                     "Absolute [95% CI]", "Relative [95% CI]", "p")])),
+            html.Tbody([html.Tr([html.Td(t), html.Td(s["metric"]), html.Td(better_text(s)),
+                                 html.Td(format_value(s, s["control"]["value"])),
                                  html.Td(format_value(s, s["treatment"]["value"])), html.Td(format_absolute(s)),
                                  html.Td(format_relative(s)), html.Td(f"{s['p_value']:.4g}")]) for t, s in secondary]),
         ], size="sm", striped=True, className="mb-0")]
     metric_name = report["experiment"]["primary_metric"]
+    first = comparisons[0]["primary"]
     return dbc.Card([
-        dbc.CardHeader(f"Primary metric: {metric_name} ({comparisons[0]['primary']['type']})"),
+        dbc.CardHeader([f"Primary metric: {metric_name} ({first['type']}) · ", *better_text(first)]),
         dbc.CardBody([dbc.Table([header, html.Tbody(rows)], size="sm", striped=True, className="mb-0"), *extra]),
     ], id=ids.PRIMARY_CARD)
 
 
 def guardrail_table(report: dict[str, Any]) -> html.Div:
+    """Each guardrail of each arm: the change, its direction and margins (defaults marked), the
+    upper bound of the harm against them, the harm p (Holm-adjusted across the arm's guardrails)
+    and the status."""
     rows = [(c["treatment"], g) for c in report["comparisons"] for g in c["guardrails"]]
     if not rows:
         return html.Div(html.P("No guardrails were analysed.", className="text-muted"), id=ids.GUARDRAIL_TABLE)
-    body = [html.Tr([
-        html.Td(treatment), html.Td(g["metric"]), html.Td(format_value(g, g["control"]["value"])),
-        html.Td(format_value(g, g["treatment"]["value"])), html.Td(format_absolute(g)), html.Td(f"{g['p_value']:.4g}"),
-        html.Td(g["harm_direction"]),
-        html.Td(dbc.Badge(g["status"].upper(), color=STATUS_COLOURS.get(g["status"], "secondary"))),
-    ]) for treatment, g in rows]
-    header = html.Thead(html.Tr([html.Th(h) for h in ("Arm", "Guardrail", "Control", "Treatment",
-                                                      "Change [95% CI]", "p", "Harmful when", "Status")]))
-    return html.Div(dbc.Table([header, html.Tbody(body)], size="sm", striped=True, hover=True),
-                    id=ids.GUARDRAIL_TABLE)
+    adjusted = (report.get("policy") or {}).get("guardrail_correction", "holm") == "holm"
+    body = []
+    for treatment, g in rows:
+        _, _, harm_high = guardrail_harm(g)
+        p_value = g.get("p_value_adjusted", g["p_value"]) if adjusted else g["p_value"]
+        body.append(html.Tr([
+            html.Td(treatment),
+            html.Td([g["metric"], html.Small(better_text(g), className="d-block text-muted text-nowrap")]),
+            html.Td(format_value(g, g["control"]["value"])), html.Td(format_value(g, g["treatment"]["value"])),
+            html.Td(format_absolute(g), className="text-nowrap"),
+            html.Td(_margin_cell(g, "margin"), className="text-nowrap"),
+            html.Td(_margin_cell(g, "severe_margin"), className="text-nowrap"),
+            html.Td(format_amount(g, harm_high), className="text-nowrap"), html.Td(f"{p_value:.4g}"),
+            html.Td(dbc.Badge(g["status"].upper(), color=STATUS_COLOURS.get(g["status"], "secondary"))),
+        ]))
+    header = html.Thead(html.Tr([html.Th(h) for h in (
+        "Arm", "Guardrail", "Control", "Treatment", "Change [95% CI]", "Margin", "Severe margin", "Harm ≤",
+        "p (Holm)" if adjusted else "p", "Status")]))
+    note = html.Small("Harm is the change in the worse direction and “Harm ≤” the upper end of its 95% CI: within "
+                      "the margin, the guardrail is shown non-inferior.", className="text-muted")
+    return html.Div([dbc.Table([header, html.Tbody(body)], size="sm", striped=True, hover=True, responsive=True,
+                               className="mb-1 align-middle"), note], id=ids.GUARDRAIL_TABLE, className="mb-2")
 
 
 def data_guard(page: str) -> dbc.Alert:
@@ -203,4 +277,4 @@ def segment_table(report: dict[str, Any]) -> html.Div | None:
     return html.Div([html.H4("Segments", className="mt-3"), *flags,
                      dbc.Table([header, html.Tbody(body)], size="sm", striped=True),
                      html.Small(f"p-values adjusted across each segment's values ({correction}). Segments inform; "
-                                "they do not change the decision.", className="text-muted")], id="segment-table")
+                                "they do not change the decision.", className="text-muted")], id=ids.SEGMENT_TABLE)

@@ -10,9 +10,10 @@ import numpy as np
 import plotly.graph_objects as go
 from scipy import stats
 
+from dashapp.formatting import format_probability
 from storage.database import ComparisonRow
 
-__all__ = ["compare_figure", "effect_figure", "empty_figure", "guardrail_figure", "posterior_figure"]
+__all__ = ["compare_figure", "effect_figure", "empty_figure", "guardrail_figure", "guardrail_harm", "posterior_figure"]
 
 STATUS_COLOURS = {"ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280", "worsened": "#b7791f",
                   "severe": "#b42318"}
@@ -89,38 +90,85 @@ def posterior_figure(report: dict[str, Any]) -> go.Figure:
                                     fill="tozeroy", opacity=0.5))
     bayes = comparisons[0]["primary"].get("bayesian") or {}
     title = "Posterior of the primary metric"
-    if "prob_treatment_better" in bayes:
-        title += f" — P({comparisons[0]['treatment']} better) = {bayes['prob_treatment_better']:.1%}"
-    figure.update_layout(**_LAYOUT, title=dict(text=title, font=dict(size=14)),
+    if "prob_treatment_better" in bayes:  # on a second line: the chart's tool bar takes the right of the first
+        title += (f"<br><sup>P({comparisons[0]['treatment']} better) = "
+                  f"{format_probability(bayes['prob_treatment_better'])}</sup>")
+    figure.update_layout(**{**_LAYOUT, "margin": dict(l=10, r=10, t=60, b=40)}, title=dict(text=title, font=dict(size=14)),
                          xaxis_title="rate (%)" if scale == 100.0 else primary0["metric"], yaxis_title="density",
                          legend=dict(orientation="h", y=-0.25))
     return figure
 
 
+def guardrail_harm(guardrail: dict[str, Any]) -> tuple[float, float, float]:
+    """(harm, low, high): the change in the guardrail's worse direction and its 95% CI (positive =
+    worse). A stored v1 report has only the change and the harmful direction."""
+    if guardrail.get("harm") is not None and guardrail.get("harm_ci"):
+        low, high = guardrail["harm_ci"]
+        return float(guardrail["harm"]), float(low), float(high)
+    sign = 1.0 if guardrail.get("harm_direction", "increase") == "increase" else -1.0
+    low, high = sorted(sign * float(v) for v in guardrail["absolute_ci"])
+    return sign * float(guardrail["absolute_effect"]), low, high
+
+
+def _margins(guardrail: dict[str, Any], policy: dict[str, Any]) -> tuple[float, float]:
+    """The margin and severe margin in the metric's unit (a v1 report: the policy's global ones)."""
+    margin, severe = guardrail.get("margin") or {}, guardrail.get("severe_margin") or {}
+    return (float(margin.get("absolute", policy.get("guardrail_worsened", 0.001))),
+            float(severe.get("absolute", policy.get("guardrail_severe", 0.003))))
+
+
+def _amount(guardrail: dict[str, Any], value: float) -> str:
+    return f"{value * 100:+.2f} pp" if guardrail["type"] == "proportion" else f"{value:+,.4g}"
+
+
 def guardrail_figure(report: dict[str, Any], policy: dict[str, Any] | None = None) -> go.Figure:
-    """Each guardrail's change with its 95% CI, coloured by status, with the threshold lines."""
+    """Each guardrail's harm with its 95% CI measured in its own margin (harm ÷ margin), so that
+    rates, means and ratios share one honest axis: 1 is the margin, the red ticks the severe
+    margins, right of 0 is worse. Points are coloured by status."""
     rows = [(c["treatment"], g) for c in report.get("comparisons") or [] for g in c["guardrails"]]
     if not rows:
         return empty_figure("No guardrails in this file.")
+    policy = policy or report.get("policy") or {}
     several = len(report["comparisons"]) > 1
     figure = go.Figure()
+    severe_x, severe_y, unscaled = [], [], []
     for treatment, g in rows:
-        factor = 100.0 if g["type"] == "proportion" else 1.0
-        value = g["absolute_effect"] * factor
-        low, high = (v * factor for v in g["absolute_ci"])
         label = f"{treatment}: {g['metric']}" if several else g["metric"]
+        harm, low, high = guardrail_harm(g)
+        margin, severe = _margins(g, policy)
+        if margin <= 0:  # a zero margin has no unit to measure in: the table shows the numbers
+            unscaled.append(label)
+            figure.add_trace(go.Scatter(x=[0], y=[label], mode="text", text=["margin 0: see the table"],
+                                        textposition="middle right", showlegend=False, hoverinfo="skip"))
+            continue
+        hover = (f"{label}: harm {_amount(g, harm)} [{_amount(g, low)}, {_amount(g, high)}]<br>"
+                 f"margin {_amount(g, margin)}, severe {_amount(g, severe)} — {g['status']}<extra></extra>")
         figure.add_trace(go.Scatter(
-            x=[value], y=[label], mode="markers", name=g["status"],
-            marker=dict(size=10, color=STATUS_COLOURS.get(g["status"], "#1f5fbf")), showlegend=False,
-            error_x=dict(type="data", symmetric=False, array=[high - value], arrayminus=[value - low], thickness=3),
-            hovertemplate=f"{label}: %{{x:.3f}} ({g['status']})<extra></extra>"))
-    policy = policy or report.get("policy") or {}
-    for key, dash in (("guardrail_worsened", "dot"), ("guardrail_severe", "dash")):
-        if key in policy:
-            figure.add_vline(x=policy[key] * 100, line=dict(color="#b42318", width=1, dash=dash))
+            x=[harm / margin], y=[label], mode="markers", name=g["status"], showlegend=False,
+            marker=dict(size=10, color=STATUS_COLOURS.get(g["status"], "#1f5fbf")),
+            error_x=dict(type="data", symmetric=False, array=[(high - harm) / margin],
+                         arrayminus=[(harm - low) / margin], thickness=3), hovertemplate=hover))
+        severe_x.append(severe / margin)
+        severe_y.append(label)
     figure.add_vline(x=0, line=dict(color="#111827", width=1))
-    figure.update_layout(**_LAYOUT, title=dict(text="Guardrails: change with 95% CI (pp; right = more)",
-                                               font=dict(size=14)), yaxis=dict(autorange="reversed"))
+    figure.add_vline(x=1, line=dict(color="#b7791f", width=1.5, dash="dot"), annotation_text="margin",
+                     annotation_position="top", annotation_font=dict(size=11, color="#b7791f"))
+    if severe_x and max(severe_x) - min(severe_x) < 1e-9:
+        figure.add_vline(x=severe_x[0], line=dict(color="#b42318", width=1.5, dash="dash"),
+                         annotation_text="severe margin", annotation_position="top",
+                         annotation_font=dict(size=11, color="#b42318"))
+    elif severe_x:
+        figure.add_trace(go.Scatter(x=severe_x, y=severe_y, mode="markers", name="severe margin",
+                                    marker=dict(symbol="line-ns", size=22, color="#b42318",
+                                                line=dict(width=2, color="#b42318")),
+                                    hovertemplate="%{y}: severe margin at %{x:.2f}× the margin<extra></extra>"))
+    height = max(_LAYOUT["height"], 150 + 42 * len(rows))  # type: ignore[call-overload]
+    figure.update_layout(**{**_LAYOUT, "height": height, "margin": dict(l=10, r=10, t=60, b=50)},
+                         title=dict(text="Guardrails: harm ÷ margin, 95% CI", font=dict(size=14)),
+                         xaxis=dict(title="harm ÷ margin (0 = no change, 1 = the margin; right = worse)",
+                                    zeroline=False),
+                         yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.3),
+                         showlegend=bool(severe_x) and max(severe_x) - min(severe_x) >= 1e-9)
     return figure
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +39,11 @@ class AnalysisRequest:
     primary: str | None = None
     policy: Policy = field(default_factory=lambda: DEFAULT_POLICY)
     segments: tuple[str, ...] = ()
+
+    @property
+    def ratios(self) -> tuple[tuple[str, str], ...]:
+        """(numerator, denominator) columns of the ratio metrics the policy declares for user-level files."""
+        return tuple((m.numerator or "", m.denominator or "") for m in self.policy.ratio_metrics())
 
 
 def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
@@ -75,9 +81,9 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
 def analyze_path(path: str | Path, request: AnalysisRequest, *, reader: FileReader | None = None) -> Report:
     """Read and analyse one file. Raises :class:`storage.InputFileError` if it cannot be opened."""
     if reader is not None:
-        return analyze_loaded(reader.read_path(path, segments=request.segments), request)
+        return analyze_loaded(reader.read_path(path, segments=request.segments, ratios=request.ratios), request)
     with FileReader() as own:
-        return analyze_loaded(own.read_path(path, segments=request.segments), request)
+        return analyze_loaded(own.read_path(path, segments=request.segments, ratios=request.ratios), request)
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -115,10 +121,19 @@ def prepare_save(report: Report, request: AnalysisRequest, *, filename: str, con
 
 @dataclass(frozen=True)
 class ReplayResult:
+    """``version_change``: the stored report came from another schema / rules / analytics version and
+    the same input (sha256 equal), so its ``differences`` are what today's version computes
+    differently — not tampering."""
+
     analysis_id: int
     identical: bool
     differences: tuple[str, ...]
     replayed: dict[str, Any]
+    version_change: tuple[str, ...] = ()
+
+    @property
+    def tampered(self) -> bool:
+        return not self.identical and not self.version_change
 
 
 def _differences(stored: Any, fresh: Any, path: str = "") -> list[str]:
@@ -163,13 +178,20 @@ def replay_analysis(database: ExperimentDatabase, analysis_id: int) -> ReplayRes
                               segments=tuple(stored_request.get("segments") or ()))
     with FileReader() as reader:
         if stored_path is not None:  # a large input kept as a file: read in place
-            loaded = reader.read_path(stored_path, segments=request.segments, name=record.filename)
+            loaded = reader.read_path(stored_path, segments=request.segments, ratios=request.ratios, name=record.filename)
         else:
             loaded = reader.read_bytes(database.input_content(record.input_sha256), record.filename,
-                                       segments=request.segments)
+                                       segments=request.segments, ratios=request.ratios)
     fresh = report_json(analyze_loaded(loaded, request))
     differences = tuple(_differences(record.report, fresh))
-    return ReplayResult(analysis_id, not differences, differences, fresh)
+    stored = record.report if isinstance(record.report, dict) else {}
+    same_input = (stored.get("input") or {}).get("sha256") == fresh["input"]["sha256"]
+    versions = tuple(
+        f"{key} {stored.get(key, 1 if key != 'analytics_version' else '?')} → {fresh[key]}"
+        for key in ("schema_version", "rules_version", "analytics_version")
+        if stored.get(key, 1 if key != "analytics_version" else None) != fresh[key])
+    return ReplayResult(analysis_id, not differences, differences, fresh,
+                        versions if differences and same_input else ())
 
 
 # -- dashboard sessions --------------------------------------------------------------------------
@@ -188,9 +210,23 @@ class UploadRejectedError(ValueError):
 
 def request_from_form(*, name: str | None, hypothesis: str | None, control: str | None, primary: str | None,
                       split: str | None, alpha: float | None = None, planned_mde: float | None = None,
-                      planned_mde_relative: bool = False, segments: str | None = None) -> AnalysisRequest:
-    """Build a request from form fields. Raises ``ValueError`` with a message for the user."""
+                      planned_mde_relative: bool = False, segments: str | None = None,
+                      metrics: dict[str, dict[str, Any]] | None = None, mde_text: str | None = None,
+                      require_non_inferiority: bool = False) -> AnalysisRequest:
+    """Build a request from form fields. Raises ``ValueError`` with a message for the user.
+
+    ``metrics`` is the policy's ``[metrics]`` table (name → ``{better, margin, severe_margin}``,
+    margins as ``0.002`` or ``"1%"``), parsed as a policy file's would be. ``mde_text`` is the
+    charter's planned MDE as typed (``5%``, ``0.5 pp``, ``0.005``): it becomes the numeric
+    ``planned_mde`` that rule 7 sizes for.
+    """
     changes: dict[str, Any] = {}
+    if metrics:
+        changes["metrics"] = analytics.policy_from_mapping({"metrics": metrics}).metrics
+    if mde_text and mde_text.strip() and planned_mde is None:
+        planned_mde, planned_mde_relative = analytics.parse_mde(mde_text)
+    if require_non_inferiority:
+        changes["require_non_inferiority"] = True
     if split and split.strip():
         changes["expected_split"] = analytics.parse_split(split)
     if alpha is not None:
@@ -224,7 +260,7 @@ def analyze_staged(staging: Path, sha256: str, filename: str, request: AnalysisR
     if not path.exists():
         raise UploadRejectedError(f"{filename} is no longer on the server; upload it again")
     with FileReader(on_progress=on_progress) as reader:
-        loaded = reader.read_path(path, segments=request.segments, name=filename)
+        loaded = reader.read_path(path, segments=request.segments, ratios=request.ratios, name=filename)
     return analyze_loaded(loaded, replace(request, name=request.name or Path(filename).stem))
 
 
@@ -241,7 +277,7 @@ def analyze_upload(content: bytes, filename: str, request: AnalysisRequest, *, s
             f"{filename} is {len(content) / 2**20:.1f} MB, above the upload limit of {limit_bytes / 2**20:.0f} MB; "
             "aggregate it first or raise the limit (EXPERIMENTOS_UPLOAD_LIMIT_MB)")
     with FileReader(on_progress=on_progress) as reader:
-        loaded = reader.read_bytes(content, filename, segments=request.segments)
+        loaded = reader.read_bytes(content, filename, segments=request.segments, ratios=request.ratios)
     report = analyze_loaded(loaded, replace(request, name=request.name or Path(filename).stem))
     staging.mkdir(parents=True, exist_ok=True)
     target = staged_path(staging, loaded.sha256)
@@ -256,9 +292,23 @@ def sample_files() -> list[Path]:
     return sorted(SAMPLES_DIR.glob("sample_*.csv"))
 
 
+#: The primary metric of the samples whose primary is not ``conversions``.
+SAMPLE_PRIMARY = {"sample_continuous.csv": "revenue", "sample_lower_is_better.csv": "checkout_seconds",
+                  "sample_ratio.csv": "ctr"}
+
+
+def sample_policy(path: Path) -> Policy:
+    """The policy in the ``<stem>.toml`` beside a sample (the CLI takes it with ``--policy``)."""
+    sidecar = path.with_suffix(".toml")
+    if not sidecar.exists():
+        return DEFAULT_POLICY
+    with sidecar.open("rb") as handle:
+        return analytics.policy_from_mapping(tomllib.load(handle))
+
+
 def sample_request(path: Path) -> AnalysisRequest:
-    """How each sample is meant to be analysed (the continuous one uses revenue as primary)."""
-    return AnalysisRequest(primary="revenue" if "continuous" in path.name else None)
+    """How each sample is meant to be analysed: its primary metric and its policy."""
+    return AnalysisRequest(primary=SAMPLE_PRIMARY.get(path.name), policy=sample_policy(path))
 
 
 def load_samples(database: ExperimentDatabase) -> int:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from analytics import parse_split, plan_sample_size, policy_to_mapping
+from analytics import DEFAULT_POLICY, Margin, Policy, parse_split, plan_sample_size, policy_to_mapping
 from dashapp.memo import Charter
 from dashapp.services import (
     AnalysisRequest,
@@ -24,21 +24,29 @@ from dashapp.services import (
     request_from_form,
     request_to_mapping,
     sample_files,
+    sample_policy,
+    sample_request,
     staged_path,
 )
 from storage.database import ExperimentDatabase, NewAnalysis, NewExperiment
 
 __all__ = [
     "FormValues",
+    "MetricEdit",
     "PlanInputs",
     "analyze_into_session",
     "analyze_staged_session",
     "charter_of",
     "decode_upload",
+    "edit_metric",
+    "margin_text",
+    "metric_rows",
+    "metrics_from_table",
     "plan_text",
     "prepare_save_from_json",
     "reanalyze_session",
     "sample_content",
+    "sample_form",
     "save_session",
 ]
 
@@ -59,10 +67,16 @@ class FormValues:
     mde: str | None = None
     planned_sample: int | None = None
     segments: str | None = None
+    # The policy's [metrics] table as edited in the metrics table (only the non-default values).
+    metrics: dict[str, dict[str, Any]] | None = None
+    # Rule 6b: only a sample's policy sets it today (None: keep the session's).
+    require_non_inferiority: bool | None = None
 
     def request(self) -> AnalysisRequest:
         return request_from_form(name=self.name, hypothesis=self.hypothesis, control=self.control,
-                                 primary=self.primary, split=self.split, segments=self.segments)
+                                 primary=self.primary, split=self.split, segments=self.segments,
+                                 metrics=self.metrics, mde_text=self.mde,
+                                 require_non_inferiority=bool(self.require_non_inferiority))
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -103,7 +117,13 @@ def _new_session(body: dict[str, Any], form: FormValues, filename: str, notes: s
 
 def reanalyze_session(state: Session, form: FormValues, *, staging: Path,
                       on_progress: Callable[[float], None] | None = None) -> Session:
-    """Re-run the current file with new form values (the file is kept on the server)."""
+    """Re-run the current file with new form values (the file is kept on the server); the metric
+    settings of the session are kept unless ``form`` brings its own."""
+    previous = state.get("form") or {}
+    if form.metrics is None:
+        form = replace(form, metrics=previous.get("metrics"))
+    if form.require_non_inferiority is None:
+        form = replace(form, require_non_inferiority=previous.get("require_non_inferiority"))
     return analyze_staged_session(state["input"]["sha256"], state["input"]["filename"], form, staging=staging,
                                   notes=state.get("notes"), on_progress=on_progress)
 
@@ -115,6 +135,19 @@ def analyze_staged_session(sha256: str, filename: str, form: FormValues, *, stag
     request = form.request()
     body = report_json(analyze_staged(staging, sha256, filename, request, on_progress=on_progress))
     return _new_session(body, form, filename, notes)
+
+
+def sample_form(name: str, form: FormValues) -> FormValues:
+    """The form for a sample: its primary metric and the policy beside it fill what the user left
+    empty, so a sample decides in the dashboard as it does on the CLI."""
+    matches = [p for p in sample_files() if p.name == name]
+    if not matches:
+        raise UploadRejectedError(f"unknown sample {name!r}")
+    request, policy = sample_request(matches[0]), sample_policy(matches[0])
+    declared = {m.name: m.to_json() for m in policy.metrics}
+    return replace(form, primary=form.primary or request.primary,
+                   metrics=form.metrics if form.metrics is not None else (declared or None),
+                   require_non_inferiority=form.require_non_inferiority or policy.require_non_inferiority)
 
 
 def sample_content(name: str) -> bytes:
@@ -191,3 +224,127 @@ def plan_text(inputs: PlanInputs) -> tuple[str, int | None]:
     return (f"{plan.control_n:,} users in control and {plan.treatment_n:,} in treatment "
             f"({plan.total_n:,} in total){duration}."), plan.total_n
 
+
+
+# -- each metric's direction and margins (SPEC §4.1) ---------------------------------------------
+
+_ROLES = (("primary", "primary"), ("secondary", "secondary"), ("guardrail", "guardrails"))
+_EDITABLE = ("better", "margin", "severe_margin")
+
+
+def margin_text(value: Any) -> str:
+    """A margin as the table shows it: ``"1%"`` stays, a number reads ``0.001``."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else f"{float(value):g}"
+
+
+def _defaults_policy(report: dict[str, Any]) -> Policy:
+    """The report's policy without declared metrics: what every metric gets when nothing is set."""
+    policy = report.get("policy") or {}
+    return Policy(guardrail_worsened=policy.get("guardrail_worsened", DEFAULT_POLICY.guardrail_worsened),
+                  guardrail_severe=policy.get("guardrail_severe", DEFAULT_POLICY.guardrail_severe))
+
+
+def metric_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One JSON row per metric of the report (primary, secondary, guardrails): its settings as
+    used, the SPEC §4.1 defaults for its role and type, and the control's value (which a
+    relative margin multiplies). Empty when nothing could be analysed (a blocked file)."""
+    comparisons = report.get("comparisons") or []
+    if not comparisons:
+        return []
+    defaults_policy = _defaults_policy(report)
+    rows = []
+    for role, key in _ROLES:
+        value = comparisons[0].get(key)
+        for metric in ([value] if isinstance(value, dict) else value or []):
+            kind = metric["type"]
+            settings = defaults_policy.settings(metric["metric"], role, kind)  # type: ignore[arg-type]
+            default = {"better": settings.better, "margin": margin_text(settings.margin.to_json()),
+                       "severe_margin": margin_text(settings.severe_margin.to_json())}
+            margin = metric.get("margin") or {}
+            severe = metric.get("severe_margin") or {}
+            rows.append({
+                "metric": metric["metric"], "role": role, "type": kind,
+                "control": metric["control"]["value"],
+                "better": metric.get("better") or default["better"],
+                "margin": margin_text(margin.get("value")) or default["margin"],
+                "severe_margin": margin_text(severe.get("value")) or default["severe_margin"],
+                "default": default,
+            })
+    return rows
+
+
+@dataclass(frozen=True)
+class MetricEdit:
+    """One row of the metrics table as typed: the ``[metrics.<name>]`` keys that differ from the
+    defaults, each field's error message, and the margins in force (``None`` when unreadable)."""
+
+    metric: str
+    entry: dict[str, Any]
+    errors: dict[str, str]
+    better: str
+    margin: Margin | None
+    severe_margin: Margin | None
+
+    def changed(self, field: str) -> bool:
+        return field in self.entry
+
+
+def _parse_margin(text: str | None, default: str, kind: str) -> tuple[Margin | None, str | None]:
+    """A margin as typed: ``0.002``, ``1%`` or, for a rate, ``0.2 pp`` (read as 0.002)."""
+    raw = (text or "").strip() or default  # an emptied field means the default
+    try:
+        if raw.casefold().endswith("pp") and kind == "proportion":
+            return Margin(float(raw[:-2]) / 100.0), None
+        return Margin.parse(raw, key="margin"), None
+    except ValueError:
+        example = "0.002 or 0.2 pp" if kind == "proportion" else "0.002"
+        return None, (f"{raw!r} is not a margin: enter a number in the metric's unit (e.g. {example}) or a "
+                      "percentage of the control (e.g. 1%)")
+
+
+def edit_metric(row: dict[str, Any], better: str | None, margin: str | None, severe: str | None) -> MetricEdit:
+    """Read one row of the metrics table against its defaults (``row`` from :func:`metric_rows`).
+
+    Empty fields take the default. A margin is a number in the metric's unit, a percentage of the
+    control, or for a rate percentage points (``0.2 pp``); the severe margin must not be below the
+    margin once both are in the metric's unit.
+    """
+    default = row["default"]
+    entry: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    chosen = better if better in ("higher", "lower") else default["better"]
+    if chosen != default["better"]:
+        entry["better"] = chosen
+    parsed: dict[str, Margin | None] = {}
+    for field, text in (("margin", margin), ("severe_margin", severe)):
+        value, error = _parse_margin(text, default[field], row["type"])
+        parsed[field] = value
+        if error:
+            errors[field] = error
+        elif value is not None and value != Margin.parse(default[field], key=field):
+            entry[field] = value.to_json()
+    low, high = parsed["margin"], parsed["severe_margin"]
+    control = float(row.get("control") or 0.0)
+    if low is not None and high is not None and high.absolute(control) < low.absolute(control) - 1e-12:
+        errors["severe_margin"] = "the severe margin must not be smaller than the margin"
+    return MetricEdit(row["metric"], entry, errors, chosen, low, high)
+
+
+def metrics_from_table(rows: Sequence[dict[str, Any]], betters: Sequence[str | None], margins: Sequence[str | None],
+                       severes: Sequence[str | None], existing: dict[str, dict[str, Any]] | None = None
+                       ) -> dict[str, dict[str, Any]]:
+    """The policy's ``[metrics]`` table from the metrics table: only values that differ from the
+    defaults. Keys the table does not edit (a ratio's numerator and denominator) are kept from
+    ``existing``. Raises ``ValueError`` naming every field that cannot be read."""
+    edits = [edit_metric(row, *values) for row, *values in zip(rows, betters, margins, severes, strict=True)]
+    problems = [f"{e.metric} {field.replace('_', ' ')}: {message}" for e in edits for field, message in e.errors.items()]
+    if problems:
+        raise ValueError("; ".join(problems))
+    table = {name: {k: v for k, v in entry.items() if k not in _EDITABLE} for name, entry in (existing or {}).items()}
+    for edit in edits:
+        same = [name for name in table if name.removeprefix("guardrail_").casefold() == edit.metric.casefold()]
+        kept = {k: v for name in same for k, v in table.pop(name).items()}
+        table[edit.metric] = {**kept, **edit.entry}
+    return {name: entry for name, entry in table.items() if entry}

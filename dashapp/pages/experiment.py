@@ -12,13 +12,13 @@ from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
-from dashapp.components import decision_badge, guardrail_table, health_panel, primary_card
+from dashapp.components import decision_badge, guardrail_table, health_panel, metric_settings_table, primary_card
 from dashapp.figures import effect_figure, guardrail_figure
 from dashapp.memo import Charter, build_memo, render_html
 from dashapp.pages import context
 from storage.errors import StorageError
 
-__all__ = ["layout", "open_in_workspace", "register_callbacks"]
+__all__ = ["layout", "open_in_workspace", "register_callbacks", "stored_metrics"]
 
 
 def _charter(experiment: Any) -> Charter:
@@ -68,16 +68,29 @@ def layout(experiment_id: str | None = None, **_: Any) -> html.Div:
             dbc.Col(dcc.Graph(figure=effect_figure(report), config={"displaylogo": False}), lg=6),
             dbc.Col(dcc.Graph(figure=guardrail_figure(report), config={"displaylogo": False}), lg=6),
         ], className="mt-3"),
-        html.H4("Guardrails"),
+        html.H4("Metrics: direction and margins", className="mt-3"),
+        metric_settings_table(report),
+        html.H4("Guardrails", className="mt-3"),
         guardrail_table(report),
         html.Div([dbc.Button("Open in workspace (Results and Memo)", id=ids.OPEN_IN_WORKSPACE, color="primary"),
-                  dcc.Location(id="experiment-redirect", refresh="callback-nav")], className="my-3"),
+                  dcc.Location(id=ids.EXPERIMENT_REDIRECT, refresh="callback-nav")], className="my-3"),
         html.H4("Memo versions"),
         versions,
         html.Iframe(srcDoc=memo_html, sandbox="", className="memo-frame", title="Stored memo"),
         html.P(f"{len(analyses)} analysis(es) · analytics {latest.analytics_version} · input {latest.filename} "
                f"(sha256 {latest.input_sha256[:16]}…)", className="text-muted small mt-2"),
     ])
+
+
+def stored_metrics(policy: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """The ``[metrics]`` table of a stored policy, for re-runs in the workspace (a v1 policy's
+    ``harm_directions`` become the ``better`` they stand for)."""
+    metrics = {str(name): dict(entry) for name, entry in (policy.get("metrics") or {}).items()}
+    for name, direction in (policy.get("harm_directions") or {}).items():
+        stem = str(name).removeprefix("guardrail_")
+        key = next((k for k in metrics if k.removeprefix("guardrail_").casefold() == stem.casefold()), stem)
+        metrics.setdefault(key, {}).setdefault("better", "lower" if direction == "increase" else "higher")
+    return metrics or None
 
 
 def open_in_workspace(experiment_id: int) -> dict[str, Any]:
@@ -103,7 +116,7 @@ def open_in_workspace(experiment_id: int) -> dict[str, Any]:
     form = {"name": experiment.name, "hypothesis": experiment.hypothesis, "primary": request.get("primary"),
             "control": request.get("control"), "split": None, "owner": experiment.owner,
             "tags": ", ".join(experiment.tags), "mde": experiment.mde, "planned_sample": experiment.planned_sample,
-            "segments": ", ".join(request.get("segments") or ())}
+            "segments": ", ".join(request.get("segments") or ()), "metrics": stored_metrics(analysis.policy)}
     return {"report": analysis.report, "form": form,
             "input": {"filename": analysis.filename, "sha256": analysis.input_sha256},
             "saved": {"experiment_id": experiment.id, "analysis_id": analysis.id},
@@ -111,7 +124,7 @@ def open_in_workspace(experiment_id: int) -> dict[str, Any]:
 
 
 def register_callbacks(app: Dash) -> None:
-    @app.callback(Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output("experiment-redirect", "href"),
+    @app.callback(Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.EXPERIMENT_REDIRECT, "href"),
                   Input(ids.OPEN_IN_WORKSPACE, "n_clicks"), State(ids.EXPERIMENT_URL, "data"),
                   prevent_initial_call=True)
     def load(clicks: int | None, experiment_id: int | None) -> tuple[Any, str]:

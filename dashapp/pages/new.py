@@ -3,30 +3,45 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, MATCH, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
-from dashapp.components import health_panel
+from dashapp.components import DECISION_COLOURS, RULE_TITLES, default_mark, health_panel
+from dashapp.formatting import format_margin
 from dashapp.pages import context
 from dashapp.services import UploadRejectedError, sample_files
 from dashapp.state import (
     FormValues,
+    MetricEdit,
     PlanInputs,
     analyze_into_session,
     analyze_staged_session,
     decode_upload,
+    edit_metric,
+    metric_rows,
+    metrics_from_table,
     plan_text,
     reanalyze_session,
     sample_content,
+    sample_form,
 )
 from storage.errors import InputFileError
 
-__all__ = ["layout", "register_callbacks", "run_analysis"]
+__all__ = [
+    "collect_metric_edits",
+    "layout",
+    "metric_hints",
+    "metrics_decision",
+    "metrics_editor",
+    "metrics_table_view",
+    "register_callbacks",
+    "run_analysis",
+]
 
 
 def _field(label: str, component: Any, help_text: str | None = None) -> html.Div:
@@ -152,6 +167,153 @@ def _data_card() -> dbc.Card:
     ], className="mb-3")
 
 
+# -- each metric's direction and margins ----------------------------------------------------------
+
+ROLE_COLOURS = {"primary": "primary", "guardrail": "warning", "secondary": "secondary"}
+FIELD_IDS = {"better": ids.METRIC_BETTER, "margin": ids.METRIC_MARGIN, "severe_margin": ids.METRIC_SEVERE_MARGIN}
+HINT_IDS = {"better": ids.METRIC_BETTER_HINT, "margin": ids.METRIC_MARGIN_HINT,
+            "severe_margin": ids.METRIC_SEVERE_MARGIN_HINT}
+
+
+def _metric_id(kind: str, metric: Any) -> dict[str, Any]:
+    return {"type": kind, "metric": metric}
+
+
+def _margin_size(row: dict[str, Any], margin: Any) -> str:
+    """``0.10 pp`` or ``1% (0.124)``: the margin in the metric's unit, from the control's value."""
+    return format_margin({"type": row["type"]}, {"value": margin.to_json(), "relative": margin.relative,
+                                                 "absolute": margin.absolute(float(row.get("control") or 0.0))})
+
+
+def metric_hints(row: dict[str, Any], edit: MetricEdit) -> tuple[Any, Any, Any]:
+    """What each field of a row means: the margin in the metric's unit, and whether it is the
+    default (or the default it replaces); a field that cannot be read shows why instead."""
+    default = row["default"]
+
+    def note(field: str, size: str | None) -> Any:
+        if field in edit.errors:
+            return html.Span(edit.errors[field], className="text-danger")
+        parts: list[Any] = [size] if size else []
+        if edit.changed(field):
+            parts.append(html.Span(f"{' · ' if size else ''}default {default[field]}", className="text-body-tertiary"))
+        else:
+            parts.append(default_mark(True))
+        return html.Span(parts)
+
+    return (note("better", None),
+            note("margin", _margin_size(row, edit.margin) if edit.margin else None),
+            note("severe_margin", _margin_size(row, edit.severe_margin) if edit.severe_margin else None))
+
+
+def metrics_editor(rows: Sequence[dict[str, Any]]) -> Any:
+    """The metrics table: one row per metric of the file, its direction and margins editable."""
+    if not rows:
+        return html.P("No metric could be analysed in this file: fix the data issues in the health check.",
+                      className="text-muted mb-0")
+    header = html.Thead(html.Tr([html.Th("Metric"), html.Th("Role"), html.Th("Better", style={"width": "17%"}),
+                                 html.Th("Margin", style={"width": "27%"}),
+                                 html.Th("Severe margin", style={"width": "27%"})]))
+    body = []
+    for row in rows:
+        name = row["metric"]
+        hints = dict(zip(FIELD_IDS, metric_hints(row, edit_metric(row, row["better"], row["margin"],
+                                                                  row["severe_margin"])), strict=True))
+        controls = {
+            "better": dbc.Select(id=_metric_id(ids.METRIC_BETTER, name), value=row["better"], size="sm",
+                                 options=[{"label": "higher", "value": "higher"}, {"label": "lower", "value": "lower"}]),
+            **{field: dbc.Input(id=_metric_id(FIELD_IDS[field], name), value=row[field], size="sm", debounce=True,
+                                maxLength=20, placeholder=row["default"][field])
+               for field in ("margin", "severe_margin")},
+        }
+        body.append(html.Tr([
+            html.Td([html.Code(name), html.Small(row["type"], className="d-block text-muted"),
+                     dcc.Store(id=_metric_id(ids.METRIC_DEFAULTS, name), data=row)]),
+            html.Td(dbc.Badge(row["role"], color=ROLE_COLOURS.get(row["role"], "secondary"))),
+            *[html.Td([controls[field], html.Small(hints[field], id=_metric_id(HINT_IDS[field], name),
+                                                   className="d-block text-muted metric-hint")])
+              for field in FIELD_IDS],
+        ]))
+    return dbc.Table([header, html.Tbody(body)], size="sm", className="mb-0 align-top metrics-editor")
+
+
+def _metrics_card() -> dbc.Card:
+    return dbc.Card([
+        dbc.CardHeader(["4 · Metrics: direction and margins",
+                        html.Small(" re-running…", id=ids.METRICS_RUNNING, className="text-muted",
+                                   style={"display": "none"})]),
+        dbc.CardBody([
+            html.P(["Which way each metric is better, and how large a harm counts: a guardrail worsens beyond its ",
+                    html.Em("margin"), " and is severe beyond its ", html.Em("severe margin"),
+                    ". Enter a number in the metric's unit (0.002, or 0.2 pp for a rate) or a percentage of the "
+                    "control (1%). Changing a value re-runs the analysis; only changed values are stored."],
+                   className="text-muted small"),
+            html.Div(id=ids.METRICS_TABLE, children=html.P("Load a file to set each metric's direction and margins.",
+                                                           className="text-muted mb-0")),
+            html.Div(id=ids.METRICS_MESSAGE, className="mt-2"),
+            html.Div(id=ids.METRICS_DECISION, className="mt-2"),
+            dcc.Store(id=ids.METRICS_EDIT),
+        ]),
+    ], className="mb-3", id=ids.METRICS_CARD)
+
+
+def _shown_matches(rows: Sequence[dict[str, Any]], shown: Sequence[dict[str, Any]], betters: Sequence[Any],
+                   margins: Sequence[Any], severes: Sequence[Any]) -> bool:
+    """Whether the table on the page already shows these rows with these settings (so that it is
+    not rebuilt under the user's cursor after each edit)."""
+    keys = ("metric", "role", "type", "default", "control")
+    if [tuple(r[k] for k in keys) for r in rows] != [tuple(r.get(k) for k in keys) for r in shown]:
+        return False
+    for row, better, margin, severe in zip(rows, betters, margins, severes, strict=False):
+        wanted = edit_metric(row, row["better"], row["margin"], row["severe_margin"])
+        typed = edit_metric(row, better, margin, severe)
+        if (typed.better, typed.margin, typed.severe_margin) != (wanted.better, wanted.margin, wanted.severe_margin):
+            return False
+    return len(betters) == len(margins) == len(severes) == len(rows)
+
+
+def metrics_table_view(state: dict[str, Any] | None, shown: Sequence[dict[str, Any]] = (),
+                       betters: Sequence[Any] = (), margins: Sequence[Any] = (), severes: Sequence[Any] = ()) -> Any:
+    """The metrics table for the session, or ``no_update`` when the page already shows it."""
+    if not state or "report" not in state:
+        return html.P("Load a file to set each metric's direction and margins.", className="text-muted mb-0")
+    rows = metric_rows(state["report"])
+    if rows and _shown_matches(rows, shown, betters, margins, severes):
+        return no_update
+    return metrics_editor(rows)
+
+
+def metrics_decision(state: dict[str, Any] | None) -> Any:
+    """The decision under the settings in the table, next to it."""
+    if not state or "report" not in state or not state["report"].get("comparisons"):
+        return None
+    decision = state["report"]["decision"]
+    return html.Div([
+        html.Span("Decision with these settings: ", className="me-1"),
+        dbc.Badge(decision["outcome"].upper() + (f" {decision['winner']}" if decision.get("winner")
+                                                  and len(state["report"]["comparisons"]) > 1 else ""),
+                  color=DECISION_COLOURS.get(decision["outcome"], "secondary"), className="me-2"),
+        html.Span(RULE_TITLES.get(decision["rule"], decision["rule"]), className="text-muted small"),
+    ], className="d-flex align-items-center flex-wrap")
+
+
+def collect_metric_edits(state: dict[str, Any] | None, shown: Sequence[dict[str, Any]], betters: Sequence[Any],
+                         margins: Sequence[Any], severes: Sequence[Any]) -> tuple[Any, Any]:
+    """The edit callback as a plain function: (the new ``[metrics]`` table for the analysis, or
+    ``no_update`` when nothing changed or a value cannot be read; the message)."""
+    if not state or "report" not in state:
+        raise PreventUpdate
+    current = (state.get("form") or {}).get("metrics") or {}
+    if [r["metric"] for r in shown] != [r["metric"] for r in metric_rows(state["report"])]:
+        raise PreventUpdate  # a table left from another file, about to be replaced
+    try:
+        table = metrics_from_table(shown, betters, margins, severes, existing=current)
+    except ValueError as error:
+        return no_update, dbc.Alert(f"Not applied — {error}.", color="danger", className="mb-0 py-2 small")
+    if table == current:
+        return no_update, None
+    return {"metrics": table}, None
+
+
 def layout(**_: Any) -> html.Div:
     return html.Div([
         html.H2("New experiment"),
@@ -164,6 +326,7 @@ def layout(**_: Any) -> html.Div:
         dbc.Card([dbc.CardHeader("3 · Health check"),
                   dbc.CardBody(dcc.Loading(html.Div(id=ids.HEALTH_PANEL, children=html.P(
                       "No data yet.", className="text-muted mb-0"))))], className="mb-3"),
+        _metrics_card(),
         html.Div(id=ids.NEXT_STEP),
     ])
 
@@ -201,11 +364,13 @@ def _scanning(progress: Progress | None, name: str, size: int) -> Callable[[floa
 
 def run_analysis(trigger: str | None, contents: str | None, filename: str | None, sample: str | None,
                  form: FormValues, state: dict[str, Any] | None, progress: Progress | None = None,
-                 staged: dict[str, Any] | None = None) -> tuple[Any, Any]:
+                 staged: dict[str, Any] | None = None, metrics_edit: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """The analyse callback as a plain function: returns (new session state or no_update, message).
 
     ``progress(percent, what)`` is told what is happening while a file is read and scanned;
-    ``staged`` is what the large-file upload returned ({sha256, filename, size})."""
+    ``staged`` is what the large-file upload returned ({sha256, filename, size});
+    ``metrics_edit`` is what the metrics table sent ({metrics}): the session's file and form
+    are re-run with those metric settings. A new file starts from the default settings."""
     limit = context.upload_limit()
     staging = context.staging_dir()
     try:
@@ -222,6 +387,7 @@ def run_analysis(trigger: str | None, contents: str | None, filename: str | None
             if not sample:
                 raise PreventUpdate
             content = sample_content(sample)
+            form = sample_form(sample, form)
             new_state = analyze_into_session(content, sample, form, staging=staging, limit_bytes=limit,
                                              on_progress=_scanning(progress, sample, len(content)))
         elif trigger == ids.LARGE_UPLOAD_STAGED:
@@ -234,6 +400,12 @@ def run_analysis(trigger: str | None, contents: str | None, filename: str | None
             if not state or "input" not in state:
                 return no_update, dbc.Alert("Upload a file or load a sample first.", color="info")
             new_state = reanalyze_session(state, form, staging=staging,
+                                          on_progress=_scanning(progress, state["input"]["filename"], 0))
+        elif trigger == ids.METRICS_EDIT:
+            if not state or "input" not in state or metrics_edit is None:
+                raise PreventUpdate
+            edited = FormValues(**{**(state.get("form") or {}), "metrics": metrics_edit.get("metrics") or {}})
+            new_state = reanalyze_session(state, edited, staging=staging,
                                           on_progress=_scanning(progress, state["input"]["filename"], 0))
         else:
             raise PreventUpdate
@@ -277,7 +449,7 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(
         Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.UPLOAD_MESSAGE, "children"),
         Input(ids.UPLOAD_CHECKED, "data"), Input(ids.LOAD_SAMPLE, "n_clicks"), Input(ids.REANALYZE, "n_clicks"),
-        Input(ids.LARGE_UPLOAD_STAGED, "data"),
+        Input(ids.LARGE_UPLOAD_STAGED, "data"), Input(ids.METRICS_EDIT, "data"),
         State(ids.SAMPLE_SELECT, "value"),
         State(ids.EXPERIMENT_NAME, "value"), State(ids.HYPOTHESIS, "value"), State(ids.PRIMARY_METRIC, "value"),
         State(ids.CONTROL_NAME, "value"), State(ids.EXPECTED_SPLIT, "value"), State(ids.OWNER, "value"),
@@ -291,11 +463,13 @@ def register_callbacks(app: Dash) -> None:
         progress_default=[0, "", _SENDING],  # shown while the file travels to the server, before the job reports
         running=[(Output(ids.ANALYSIS_PROGRESS_BOX, "style"), {"display": "block"}, {"display": "none"}),
                  (Output(ids.LOAD_SAMPLE, "disabled"), True, False), (Output(ids.REANALYZE, "disabled"), True, False),
-                 (Output(ids.UPLOAD_DATA, "disabled"), True, False)],
+                 (Output(ids.UPLOAD_DATA, "disabled"), True, False),
+                 (Output(ids.METRICS_RUNNING, "style"), {"display": "inline"}, {"display": "none"})],
     )
     def analyze(set_progress: Callable[[tuple[float, str, str]], None], upload: dict[str, str] | None,
                 sample_clicks: int | None, rerun_clicks: int | None, staged: dict[str, Any] | None,
-                sample: str | None, name: str | None, hypothesis: str | None, primary: str | None,
+                metrics_edit: dict[str, Any] | None, sample: str | None, name: str | None, hypothesis: str | None,
+                primary: str | None,
                 control: str | None, split: str | None, owner: str | None, tags: str | None, mde: str | None,
                 segments: str | None, planned: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
         form = FormValues(name=name, hypothesis=hypothesis, primary=primary, control=control, split=split,
@@ -306,7 +480,47 @@ def register_callbacks(app: Dash) -> None:
             raise PreventUpdate
         upload = upload or {}
         return run_analysis(trigger, upload.get("contents"), upload.get("filename"), sample, form, state,
-                            lambda done, what: set_progress((round(done, 1), f"{done:.0f}%", what)), staged)
+                            lambda done, what: set_progress((round(done, 1), f"{done:.0f}%", what)), staged,
+                            metrics_edit)
+
+    @app.callback(
+        Output(ids.METRICS_TABLE, "children"), Output(ids.METRICS_DECISION, "children"),
+        Input(ids.SESSION_STORE, "data"),
+        State(_metric_id(ids.METRIC_DEFAULTS, ALL), "data"), State(_metric_id(ids.METRIC_BETTER, ALL), "value"),
+        State(_metric_id(ids.METRIC_MARGIN, ALL), "value"), State(_metric_id(ids.METRIC_SEVERE_MARGIN, ALL), "value"),
+    )
+    def show_metrics(state: dict[str, Any] | None, shown: list[dict[str, Any]], betters: list[Any],
+                     margins: list[Any], severes: list[Any]) -> tuple[Any, Any]:
+        return metrics_table_view(state, shown, betters, margins, severes), metrics_decision(state)
+
+    @app.callback(
+        Output(_metric_id(ids.METRIC_BETTER_HINT, MATCH), "children"),
+        Output(_metric_id(ids.METRIC_MARGIN_HINT, MATCH), "children"),
+        Output(_metric_id(ids.METRIC_SEVERE_MARGIN_HINT, MATCH), "children"),
+        Output(_metric_id(ids.METRIC_MARGIN, MATCH), "invalid"),
+        Output(_metric_id(ids.METRIC_SEVERE_MARGIN, MATCH), "invalid"),
+        Input(_metric_id(ids.METRIC_BETTER, MATCH), "value"), Input(_metric_id(ids.METRIC_MARGIN, MATCH), "value"),
+        Input(_metric_id(ids.METRIC_SEVERE_MARGIN, MATCH), "value"),
+        State(_metric_id(ids.METRIC_DEFAULTS, MATCH), "data"),
+        prevent_initial_call=True,
+    )
+    def check_metric(better: str | None, margin: str | None, severe: str | None,
+                     row: dict[str, Any] | None) -> tuple[Any, ...]:
+        if not row:
+            raise PreventUpdate
+        edit = edit_metric(row, better, margin, severe)
+        return (*metric_hints(row, edit), "margin" in edit.errors, "severe_margin" in edit.errors)
+
+    @app.callback(
+        Output(ids.METRICS_EDIT, "data"), Output(ids.METRICS_MESSAGE, "children"),
+        Input(_metric_id(ids.METRIC_BETTER, ALL), "value"), Input(_metric_id(ids.METRIC_MARGIN, ALL), "value"),
+        Input(_metric_id(ids.METRIC_SEVERE_MARGIN, ALL), "value"),
+        State(_metric_id(ids.METRIC_DEFAULTS, ALL), "data"), State(ids.SESSION_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def edit_metrics(betters: list[Any], margins: list[Any], severes: list[Any], shown: list[dict[str, Any]],
+                     state: dict[str, Any] | None) -> tuple[Any, Any]:
+        return collect_metric_edits(state, shown, betters, margins, severes)
 
     @app.callback(
         Output(ids.HEALTH_PANEL, "children"), Output(ids.NEXT_STEP, "children"),

@@ -18,7 +18,7 @@ from storage.errors import StorageError
 
 __all__ = ["layout", "register_callbacks", "results_view", "save_to_history"]
 
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True}
+GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True}
 
 
 def layout(**_: Any) -> html.Div:
@@ -31,6 +31,12 @@ def saved_note(state: dict[str, Any]) -> Any:
         return None
     return html.Span(["Saved as ", dcc.Link(f"experiment {saved['experiment_id']}",
                                             href=f"/experiments/{saved['experiment_id']}"), "."])
+
+
+def _guardrail_graph(report: dict[str, Any]) -> dcc.Graph:
+    figure = guardrail_figure(report)
+    return dcc.Graph(id=ids.GUARDRAIL_CHART, figure=figure, config=GRAPH_CONFIG,
+                     style={"height": f"{figure.layout.height}px"})
 
 
 def results_view(state: dict[str, Any] | None) -> Any:
@@ -60,9 +66,7 @@ def results_view(state: dict[str, Any] | None) -> Any:
         segment_table(report),
         html.H4("Guardrails", className="mt-3"),
         guardrail_table(report),
-        dcc.Graph(id=ids.GUARDRAIL_CHART, figure=guardrail_figure(report), config=GRAPH_CONFIG,
-                  style={"height": "320px"})
-        if any(c["guardrails"] for c in report["comparisons"]) else None,
+        _guardrail_graph(report) if any(c["guardrails"] for c in report["comparisons"]) else None,
         html.Div([
             dbc.Button("Save to history", id=ids.SAVE_EXPERIMENT, color="primary", className="me-3",
                        disabled=bool(state.get("saved"))),

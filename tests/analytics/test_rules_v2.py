@@ -147,6 +147,7 @@ def test_policy_round_trips_and_rejects_bad_metric_settings() -> None:
                          ({"metrics": {"x": {"margin": -1}}}, "metrics.x.margin"),
                          ({"metrics": {"x": {"numerator": "a"}}}, "both numerator and denominator"),
                          ({"metrics": {"x": {"colour": "red"}}}, "unknown key"),
+                         ({"metrics": {"x": {"margin": "5%", "severe_margin": "2%"}}}, "must not be smaller"),
                          ({"guardrail_correction": "bonferroni"}, "guardrail_correction"),
                          ({"require_non_inferority": True}, "did you mean 'require_non_inferiority'")]:
         with pytest.raises(ValueError, match=message):

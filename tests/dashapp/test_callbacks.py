@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 from dashapp import ids
 from dashapp.app import create_app
 from dashapp.pages import experiment, history, memo, new, results
-from dashapp.services import UploadRejectedError
+from dashapp.services import UploadRejectedError, sample_files
 from dashapp.state import FormValues, PlanInputs, decode_upload, plan_text
 from tests.conftest import DATA, run_cli
 
@@ -24,6 +24,9 @@ def app_context(tmp_path: Path) -> Any:
     app = create_app(db=tmp_path / "ui.duckdb", upload_limit_bytes=200_000)
     with app.server.app_context():
         yield app
+
+
+NEW_ID = len(sample_files()) + 1  # a new database holds every sample; the first saved experiment follows
 
 
 def _data_url(content: bytes) -> str:
@@ -110,7 +113,7 @@ def test_save_then_notes_become_memo_versions(app_context: Any) -> None:
                                 None)
     saved, message = results.save_to_history(state)
     experiment_id = saved["saved"]["experiment_id"]
-    assert experiment_id == 9 and "experiment 9" in _text(message)
+    assert experiment_id == NEW_ID and f"experiment {NEW_ID}" in _text(message)
     again, _ = results.save_to_history(saved)
     assert again["saved"] == saved["saved"]  # saving twice does not duplicate
     noted, message = memo.save_notes(saved, "First review.")
@@ -163,7 +166,7 @@ def test_parquet_upload(app_context: Any, tmp_path: Path) -> None:
                                 FormValues(), None)
     assert state["report"]["decision"]["rule"] == "primary_worse"
     saved, _ = results.save_to_history(state)
-    assert saved["saved"]["experiment_id"] == 9
+    assert saved["saved"]["experiment_id"] == NEW_ID
 
 
 def test_user_level_upload(app_context: Any) -> None:
@@ -303,3 +306,207 @@ def test_old_uploads_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
     assert prune_staging(staging, days=7, now=now) == 2
     assert sorted(p.name for p in staging.iterdir()) == ["fresh.part", "recent.bin"]
     assert prune_staging(tmp_path / "missing", days=7) == 0
+
+
+# -- each metric's direction and margins (SPEC §4.1, dashboard) -----------------------------------
+
+
+def _table(rows: list[dict[str, Any]], **changes: dict[str, str]) -> tuple[list[Any], list[Any], list[Any]]:
+    """The values the metrics table shows, with ``changes`` (metric → {field: text}) typed in."""
+    columns: dict[str, list[Any]] = {"better": [], "margin": [], "severe_margin": []}
+    for row in rows:
+        for field, values in columns.items():
+            values.append(changes.get(row["metric"], {}).get(field, row[field]))
+    return columns["better"], columns["margin"], columns["severe_margin"]
+
+
+def test_the_metrics_table_shows_each_metric_with_the_spec_defaults(app_context: Any) -> None:
+    from dashapp.state import metric_rows
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    rows = {r["metric"]: r for r in metric_rows(state["report"])}
+    assert list(rows) == ["conversions", "revenue", "cancel", "error"]
+    # SPEC §4.1: higher is better except for guardrails; rates 0.001 / 0.003, means 1% / 3% of control.
+    assert {n: (r["role"], r["better"], r["margin"], r["severe_margin"]) for n, r in rows.items()} == {
+        "conversions": ("primary", "higher", "0.001", "0.003"), "revenue": ("secondary", "higher", "1%", "3%"),
+        "cancel": ("guardrail", "lower", "0.001", "0.003"), "error": ("guardrail", "lower", "0.001", "0.003")}
+    assert all(r["default"] == {k: r[k] for k in ("better", "margin", "severe_margin")} for r in rows.values())
+    editor = new.metrics_editor(list(rows.values()))
+    _assert_renderable(editor)
+    text = _text(editor)
+    assert text.count('"default"') >= 12 and ids.METRIC_MARGIN in text  # every value marked as the default
+    assert "Load a file" in _text(new.metrics_table_view(None))
+
+
+def test_editing_a_guardrail_margin_reruns_the_analysis_saves_and_replays(app_context: Any) -> None:
+    from dashapp.pages import context
+    from dashapp.services import replay_analysis
+    from dashapp.state import metric_rows
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), None)
+    assert state["report"]["decision"]["rule"] == "guardrail_worsened"
+    rows = metric_rows(state["report"])
+    unchanged = _table(rows)
+    assert new.metrics_table_view(state, rows, *unchanged) is no_update  # not rebuilt under the cursor
+    assert new.collect_metric_edits(state, rows, *unchanged) == (no_update, None)
+    typed = _table(rows, cancel={"margin": "0.005", "severe_margin": "0.01"})
+    edit, message = new.collect_metric_edits(state, rows, *typed)
+    assert edit == {"metrics": {"cancel": {"margin": 0.005, "severe_margin": 0.01}}} and message is None
+    rerun, _ = new.run_analysis(ids.METRICS_EDIT, None, None, None, FormValues(), state, metrics_edit=edit)
+    report = rerun["report"]
+    cancel = report["comparisons"][0]["guardrails"][0]
+    # +0.20 pp [+0.10, +0.30] is significant but within a 0.5 pp margin: minor, and rule 6 launches.
+    assert cancel["margin"] == {"value": 0.005, "absolute": 0.005, "relative": False, "default": False}
+    assert cancel["status"] == "minor" and report["decision"]["outcome"] == "launch"
+    assert report["policy"]["metrics"] == {"cancel": {"margin": 0.005, "severe_margin": 0.01}}
+    assert "LAUNCH" in _text(new.metrics_decision(rerun))
+    assert new.metrics_table_view(rerun, rows, *typed) is no_update
+    assert new.collect_metric_edits(rerun, rows, *typed) == (no_update, None)
+    # Re-running with other form values keeps the settings; a new file starts from the defaults.
+    again, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(name="Cancel margin"), rerun)
+    assert again["report"]["decision"]["outcome"] == "launch" and again["form"]["metrics"] == edit["metrics"]
+    fresh, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), again)
+    assert fresh["report"]["decision"]["outcome"] == "hold" and not fresh["form"]["metrics"]
+    # Saved with the analysis's policy, replayed identically, shown on the stored page and reopened.
+    saved, _ = results.save_to_history(again)
+    record = context.database().analysis(saved["saved"]["analysis_id"])
+    assert record.policy["metrics"] == edit["metrics"]
+    assert replay_analysis(context.database(), record.id).identical
+    page = _text(experiment.layout(str(saved["saved"]["experiment_id"])))
+    assert ids.STORED_METRICS in page and "0.5" in page and "LAUNCH" in page
+    workspace = experiment.open_in_workspace(saved["saved"]["experiment_id"])
+    assert workspace["form"]["metrics"] == edit["metrics"]
+    assert [r["margin"] for r in metric_rows(workspace["report"])] == ["0.001", "0.005", "0.001"]
+
+
+def test_primary_direction_lower_turns_a_significant_drop_into_a_launch(app_context: Any) -> None:
+    from dashapp.state import metric_rows
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_negative.csv", FormValues(), None)
+    assert state["report"]["decision"]["rule"] == "primary_worse"
+    rows = metric_rows(state["report"])
+    edit, _ = new.collect_metric_edits(state, rows, *_table(rows, conversions={"better": "lower"}))
+    assert edit == {"metrics": {"conversions": {"better": "lower"}}}
+    rerun, _ = new.run_analysis(ids.METRICS_EDIT, None, None, None, FormValues(), state, metrics_edit=edit)
+    primary = rerun["report"]["comparisons"][0]["primary"]
+    assert primary["better"] == "lower" and primary["better_default"] is False
+    assert rerun["report"]["decision"]["rule"] == "primary_better"
+    view = _text(results.results_view(rerun))
+    assert "lower is better" in view and "LAUNCH" in view
+    # Back to the default: the [metrics] table is empty again.
+    back, _ = new.collect_metric_edits(rerun, rows, *_table(rows))
+    assert back == {"metrics": {}}
+
+
+def test_unreadable_margins_give_inline_messages_not_tracebacks(app_context: Any) -> None:
+    from dashapp.state import edit_metric, metric_rows
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    rows = metric_rows(state["report"])
+    cancel = rows[2]
+    edit = edit_metric(cancel, "lower", "abc", "0.003")
+    assert "'abc' is not a margin" in edit.errors["margin"] and edit.margin is None
+    assert "'abc' is not a margin" in _text(new.metric_hints(cancel, edit)[1])
+    for typed in ("-1%", "1 %%", "0,1", "0.1 pp pp"):
+        assert "is not a margin" in edit_metric(cancel, "lower", typed, None).errors["margin"]
+    # Percentage points are read for rates only (0.2 pp = 0.002); a mean has no pp.
+    assert edit_metric(cancel, "lower", "0.2 pp", "0.5PP").entry == {"margin": 0.002, "severe_margin": 0.005}
+    assert "0.002 or 0.2 pp" in edit_metric(cancel, "lower", "x", None).errors["margin"]
+    assert "is not a margin" in edit_metric(rows[1], "higher", "2 pp", None).errors["margin"]
+    too_small = edit_metric(cancel, "lower", "0.005", "0.003")
+    assert "must not be smaller than the margin" in too_small.errors["severe_margin"]
+    # Relative and absolute margins are compared in the metric's unit: 50% of 1.2% = 0.6 pp > 0.3 pp.
+    assert "severe_margin" in edit_metric(cancel, "lower", "50%", "0.003").errors
+    assert not edit_metric(cancel, "lower", "20%", "0.003").errors
+    blank = edit_metric(cancel, None, "", " ")  # emptied fields mean the defaults
+    assert not blank.errors and not blank.entry and blank.better == "lower"
+    edit_data, message = new.collect_metric_edits(state, rows, *_table(rows, cancel={"margin": "abc"}))
+    assert edit_data is no_update and "cancel margin" in _text(message) and "Not applied" in _text(message)
+    # The service refuses bad values with a message too (a stale browser could send them).
+    state, message = new.run_analysis(ids.METRICS_EDIT, None, None, None, FormValues(), state,
+                                      metrics_edit={"metrics": {"cancel": {"margin": "lots"}}})
+    assert state is no_update and "metrics.cancel.margin" in _text(message)
+
+
+def test_a_relative_margin_on_a_mean_guardrail_and_the_chart_in_margin_units(app_context: Any) -> None:
+    from dashapp.figures import guardrail_figure
+    from dashapp.state import metric_rows
+
+    content = (b"variant,users,conversions,guardrail_cancel,guardrail_load_ms_mean,guardrail_load_ms_std\n"
+               b"control,100000,12000,1200,850.0,300.0\ntreatment,100400,12600,1190,862.0,310.0\n")
+    state, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "mixed.csv", None, FormValues(), None)
+    report = state["report"]
+    assert report["decision"]["rule"] == "guardrail_worsened"
+    load = report["comparisons"][0]["guardrails"][1]
+    assert load["metric"] == "load_ms" and load["margin"]["value"] == "1%"
+    figure = guardrail_figure(report)
+    points = {trace.y[0]: trace for trace in figure.data if trace.mode == "markers" and trace.name != "severe margin"}
+    # Harm of a mean: +12 ms [z CI] against 1% of 850 ms = 8.5 ms; of a rate: against 0.1 pp.
+    se = (300.0**2 / 100_000 + 310.0**2 / 100_400) ** 0.5
+    assert points["load_ms"].x[0] == pytest.approx(12.0 / 8.5)
+    assert points["load_ms"].error_x.array[0] == pytest.approx(1.959964 * se / 8.5, rel=1e-4)
+    cancel_harm = 1190 / 100_400 - 1200 / 100_000
+    assert points["cancel"].x[0] == pytest.approx(cancel_harm / 0.001)
+    lines = sorted(shape.x0 for shape in figure.layout.shapes)
+    assert lines == pytest.approx([0.0, 1.0, 3.0])  # no change, the margin, the severe margin (3× for both)
+    assert "margin" in figure.layout.xaxis.title.text and "pp" not in figure.layout.xaxis.title.text
+    rows = metric_rows(report)
+    edit, _ = new.collect_metric_edits(state, rows, *_table(rows, load_ms={"margin": "2%", "severe_margin": "5%"}))
+    assert edit == {"metrics": {"load_ms": {"margin": "2%", "severe_margin": "5%"}}}
+    rerun, _ = new.run_analysis(ids.METRICS_EDIT, None, None, None, FormValues(), state, metrics_edit=edit)
+    load = rerun["report"]["comparisons"][0]["guardrails"][1]
+    assert load["margin"]["absolute"] == pytest.approx(17.0) and load["status"] == "minor"  # +12 [9.3, 14.7] ≤ 17
+    figure = guardrail_figure(rerun["report"])
+    severe = next(trace for trace in figure.data if trace.name == "severe margin")  # 3× and 2.5×: one tick each
+    assert list(severe.x) == pytest.approx([3.0, 2.5])
+    view = results.results_view(rerun)
+    _assert_renderable(view)
+    assert "2% (" in _text(view) and "higher is better" in _text(view)
+
+
+def test_old_reports_without_margins_still_render(app_context: Any) -> None:
+    from dashapp.components import guardrail_table, metric_settings_table, primary_card
+    from dashapp.figures import guardrail_figure
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), None)
+    report = json.loads(json.dumps(state["report"]))
+    v2_keys = ("better", "better_default", "margin", "severe_margin", "harm", "harm_ci", "ci_simultaneous",
+               "p_value_exact", "relative_ci_method")
+    for comparison in report["comparisons"]:
+        for metric in [comparison["primary"], *comparison["guardrails"]]:
+            for key in v2_keys:
+                metric.pop(key, None)
+        for guardrail in comparison["guardrails"]:
+            guardrail.pop("p_value_adjusted")
+    figure = guardrail_figure(report)
+    cancel = next(t for t in figure.data if t.y[0] == "cancel")
+    assert cancel.x[0] == pytest.approx((1400 / 100_200 - 0.012) / 0.001)  # v1: harm in the policy's 0.1 pp
+    for component in (guardrail_table(report), metric_settings_table(report), primary_card(report)):
+        _assert_renderable(component)
+    assert "lower" in _text(guardrail_table(report))
+
+
+@pytest.mark.parametrize(("sample", "outcome", "rule"), [
+    ("sample_lower_is_better.csv", "launch", "primary_better"),
+    ("sample_latency_guardrail.csv", "launch", "primary_better"),
+    ("sample_ratio.csv", "launch", "primary_better"),
+    ("sample_non_inferiority.csv", "hold", "guardrail_unproven"),
+])
+def test_samples_with_a_policy_decide_in_the_dashboard_as_on_the_cli(app_context: Any, sample: str, outcome: str,
+                                                                     rule: str) -> None:
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, sample, FormValues(), None)
+    decision = state["report"]["decision"]
+    assert (decision["outcome"], decision["rule"]) == (outcome, rule)
+    # the page shows the session's form again (the sample's primary included); a re-run keeps the policy
+    rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(primary=state["form"]["primary"]), state)
+    assert (rerun["report"]["decision"]["outcome"], rerun["report"]["decision"]["rule"]) == (outcome, rule)
+
+
+def test_the_charters_planned_mde_is_a_number_that_sizes_rule_7(app_context: Any) -> None:
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_inconclusive.csv", FormValues(mde="+5% relative"),
+                                None)
+    policy = state["report"]["policy"]
+    assert policy["planned_mde"] == pytest.approx(0.05) and policy["planned_mde_relative"] is True
+    assert "the planned MDE of 5% (0.60 pp)" in state["report"]["decision"]["reasons"][-1]
+    _, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_inconclusive.csv", FormValues(mde="big"), None)
+    assert "planned MDE must be a positive number" in str(message)

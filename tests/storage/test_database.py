@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dashapp.services import AnalysisRequest, analyze_path, replay_analysis, report_json, save_report
+from dashapp.services import AnalysisRequest, analyze_path, replay_analysis, report_json, sample_request, save_report
 from storage import DatabaseCorruptError, DatabaseLockedError, NotFoundError, SchemaTooNewError
 from storage.database import ExperimentDatabase, HistoryQuery, NewAnalysis, NewExperiment
 from storage.migrations import MIGRATIONS
@@ -18,7 +18,7 @@ from tests.conftest import DATA
 
 
 def _save(database: ExperimentDatabase, sample: str, **experiment: object) -> tuple[int, int]:
-    request = AnalysisRequest(primary="revenue" if "continuous" in sample else None)
+    request = sample_request(DATA / sample)
     report = analyze_path(DATA / sample, request)
     charter = NewExperiment(**{"name": report.experiment.name, **experiment}) if experiment else None  # type: ignore[arg-type]
     return save_report(database, report, request, content=(DATA / sample).read_bytes(), filename=sample, charter=charter)
@@ -96,7 +96,8 @@ def test_history_filters_and_paging(tmp_path: Path) -> None:
     assert everything.total == len(samples) == len(everything.rows)
     assert [r.name for r in everything.rows] == [s.removesuffix(".csv") for s in reversed(samples)]
     launches = database.history(HistoryQuery(decision="launch"))
-    assert {r.name for r in launches.rows} == {"sample_launch", "sample_continuous", "sample_multi_arm"}
+    assert {r.name for r in launches.rows} == {"sample_launch", "sample_continuous", "sample_multi_arm",
+                                               "sample_lower_is_better", "sample_latency_guardrail", "sample_ratio"}
     assert database.history(HistoryQuery(text="checkout")).rows[0].name == "sample_negative"
     assert database.history(HistoryQuery(text="banner COLOUR")).rows[0].name == "sample_launch"
     assert database.history(HistoryQuery(text="100%_")).total == 0

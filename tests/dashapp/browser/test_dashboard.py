@@ -10,9 +10,12 @@ from typing import Any
 from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
 
 from dashapp import ids
+from dashapp.services import sample_files
 from tests.conftest import DATA, run_cli
 
 TIMEOUT = 20
+SAMPLES = len(sample_files())  # a new database holds every sample as an experiment
+NEW_ID = SAMPLES + 1  # the id of the first experiment a test saves
 
 
 def _wait_for_download(folder: str, suffix: str, timeout: float = 30) -> Path:
@@ -74,7 +77,7 @@ def test_full_flow_sample_to_results_memo_and_pdf(dash_duo: Any, app_factory: An
     dash_duo.wait_for_text_to_equal(f"#{ids.DECISION_BADGE}", "LAUNCH", timeout=TIMEOUT)
     assert "Rule 6" in dash_duo.find_element(f"#{ids.RESULTS_BODY}").text
     _click(dash_duo, f"#{ids.SAVE_EXPERIMENT}")
-    dash_duo.wait_for_contains_text(f"#{ids.SAVE_MESSAGE}", "Saved as experiment 9", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.SAVE_MESSAGE}", f"Saved as experiment {NEW_ID}", timeout=TIMEOUT)
     _navigate(dash_duo, "/memo", f"#{ids.DOWNLOAD_PDF}")
     _click(dash_duo, f"#{ids.DOWNLOAD_PDF}")
     pdf = _wait_for_download(dash_duo.download_path, ".pdf", timeout=60)
@@ -152,20 +155,25 @@ def test_power_calculator_matches_the_cli(dash_duo: Any, app_factory: Any) -> No
 
 
 def test_history_search_and_compare(dash_duo: Any, app_factory: Any) -> None:
-    dash_duo.start_server(app_factory())
+    from dashapp.pages import history
+
+    app = app_factory()
+    with app.server.app_context():
+        launches = len(history.history_rows(None, "launch", None, None)[0])
+    dash_duo.start_server(app)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/history")
-    dash_duo.wait_for_contains_text(f"#{ids.HISTORY_COUNT}", "8 experiment(s)", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.HISTORY_COUNT}", f"{SAMPLES} experiment(s)", timeout=TIMEOUT)
     search = dash_duo.find_element(f"#{ids.HISTORY_SEARCH}")
     search.send_keys("negative\n")
     dash_duo.wait_for_contains_text(f"#{ids.HISTORY_COUNT}", "1 experiment(s)", timeout=TIMEOUT)
     assert "sample_negative" in dash_duo.find_element(f"#{ids.HISTORY_TABLE}").text
     search.clear()
     search.send_keys("\n")
-    dash_duo.wait_for_contains_text(f"#{ids.HISTORY_COUNT}", "8 experiment(s)", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.HISTORY_COUNT}", f"{SAMPLES} experiment(s)", timeout=TIMEOUT)
     dash_duo.driver.execute_script(
         "const s = document.getElementById(arguments[0]); s.value = 'launch';"
         "s.dispatchEvent(new Event('change', {bubbles: true}));", ids.HISTORY_DECISION)
-    dash_duo.wait_for_contains_text(f"#{ids.HISTORY_COUNT}", "3 experiment(s)", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.HISTORY_COUNT}", f"{launches} experiment(s)", timeout=TIMEOUT)
     boxes = dash_duo.find_elements(f"#{ids.HISTORY_TABLE} .ag-center-cols-container .ag-row, "
                                    f"#{ids.HISTORY_TABLE} .ag-pinned-left-cols-container .ag-row")
     assert boxes
@@ -194,9 +202,10 @@ def test_hostile_experiment_name_never_executes(dash_duo: Any, app_factory: Any)
     _navigate(dash_duo, "/memo", f"#{ids.MEMO_PREVIEW}")
     time.sleep(1.5)
     _navigate(dash_duo, "/history", f"#{ids.HISTORY_TABLE}")
+    dash_duo.find_element(f"#{ids.HISTORY_SEARCH}").send_keys("onerror\n")  # the grid shows only some rows
     dash_duo.wait_for_contains_text(f"#{ids.HISTORY_TABLE}", payload, timeout=TIMEOUT)
     _navigate(dash_duo, "/", ".card")
-    dash_duo.wait_for_page(f"{dash_duo.server_url}/experiments/9")
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/experiments/{NEW_ID}")
     dash_duo.wait_for_contains_text("h2", payload, timeout=TIMEOUT)
     assert dash_duo.driver.execute_script("return typeof window.__x") == "undefined"
 
@@ -239,18 +248,18 @@ def test_notes_become_memo_versions_and_show_on_the_experiment_page(dash_duo: An
     notes = dash_duo.find_element(f"#{ids.MEMO_NOTES}")
     notes.send_keys("Reviewed with the PM; wait two more weeks.")
     _click(dash_duo, f"#{ids.SAVE_NOTES}")
-    dash_duo.wait_for_contains_text(f"#{ids.NOTES_MESSAGE}", "Saved memo version 1 of experiment 9", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.NOTES_MESSAGE}", f"Saved memo version 1 of experiment {NEW_ID}", timeout=TIMEOUT)
     notes.send_keys(" Agreed.")
     _click(dash_duo, f"#{ids.SAVE_NOTES}")
     dash_duo.wait_for_contains_text(f"#{ids.NOTES_MESSAGE}", "Saved memo version 2", timeout=TIMEOUT)
-    dash_duo.wait_for_page(f"{dash_duo.server_url}/experiments/9")
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/experiments/{NEW_ID}")
     dash_duo.wait_for_contains_text("body", "Memo versions", timeout=TIMEOUT)
     body = dash_duo.find_element("body").text
     assert "실험 노트" in body and "Agreed." in body
     _click(dash_duo, f"#{ids.OPEN_IN_WORKSPACE}")
     dash_duo.wait_for_element(f"#{ids.RESULTS_BODY} #{ids.DECISION_BADGE}", timeout=TIMEOUT)
     dash_duo.wait_for_text_to_equal(f"#{ids.DECISION_BADGE}", "HOLD", timeout=TIMEOUT)
-    assert "Saved as experiment 9" in dash_duo.find_element(f"#{ids.SAVE_MESSAGE}").text
+    assert f"Saved as experiment {NEW_ID}" in dash_duo.find_element(f"#{ids.SAVE_MESSAGE}").text
 
 
 def test_upload_above_the_limit_is_refused_with_a_message(dash_duo: Any, app_factory: Any, tmp_path: Path) -> None:
@@ -317,7 +326,7 @@ def test_a_large_file_is_streamed_to_the_server_then_analysed(dash_duo: Any, app
     """The large-file button sends the raw bytes to /upload/large (never through the page's
     memory) and the staged file is analysed like any upload; an oversized file is refused."""
     lines = ["user_id,variant,converted,revenue,segment_platform"] + [
-        f"{i},{'control' if i % 2 else 'treatment'},{int(i % 8 == 0)},{(i % 23) * 0.75},{'ios' if i % 3 else 'android'}"
+        f"{i},{'control' if i % 2 else 'treatment'},{int(i % 7 == 0)},{(i % 23) * 0.75},{'ios' if i % 3 else 'android'}"
         for i in range(200_000)]
     path = tmp_path / "export.csv"
     path.write_text("\n".join(lines) + "\n")

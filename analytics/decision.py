@@ -17,6 +17,7 @@ from typing import Literal
 from analytics.inference import EffectEstimate, holm_adjust, z_critical
 from analytics.policy import Better, Margin, MetricSettings, Policy
 from analytics.sufficient import Interval
+from analytics.wording import format_number, format_points, p_clause
 
 __all__ = [
     "RULE_NUMBERS",
@@ -123,8 +124,8 @@ class GuardrailAssessment:
 def format_amount(value: float, metric_type: str, *, signed: bool = True) -> str:
     """A change in a metric's unit: ``+0.15 pp`` for rates, ``+6.1`` for means and ratios."""
     if metric_type == "proportion":
-        return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f} pp"
-    return f"{value:+.4g}" if signed else f"{value:.4g}"
+        return format_points(value, signed=signed)
+    return format_number(value, signed=signed)
 
 
 def format_effect(estimate: EffectEstimate) -> str:
@@ -206,7 +207,7 @@ def non_inferiority_sample(estimate: EffectEstimate, margin: float, *, alpha: fl
 def _harm_text(g: GuardrailAssessment) -> str:
     kind = g.estimate.metric_type
     return (f"{g.name} harm {format_amount(g.harm, kind)} (CI up to {format_amount(g.harm_ci.high, kind)}, "
-            f"p = {g.p_value_adjusted:.3g}{' adjusted' if g.p_value_adjusted != g.estimate.p_value else ''}; "
+            f"{p_clause(g.p_value_adjusted)}{' adjusted' if g.p_value_adjusted != g.estimate.p_value else ''}; "
             f"margin {describe_margin(g.settings.margin, kind, g.margin)}, severe "
             f"{describe_margin(g.settings.severe_margin, kind, g.severe_margin)})")
 
@@ -250,7 +251,7 @@ def decide_arm(
         return ArmDecision(treatment, Outcome.ROLLBACK, "guardrail_severe", (
             f"Guardrail {', '.join(g.name for g in severe)} worsened significantly beyond its severe margin: "
             f"{'; '.join(_harm_text(g) for g in severe)}.",))
-    effect = f"{primary_metric} {format_effect(primary)} (p = {primary_p:.3g}; {better} is better)"
+    effect = f"{primary_metric} {format_effect(primary)} ({p_clause(primary_p)}; {better} is better)"
     improvement = primary.absolute_effect if better == "higher" else -primary.absolute_effect
     exact_agrees = exact_p is None or exact_p < policy.alpha
     if primary_significant and improvement < 0 and exact_agrees:
@@ -277,7 +278,7 @@ def decide_arm(
         return ArmDecision(treatment, Outcome.LAUNCH, "primary_better", tuple(reasons))
     reasons = [f"The primary metric shows no significant difference in {treatment}: {effect}."]
     if primary_significant and not exact_agrees:
-        reasons = [f"The Wald test finds {primary_metric} changed in {treatment} ({format_effect(primary)}, p = "
-                   f"{primary_p:.3g}) but Fisher's exact test does not (p = {exact_p:.3g}); with counts this sparse "
+        reasons = [f"The Wald test finds {primary_metric} changed in {treatment} ({format_effect(primary)}, "
+                   f"{p_clause(primary_p)}) but Fisher's exact test does not ({p_clause(exact_p)}); with counts this sparse "
                    "the exact test decides, so the result is inconclusive."]
     return ArmDecision(treatment, Outcome.HOLD, "inconclusive", (*reasons, inconclusive_hint))

@@ -38,6 +38,7 @@ from analytics.policy import RULES_VERSION, HarmDirection, Margin, MetricSetting
 from analytics.power import detectable_effect, plan_sample_size
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
+from analytics.wording import p_clause
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -359,7 +360,7 @@ def analyze_segments(segments: tuple[Segment, ...], shares: dict[str, float],
                          f"but significantly worse in {', '.join(down)}.")
         for row in rows:
             if row.srm.status is not HealthStatus.HEALTHY:
-                flags.append(f"Sample ratio mismatch within {column} = {row.value} (p = {row.srm.result.p_value:.3g}).")
+                flags.append(f"Sample ratio mismatch within {column} = {row.value} ({p_clause(row.srm.result.p_value)}).")
     return tuple(results), tuple(dict.fromkeys(flags))
 
 
@@ -392,12 +393,12 @@ def _overall(arms: list[ArmDecision], comparisons: list[Comparison], data: Exper
                 if between.p_value >= policy.alpha or between.standard_error == 0:
                     lead.append(
                         f"{best.treatment} and {runner.treatment} both pass and are indistinguishable: the difference "
-                        f"between them is {format_amount(between.absolute_effect, between.metric_type)} (p = "
-                        f"{between.p_value:.3g}), so the choice of {best.treatment} rests on the point estimate alone.")
+                        f"between them is {format_amount(between.absolute_effect, between.metric_type)} ("
+                        f"{p_clause(between.p_value)}), so the choice of {best.treatment} rests on the point estimate alone.")
                 else:
                     lead.append(f"{best.treatment} is significantly better than the runner-up {runner.treatment} "
-                                f"({format_amount(between.absolute_effect, between.metric_type)}, p = "
-                                f"{between.p_value:.3g}).")
+                                f"({format_amount(between.absolute_effect, between.metric_type)}, "
+                                f"{p_clause(between.p_value)}).")
             reasons = (*lead, *reasons, f"Other arms ({', '.join(others)}) are not shipped.")
         return Decision(Outcome.LAUNCH, "primary_better", reasons, best.treatment, tuple(arms))
     if all(arm.outcome is Outcome.ROLLBACK for arm in arms):
@@ -473,8 +474,8 @@ def analyze(
                 all_issues.append(Issue(
                     "srm", "blocked" if status is HealthStatus.BLOCKED else "warning",
                     f"Sample ratio mismatch: users are split {observed} but the expected split is {expected} "
-                    f"(chi-square {srm.chi2:.2f}, p = {srm.p_value:.3g} < {limit:g}). Check assignment, "
-                    "bucketing and logging before trusting any effect, or correct --split if it is wrong."))
+                    f"(chi-square {srm.chi2:.2f}, {p_clause(srm.p_value)} < {limit:g}). Check assignment, "
+                    "bucketing and logging before trusting any effect, or correct the expected split if it is wrong."))
     if data is not None:
         known = [m.name for m in data.metrics]
         message = unknown_metric_message(policy.declared_names(), known, where="[metrics.<name>] / harm_directions")
@@ -509,7 +510,7 @@ def analyze(
                    for t, p, e in zip(treatments, adjusted, exact, strict=True)]
     if srm_summary is not None and srm_summary.status is not HealthStatus.HEALTHY:
         decision = Decision(Outcome.HOLD, "srm", (
-            f"Sample ratio mismatch (p = {srm_summary.result.p_value:.3g}): the assignment may be broken, so the "
+            f"Sample ratio mismatch ({p_clause(srm_summary.result.p_value)}): the assignment may be broken, so the "
             "effects cannot be trusted. Investigate assignment before deciding.",), None, ())
         return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares,
                       risks=_risks(comparisons, policy))

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from analytics.wording import format_count, format_date, format_number, format_p, format_probability
+
 __all__ = [
     "format_absolute",
     "format_amount",
+    "format_count",
+    "format_date",
     "format_interval",
     "format_margin",
+    "format_number",
     "format_p",
     "format_probability",
     "format_relative",
@@ -20,14 +25,14 @@ def format_value(metric: dict[str, Any], value: float | None) -> str:
     """A rate as a percentage, a mean or ratio with four significant digits."""
     if value is None:
         return "n/a"
-    return f"{value:.2%}" if metric["type"] == "proportion" else f"{value:,.4g}"
+    return f"{value:.2%}" if metric["type"] == "proportion" else format_number(value)
 
 
 def format_amount(metric: dict[str, Any], value: float, *, signed: bool = True) -> str:
     """A change in the metric's unit: ``+0.15 pp`` for rates, ``+11.98`` for means and ratios."""
     if metric["type"] == "proportion":
         return f"{value * 100:+.2f} pp" if signed else f"{value * 100:.2f} pp"
-    return f"{value:+,.4g}" if signed else f"{value:,.4g}"
+    return format_number(value, signed=signed)
 
 
 def format_interval(metric: dict[str, Any], interval: list[float] | tuple[float, float]) -> str:
@@ -35,7 +40,7 @@ def format_interval(metric: dict[str, Any], interval: list[float] | tuple[float,
     low, high = interval
     if metric["type"] == "proportion":
         return f"[{low * 100:+.2f}, {high * 100:+.2f}] pp"
-    return f"[{low:+,.4g}, {high:+,.4g}]"
+    return f"[{format_number(low, signed=True)}, {format_number(high, signed=True)}]"
 
 
 def format_absolute(metric: dict[str, Any]) -> str:
@@ -43,7 +48,8 @@ def format_absolute(metric: dict[str, Any]) -> str:
     effect, (low, high) = metric["absolute_effect"], metric["absolute_ci"]
     if metric["type"] == "proportion":
         return f"{effect * 100:+.2f} pp [{low * 100:+.2f}, {high * 100:+.2f}]"
-    return f"{effect:+,.4g} [{low:+,.4g}, {high:+,.4g}]"
+    return (f"{format_number(effect, signed=True)} [{format_number(low, signed=True)}, "
+            f"{format_number(high, signed=True)}]")
 
 
 def format_relative(metric: dict[str, Any]) -> str:
@@ -65,24 +71,9 @@ def format_margin(metric: dict[str, Any], margin: dict[str, Any] | None) -> str:
         points = absolute * 100
         size = f"{points:.2f} pp" if abs(round(points, 2) - points) < 1e-9 else f"{points:.4g} pp"
     else:
-        size = f"{absolute:,.4g}"
+        size = format_number(absolute)
     if margin.get("relative"):
         value = margin.get("value")
         share = value if isinstance(value, str) else f"{float(value) * 100:g}%" if value is not None else None
         return f"{share} ({size})" if share else size
     return size
-
-
-def format_p(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
-
-
-def format_probability(value: float) -> str:
-    """A posterior probability without false certainty: never 100.0% or 0.0%."""
-    if value > 0.999:
-        return "> 99.9%"
-    if value < 0.001:
-        return "< 0.1%"
-    return f"{value:.1%}"

@@ -32,6 +32,7 @@ from analytics import (
     validate_aggregated,
 )
 from analytics.decision import harm_interval
+from analytics.wording import format_p
 from analytics.inference import EffectEstimate, MetricType
 
 CONTROL_VALUES: dict[str, float] = {"proportion": 0.2, "mean": 812.0, "ratio": 19.4}
@@ -321,7 +322,7 @@ def test_multi_arm_simultaneous_intervals_and_indistinguishable_winners() -> Non
     assert report.decision.winner == "b"
     between = two_proportion_ztest(ProportionStatistic(50_000, 6_500), ProportionStatistic(50_000, 6_510))
     assert between.p_value > 0.9
-    assert any("indistinguishable" in r and f"p = {between.p_value:.3g}" in r for r in report.decision.reasons)
+    assert any("indistinguishable" in r and f"p = {format_p(between.p_value)}" in r for r in report.decision.reasons)
     clear = _report([["control", 50_000, 6_000], ["a", 50_000, 6_400], ["b", 50_000, 6_900]], header)
     assert not any("indistinguishable" in r for r in clear.decision.reasons)
     assert any("significantly better than the runner-up a" in r for r in clear.decision.reasons)

@@ -15,6 +15,7 @@ import pytest
 from pypdf import PdfReader
 
 from analytics import DEFAULT_POLICY, policy_from_mapping
+from analytics.wording import format_p
 from dashapp.memo import Charter, SafeURLFetcher, build_memo, render_html, render_markdown, render_pdf, render_report
 from dashapp.memo.chart import effect_chart_svg
 from dashapp.memo.model import RULE_TITLES
@@ -136,7 +137,7 @@ def test_every_sample_memo_in_three_formats(name: str, tmp_path: Path) -> None:
         assert report["input"]["sha256"] in text
     if report["comparisons"]:
         p_value = report["comparisons"][0]["primary"]["p_value_adjusted"]
-        shown = "&lt; 0.0001" if p_value < 1e-4 else f"{p_value:.4f}"
+        shown = format_p(p_value).replace("<", "&lt;")
         assert shown in html
     assert pdf.startswith(b"%PDF")
     assert _pages(pdf) == 1
@@ -305,7 +306,7 @@ def test_guardrail_rows_show_their_own_margin_and_the_harm_upper_bound(tmp_path:
     assert rows["load_ms"].margin == "1% (8.2)" and rows["load_ms"].severe == "5% (41)"
     assert rows["load_ms"].harm_upper == f"{guardrails['load_ms']['harm_ci'][1]:+,.4g}" == "+11.98"
     assert rows["cancel"].harm_upper == f"{guardrails['cancel']['harm_ci'][1] * 100:+.2f} pp"
-    assert rows["cancel"].p_value == f"{guardrails['cancel']['p_value_adjusted']:.4f}"
+    assert rows["cancel"].p_value == format_p(guardrails['cancel']['p_value_adjusted'])
     assert [g.status for g in memo.guardrails] == [g["status"] for g in guardrails.values()]
 
 
@@ -389,8 +390,7 @@ def test_multi_arm_evidence_shows_simultaneous_ci_beside_the_adjusted_p() -> Non
     for row, comparison in zip(memo.evidence, report["comparisons"], strict=True):
         low, high = comparison["primary"]["ci_simultaneous"]
         assert row.simultaneous == f"[{low * 100:+.2f}, {high * 100:+.2f}] pp"
-        assert row.p_value == ("< 0.0001" if comparison["primary"]["p_value_adjusted"] < 1e-4
-                               else f"{comparison['primary']['p_value_adjusted']:.4f}")
+        assert row.p_value == format_p(comparison["primary"]["p_value_adjusted"])
     html = render_html(memo)
     assert "<th>Simultaneous CI</th>" in html and "Bonferroni at 1 − α/2" in html
     assert "Holm-adjusted across 2 arms" in html
@@ -403,9 +403,9 @@ def test_sparse_counts_show_fishers_exact_p(tmp_path: Path) -> None:
     exact = report["comparisons"][0]["primary"]["p_value_exact"]
     assert exact is not None
     memo = build_memo(report)
-    assert memo.evidence[0].p_exact == f"{exact:.4f}"
+    assert memo.evidence[0].p_exact == format_p(exact)
     markdown = render_markdown(memo)
-    assert "| p exact |" in markdown and f"| {exact:.4f} |" in markdown
+    assert "| p exact |" in markdown and f"| {format_p(exact)} |" in markdown
     assert "Fisher's exact test" in markdown
 
 

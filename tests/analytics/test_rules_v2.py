@@ -32,8 +32,8 @@ from analytics import (
     validate_aggregated,
 )
 from analytics.decision import harm_interval
-from analytics.wording import format_p
 from analytics.inference import EffectEstimate, MetricType
+from analytics.wording import format_p
 
 CONTROL_VALUES: dict[str, float] = {"proportion": 0.2, "mean": 812.0, "ratio": 19.4}
 

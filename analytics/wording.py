@@ -11,6 +11,7 @@ import datetime as dt
 import math
 
 __all__ = [
+    "RULE_TITLES",
     "format_count",
     "format_date",
     "format_number",
@@ -19,7 +20,26 @@ __all__ = [
     "format_points",
     "format_probability",
     "p_clause",
+    "rule_title",
 ]
+
+
+#: The title of each decision rule (SPEC §4.4), shown by the pages, the memo and the CLI alike.
+RULE_TITLES: dict[str, str] = {
+    "data_blocked": "Rule 1 — the data is blocked",
+    "srm": "Rule 2 — sample ratio mismatch",
+    "guardrail_severe": "Rule 3 — a guardrail worsened severely",
+    "primary_worse": "Rule 4 — the primary metric is significantly worse",
+    "guardrail_worsened": "Rule 5 — a guardrail worsened",
+    "guardrail_unproven": "Rule 6b — a guardrail is not shown non-inferior",
+    "primary_better": "Rule 6 — the primary metric is significantly better",
+    "inconclusive": "Rule 7 — inconclusive",
+}
+
+
+def rule_title(rule: str) -> str:
+    """``Rule 6 — the primary metric is significantly better`` (the rule id itself when unknown)."""
+    return RULE_TITLES.get(rule, rule)
 
 
 def format_p(value: float | None) -> str:

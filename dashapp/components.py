@@ -7,6 +7,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from analytics.wording import RULE_TITLES
 from dashapp import ids
 from dashapp.figures import guardrail_harm
 from dashapp.formatting import (
@@ -38,16 +39,6 @@ HEALTH_COLOURS = {"healthy": "success", "warning": "warning", "blocked": "danger
 DECISION_COLOURS = {"launch": "success", "hold": "warning", "rollback": "danger"}
 STATUS_COLOURS = {"ok": "success", "minor": "info", "inconclusive": "secondary", "worsened": "warning",
                   "severe": "danger"}
-RULE_TITLES = {
-    "data_blocked": "Rule 1: the data is blocked",
-    "srm": "Rule 2: sample ratio mismatch",
-    "guardrail_severe": "Rule 3: a guardrail worsened severely",
-    "primary_worse": "Rule 4: the primary metric is significantly worse",
-    "guardrail_worsened": "Rule 5: a guardrail worsened",
-    "guardrail_unproven": "Rule 6b: a guardrail is not shown non-inferior",
-    "primary_better": "Rule 6: the primary metric is significantly better",
-    "inconclusive": "Rule 7: inconclusive",
-}
 
 
 def health_badge(status: str, *, element_id: str | None = ids.HEALTH_STATUS) -> dbc.Badge:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from analytics.wording import RULE_TITLES
 from dashapp.formatting import (
     format_absolute,
     format_amount,
@@ -40,16 +41,6 @@ __all__ = [
 MAX_NOTES_CHARS = 4000
 MAX_TEXT_CHARS = 300
 
-RULE_TITLES = {
-    "data_blocked": "Rule 1 — the data is blocked",
-    "srm": "Rule 2 — sample ratio mismatch",
-    "guardrail_severe": "Rule 3 — a guardrail worsened severely",
-    "primary_worse": "Rule 4 — the primary metric is significantly worse",
-    "guardrail_worsened": "Rule 5 — a guardrail worsened",
-    "guardrail_unproven": "Rule 6b — a guardrail is not shown non-inferior",
-    "primary_better": "Rule 6 — the primary metric is significantly better",
-    "inconclusive": "Rule 7 — inconclusive",
-}
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ from analytics.report import (
     compare_metric,
     report_to_dict,
 )
+from analytics.sequential import SequentialResult, always_valid, confidence_sequence
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic
 from analytics.user_level import (
@@ -113,14 +114,17 @@ __all__ = [
     "SampleSizePlan",
     "Segment",
     "SegmentSummary",
+    "SequentialResult",
     "SrmResult",
     "UserLevelSummary",
     "ValidationResult",
     "VariantSummary",
+    "always_valid",
     "analyze",
     "assess_guardrails",
     "beta_binomial_summary",
     "compare_metric",
+    "confidence_sequence",
     "cuped_test",
     "detectable_effect",
     "fisher_exact_p",

@@ -251,7 +251,8 @@ def decide_arm(
         return ArmDecision(treatment, Outcome.ROLLBACK, "guardrail_severe", (
             f"Guardrail {', '.join(g.name for g in severe)} worsened significantly beyond its severe margin: "
             f"{'; '.join(_harm_text(g) for g in severe)}.",))
-    effect = f"{primary_metric} {format_effect(primary)} ({p_clause(primary_p)}; {better} is better)"
+    p_text = p_clause(primary_p).replace("p ", "always-valid p ", 1) if policy.sequential else p_clause(primary_p)
+    effect = f"{primary_metric} {format_effect(primary)} ({p_text}; {better} is better)"
     improvement = primary.absolute_effect if better == "higher" else -primary.absolute_effect
     exact_agrees = exact_p is None or exact_p < policy.alpha
     if primary_significant and improvement < 0 and exact_agrees:

@@ -296,6 +296,8 @@ class Policy:
     metrics: tuple[MetricPolicy, ...] = ()
     require_non_inferiority: bool = False
     guardrail_correction: Literal["holm", "none"] = "holm"
+    sequential: bool = False
+    sequential_tuning: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("alpha", "srm_warning_p", "srm_blocked_p", "power"):
@@ -317,6 +319,10 @@ class Policy:
             raise ValueError(f"segment_correction must be 'holm' or 'bh', got {self.segment_correction!r}")
         if self.planned_mde is not None and not (math.isfinite(self.planned_mde) and self.planned_mde > 0):
             raise ValueError(f"planned_mde must be a positive number, got {self.planned_mde!r}")
+        if self.sequential_tuning is not None and (
+                isinstance(self.sequential_tuning, bool) or not isinstance(self.sequential_tuning, int | float)
+                or not math.isfinite(self.sequential_tuning) or self.sequential_tuning <= 0):
+            raise ValueError(f"sequential_tuning must be a positive number of users, got {self.sequential_tuning!r}")
         if self.guardrail_correction not in ("holm", "none"):
             raise ValueError(f"guardrail_correction must be 'holm' or 'none', got {self.guardrail_correction!r}")
         seen: set[str] = set()
@@ -325,6 +331,12 @@ class Policy:
             if key in seen:
                 raise ValueError(f"metric {metric.name!r} is declared twice in [metrics]")
             seen.add(key)
+
+    @property
+    def tuning(self) -> float:
+        """The total sample at which the confidence sequence is tightest (SPEC §3.1; GrowthBook's
+        default of 5,000 when none is given)."""
+        return float(self.sequential_tuning) if self.sequential_tuning is not None else 5000.0
 
     def metric_policy(self, name: str) -> MetricPolicy | None:
         key = name.casefold()
@@ -373,7 +385,7 @@ DEFAULT_POLICY = Policy()
 _SCALARS = {f.name for f in fields(Policy)} - {"expected_split", "harm_directions", "metrics"}
 _TABLES = {"expected_split", "harm_directions", "metrics"}
 _METRIC_KEYS = ("better", "margin", "severe_margin", "numerator", "denominator", "role")
-_BOOLEANS = ("planned_mde_relative", "use_cuped", "require_non_inferiority")
+_BOOLEANS = ("planned_mde_relative", "use_cuped", "require_non_inferiority", "sequential")
 
 
 def _metric_policy(name: str, table: Any) -> MetricPolicy:
@@ -469,6 +481,8 @@ def policy_to_mapping(policy: Policy) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(policy, name) for name in sorted(_SCALARS)}
     if values["planned_mde"] is None:
         del values["planned_mde"]
+    if values["sequential_tuning"] is None:
+        del values["sequential_tuning"]
     split = policy.expected_split
     if split.positional:
         values["expected_split"] = list(split.positional)

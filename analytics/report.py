@@ -36,6 +36,7 @@ from analytics.inference import (
 )
 from analytics.policy import RULES_VERSION, HarmDirection, Margin, MetricSettings, Policy, unknown_metric_message
 from analytics.power import detectable_effect, plan_sample_size
+from analytics.sequential import SequentialResult, always_valid
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
 from analytics.wording import p_clause
@@ -54,6 +55,7 @@ __all__ = [
     "analyze",
     "analyze_segments",
     "compare_metric",
+    "decision_view",
     "metric_estimate",
     "report_to_dict",
 ]
@@ -107,6 +109,7 @@ class MetricResult:
     settings: MetricSettings | None = None
     ci_simultaneous: Interval | None = None
     p_value_exact: float | None = None
+    sequential: SequentialResult | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class GuardrailResult:
     status: GuardrailStatus
     cuped: CupedResult | None = None
     assessment: GuardrailAssessment | None = None
+    sequential: SequentialResult | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,16 @@ def metric_estimate(metric: MetricData, control: str, treatment: str,
     adjusted = replace(cuped.adjusted, metric_type=base.metric_type)
     cuped = replace(cuped, adjusted=adjusted, unadjusted=base)
     return (adjusted if policy.use_cuped else base), cuped
+
+
+def decision_view(estimate: EffectEstimate, policy: Policy, *, alpha: float | None = None
+                  ) -> tuple[EffectEstimate, SequentialResult | None]:
+    """The estimate the decision rules read: as is, or — with ``policy.sequential`` — with its CI and
+    p replaced by the always-valid ones (SPEC §3.1); the sequential result is returned too."""
+    if not policy.sequential:
+        return estimate, None
+    sequence = always_valid(estimate, alpha=policy.alpha if alpha is None else alpha, tuning=policy.tuning)
+    return replace(estimate, absolute_ci=sequence.ci, p_value=sequence.p_value), sequence
 
 
 def _direction(estimate: EffectEstimate, significant: bool) -> Direction:
@@ -278,12 +292,13 @@ def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: f
     control = data.control
     primary = data.primary
     estimate, primary_cuped = metric_estimate(primary, control, treatment, policy)
+    _, sequence = decision_view(estimate, policy)
     # A zero-variance comparison is uninformative, never "significant".
     significant = adjusted_p < policy.alpha and estimate.standard_error > 0
     simultaneous = None
     if arms > 1:
         wide, _ = metric_estimate(primary, control, treatment, replace(policy, alpha=policy.alpha / arms))
-        simultaneous = wide.absolute_ci
+        simultaneous = decision_view(wide, policy, alpha=policy.alpha / arms)[0].absolute_ci
     settings = policy.settings(primary.name, "primary", primary.metric_type)
     bayesian = _bayesian(primary, control, treatment, estimate) if primary_cuped is None or not policy.use_cuped \
         else normal_summary(estimate)
@@ -302,14 +317,17 @@ def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: f
         settings=settings,
         ci_simultaneous=simultaneous,
         p_value_exact=exact_p,
+        sequential=sequence,
     )
     found = []
     for metric in data.by_role("guardrail"):
         g, g_cuped = metric_estimate(metric, control, treatment, policy)
         found.append((metric.name, g, policy.settings(metric.name, "guardrail", metric.metric_type), g_cuped))
-    assessed = assess_guardrails([(name, g, settings) for name, g, settings, _ in found], policy)
-    guardrails = tuple(GuardrailResult(a.name, a.estimate, a.settings.harm_direction, a.status, g_cuped, a)
-                       for a, (_, _, _, g_cuped) in zip(assessed, found, strict=True))
+    views = [decision_view(g, policy) for _, g, _, _ in found]
+    assessed = assess_guardrails([(name, view, settings) for (name, _, settings, _), (view, _) in
+                                  zip(found, views, strict=True)], policy)
+    guardrails = tuple(GuardrailResult(a.name, g, a.settings.harm_direction, a.status, g_cuped, a, sequence)
+                       for a, (_, g, _, g_cuped), (_, sequence) in zip(assessed, found, views, strict=True))
     secondary = []
     for metric in data.by_role("secondary"):
         s, s_cuped = metric_estimate(metric, control, treatment, policy)
@@ -498,7 +516,7 @@ def analyze(
 
     treatments = data.treatments
     primary = data.primary
-    raw = [metric_estimate(primary, data.control, t, policy)[0].p_value for t in treatments]
+    raw = [decision_view(metric_estimate(primary, data.control, t, policy)[0], policy)[0].p_value for t in treatments]
     adjusted = holm_adjust(raw) if len(raw) > 1 else raw
     exact = [_exact_p(primary, data.control, t) for t in treatments]
     if any(p is not None for p in exact) and len(exact) > 1:
@@ -596,6 +614,7 @@ def _metric_dict(result: MetricResult, applied: bool) -> dict[str, Any]:
     body.update(_settings_fields(result.settings, result.estimate.control_value))
     body["ci_simultaneous"] = _interval(result.ci_simultaneous)
     body["p_value_exact"] = _number(result.p_value_exact)
+    body["sequential"] = _sequential_dict(result.sequential)
     if result.bayesian is not None:
         b = result.bayesian
         body["bayesian"] = {
@@ -616,7 +635,14 @@ def _guardrail_dict(g: GuardrailResult, applied: bool) -> dict[str, Any]:
         body["p_value_adjusted"] = _number(a.p_value_adjusted)
         body["harm"] = _number(a.harm)
         body["harm_ci"] = _interval(a.harm_ci)
+    body["sequential"] = _sequential_dict(g.sequential)
     return body
+
+
+def _sequential_dict(sequence: SequentialResult | None) -> dict[str, Any] | None:
+    if sequence is None:
+        return None
+    return {"ci": _interval(sequence.ci), "p_value": _number(sequence.p_value), "tuning": _number(sequence.tuning)}
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -680,6 +706,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "segment_correction": policy.segment_correction,
             "require_non_inferiority": policy.require_non_inferiority,
             "guardrail_correction": policy.guardrail_correction,
+            "sequential": policy.sequential,
+            "sequential_tuning": policy.tuning if policy.sequential else policy.sequential_tuning,
             "metrics": {m.name: m.to_json() for m in policy.metrics},
         },
         "segments": [

@@ -150,6 +150,9 @@ class FileReader:
         if b"\x00" in sample or _looks_binary(sample):
             return LoadedFile(name, None, (_blocked("not_text", f"{Path(name).name} is not a text CSV file (it "
                               "contains binary data); export the results as CSV (UTF-8) or Parquet."),), digest, size, "csv")
+        too_wide = _too_many_columns(name, _csv_columns(sample))
+        if too_wide is not None:
+            return LoadedFile(name, None, (too_wide,), digest, size, "csv")
         try:
             header_row = self._connection.execute(
                 "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true) LIMIT 1", [str(file)]
@@ -177,6 +180,10 @@ class FileReader:
     def _read_parquet(self, name: str, file: Path, digest: str, size: int, segments: Sequence[str] = (),
                       ratios: Sequence[tuple[str, str]] = ()) -> LoadedFile:
         try:
+            found = self._connection.execute("SELECT count(*) FROM parquet_schema(?)", [str(file)]).fetchone()
+            too_wide = _too_many_columns(name, int(found[0]) - 1 if found else 0)  # the schema's root is a row too
+            if too_wide is not None:
+                return LoadedFile(name, None, (too_wide,), digest, size, "parquet")
             described = self._connection.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file)]).fetchall()
             if _is_user_level([str(row[0]) for row in described]):
                 summary = summarise_user_level(self._connection, "read_parquet(?)", str(file), segments, ratios)
@@ -223,6 +230,29 @@ class _ProgressWatcher:
             if done > last:
                 last = done
                 self._report(min(done, 100.0))
+
+
+#: More columns than any experiment export needs. Wider files are refused before DuckDB reads them:
+#: a user-level file with 6,000 columns crashed DuckDB (SIGFPE) in one aggregate, taking the server
+#: down, and 4,000 columns cost 7.7 s of CPU.
+MAX_COLUMNS = 500
+
+
+def _csv_columns(sample: bytes) -> int | None:
+    """Columns in a CSV's header line (the most of the usual delimiters); ``None`` when the header
+    line does not even end within the sample (far too many)."""
+    line, newline, _ = sample.partition(b"\n")
+    if not newline and len(sample) >= 65536:
+        return None
+    return max(line.count(delimiter) for delimiter in (b",", b";", b"\t", b"|")) + 1
+
+
+def _too_many_columns(name: str, columns: int | None) -> Issue | None:
+    if columns is not None and columns <= MAX_COLUMNS:
+        return None
+    counted = f"{columns:,}" if columns is not None else f"more than {MAX_COLUMNS}"
+    return _blocked("too_many_columns", f"{Path(name).name} has {counted} columns; ExperimentOS reads at most "
+                    f"{MAX_COLUMNS}. Export only the variant, metric and segment columns the analysis needs.")
 
 
 def _is_user_level(header: list[str]) -> bool:

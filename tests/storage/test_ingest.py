@@ -61,3 +61,29 @@ def test_unopenable_paths_raise_input_file_error(tmp_path: Path) -> None:
             reader.read_path(tmp_path / "missing.csv")
         with pytest.raises(InputFileError, match="directory"):
             reader.read_path(tmp_path)
+
+
+def test_files_wider_than_the_column_cap_are_refused_before_duckdb_reads_them(tmp_path: Path) -> None:
+    """A user-level CSV with 6,000 columns crashed DuckDB with SIGFPE (and the server with it)."""
+    from storage.ingest import MAX_COLUMNS
+
+    def csv(columns: int) -> bytes:
+        header = "variant," + ",".join(f"m{i}" for i in range(columns - 1))
+        rows = [f"{v}," + ",".join(str(i % 3) for i in range(columns - 1)) for v in ("control", "treatment") * 20]
+        return ("\n".join([header, *rows]) + "\n").encode()
+
+    with FileReader() as reader:
+        wide = reader.read_bytes(csv(6_001), "wide.csv")
+        (issue,) = wide.issues
+        assert issue.code == "too_many_columns" and "6,001 columns" in issue.message and str(MAX_COLUMNS) in issue.message
+        no_end = reader.read_bytes(b"variant," + b"x," * 40_000 + b"y\ncontrol,1\n", "endless.csv")
+        assert [i.code for i in no_end.issues] == ["too_many_columns"] and "more than 500" in no_end.issues[0].message
+        semicolons = reader.read_bytes(csv(MAX_COLUMNS + 1).replace(b",", b";"), "semi.csv")
+        assert [i.code for i in semicolons.issues] == ["too_many_columns"]
+        at_cap = reader.read_bytes(csv(MAX_COLUMNS), "cap.csv")
+        assert at_cap.issues == () and at_cap.user_level is not None
+        parquet = tmp_path / "wide.parquet"
+        with duckdb.connect() as connection:
+            columns = ", ".join(f"1 AS m{i}" for i in range(MAX_COLUMNS))
+            connection.execute(f"COPY (SELECT 'control' AS variant, {columns}) TO '{parquet}' (FORMAT parquet)")
+        assert [i.code for i in reader.read_path(parquet).issues] == ["too_many_columns"]

@@ -239,31 +239,32 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
         lines = [json.dumps(report_json(r), allow_nan=False, ensure_ascii=False,
                             indent=None if len(reports) > 1 else 2) for r in reports]
         _write("\n".join(lines) + "\n", args.output, stdout)
+    elif args.format == "pdf":
+        _render(report_json(reports[0]), "pdf", args.output, stdout)
     else:
-        from dashapp.memo import render_report
-
-        if args.format == "pdf":
-            content = render_report(report_json(reports[0]), "pdf")
-            assert isinstance(content, bytes)
-            try:
-                Path(args.output).write_bytes(content)
-            except OSError as error:
-                raise UsageError(f"-o {args.output}: cannot be written ({error.strerror or error})") from None
-        else:
-            texts = [render_report(report_json(r), args.format) for r in reports]
-            _write("\n\n---\n\n".join(str(t) for t in texts), args.output, stdout)
+        texts = [_memo(report_json(r), args.format) for r in reports]
+        _write("\n\n---\n\n".join(str(t) for t in texts), args.output, stdout)
     if args.require_launch and any(r.decision.outcome is not Outcome.LAUNCH for r in reports):
         return EXIT_NOT_LAUNCH
     return EXIT_OK
+
+
+def _memo(report: dict[str, Any], fmt: str, **memo: Any) -> str | bytes:
+    """The memo in ``fmt`` (the renderers are imported only when a memo is asked for); a PDF that
+    does not finish in time is one clear line and exit 2, never a traceback."""
+    from dashapp.memo import RenderTimeoutError, render_report
+
+    try:
+        return render_report(report, fmt, **memo)
+    except RenderTimeoutError as error:
+        raise UsageError(f"the {fmt.upper()} memo could not be rendered: {error}; try --format md or html") from None
 
 
 def _render(report: dict[str, Any], fmt: str, output: str | None, stdout: TextIO, **memo: Any) -> None:
     if fmt == "json":
         _write(json.dumps(report, allow_nan=False, ensure_ascii=False, indent=2) + "\n", output, stdout)
         return
-    from dashapp.memo import render_report
-
-    content = render_report(report, fmt, **memo)
+    content = _memo(report, fmt, **memo)
     if isinstance(content, bytes):
         if not output:
             raise UsageError(f"--format {fmt} needs -o OUT")

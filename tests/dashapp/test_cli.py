@@ -338,3 +338,21 @@ def test_a_user_level_ratio_metric_and_a_relative_mde_through_the_cli(tmp_path: 
     assert "did you mean revenue?" in blocked["health"]["issues"][0]["message"]
     bad = run_cli("analyze", str(data), "--mde", "five")
     assert bad.returncode == 2 and "5%" in bad.stderr
+
+
+def test_a_pdf_render_timeout_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import io
+
+    import dashapp.memo
+    from dashapp.cli import main
+
+    def too_slow(*args: object, **kwargs: object) -> bytes:
+        raise dashapp.memo.RenderTimeoutError("the PDF took longer than 20 s to render")
+
+    monkeypatch.setattr(dashapp.memo, "render_report", too_slow)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["analyze", str(DATA / "sample_launch.csv"), "--format", "pdf", "-o", str(tmp_path / "m.pdf")],
+                stdout=out, stderr=err)
+    assert code == 2 and not (tmp_path / "m.pdf").exists()
+    assert err.getvalue() == ("experimentos: error: the PDF memo could not be rendered: the PDF took longer than 20 s "
+                              "to render; try --format md or html\n")

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import optimize, special, stats
+from scipy import special
 
+from analytics.distributions import norm_cdf, norm_pdf, norm_ppf
 from analytics.inference import EffectEstimate
 from analytics.sufficient import Interval, ProportionStatistic
 
@@ -110,7 +111,7 @@ def beta_binomial_summary(
     tail = (1.0 - credible_level) / 2.0
     bounds = []
     for target in (tail, 1.0 - tail):
-        r = max(ratio + float(stats.norm.ppf(target)) * spread, 1e-12)
+        r = max(ratio + norm_ppf(target) * spread, 1e-12)
         converged = False
         for _ in range(30):
             gap = ratio_cdf(r) - target
@@ -129,6 +130,8 @@ def beta_binomial_summary(
             low, high = 1e-12, ratio + 50.0 * spread
             while ratio_cdf(high) < target:
                 high *= 2.0
+            from scipy import optimize  # a rare fallback; not worth its import time on every run
+
             r = float(optimize.brentq(lambda v, goal=target: ratio_cdf(v) - goal, low, high, xtol=1e-14, rtol=1e-10))
         bounds.append(r - 1.0)
     return BayesianSummary(
@@ -146,15 +149,15 @@ def normal_summary(effect: EffectEstimate, *, credible_level: float = 0.95) -> B
     interval uses the delta-method SE of the lift.
     """
     delta, se = effect.absolute_effect, effect.standard_error
-    z = float(stats.norm.ppf(0.5 + credible_level / 2.0))
+    z = norm_ppf(0.5 + credible_level / 2.0)
     if se == 0.0:
         prob = 1.0 if delta > 0 else 0.0 if delta < 0 else 0.5
         loss_t, loss_c = max(-delta, 0.0), max(delta, 0.0)
     else:
         ratio = delta / se
-        prob = float(stats.norm.cdf(ratio))
-        loss_t = float(se * stats.norm.pdf(ratio) - delta * stats.norm.cdf(-ratio))
-        loss_c = float(se * stats.norm.pdf(ratio) + delta * stats.norm.cdf(ratio))
+        prob = norm_cdf(ratio)
+        loss_t = se * norm_pdf(ratio) - delta * norm_cdf(-ratio)
+        loss_c = se * norm_pdf(ratio) + delta * norm_cdf(ratio)
     interval = None
     if effect.relative_effect is not None and effect.relative_standard_error is not None:
         rel, rel_se = effect.relative_effect, effect.relative_standard_error

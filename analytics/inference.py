@@ -25,8 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
-
+from analytics.distributions import norm_ppf, norm_sf, t_ppf, t_sf
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic
 
 __all__ = [
@@ -75,7 +74,7 @@ def z_critical(alpha: float) -> float:
     """Φ⁻¹(1 − α/2), the two-sided critical value of the standard normal (cached: a policy uses a
     handful of α values, and every comparison asks for one)."""
     _check_alpha(alpha)
-    return float(stats.norm.ppf(1.0 - alpha / 2.0))
+    return norm_ppf(1.0 - alpha / 2.0)
 
 
 def _check_alpha(alpha: float) -> None:
@@ -170,7 +169,7 @@ def _z_test(metric_type: MetricType, control: ProportionStatistic | RatioStatist
                          p_value=1.0 if delta == 0.0 else 0.0, note=degenerate_note)
     statistic = delta / se
     return _estimate(metric_type, control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=None,
-                     p_value=float(2.0 * stats.norm.sf(abs(statistic))), note=None)
+                     p_value=2.0 * norm_sf(abs(statistic)), note=None)
 
 
 def two_proportion_ztest(
@@ -200,6 +199,8 @@ def ratio_ztest(control: RatioStatistic, treatment: RatioStatistic, *, alpha: fl
 def fisher_exact_p(control: ProportionStatistic, treatment: ProportionStatistic) -> float:
     """Two-sided p-value of Fisher's exact test on the 2×2 table of successes and failures
     (``scipy.stats.fisher_exact``), for counts too sparse for the Wald test."""
+    from scipy import stats  # only sparse data needs it; scipy.stats costs ~0.5 s to import
+
     table = [[treatment.successes, treatment.n - treatment.successes],
              [control.successes, control.n - control.successes]]
     return float(stats.fisher_exact(table).pvalue)
@@ -230,14 +231,14 @@ def welch_ttest(
     delta = treatment.mean - control.mean
     se = math.sqrt(treatment.variance / treatment.n + control.variance / control.n)
     df = welch_degrees_of_freedom(control, treatment)
-    critical = float(stats.t.ppf(1.0 - alpha / 2.0, df))
+    critical = t_ppf(1.0 - alpha / 2.0, df)
     if se == 0.0:
         return _estimate("mean", control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=df,
                          p_value=1.0 if delta == 0.0 else 0.0,
                          note="Both arms have zero variance, so the t-test is uninformative.")
     statistic = delta / se
     return _estimate("mean", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=df,
-                     p_value=float(2.0 * stats.t.sf(abs(statistic), df)), note=None)
+                     p_value=2.0 * t_sf(abs(statistic), df), note=None)
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import optimize, stats
+from analytics.distributions import norm_ppf
 
 __all__ = [
     "SampleSizePlan",
@@ -52,7 +52,7 @@ def _check(alpha: float, power: float, shares: tuple[float, float]) -> tuple[flo
 
 
 def _z_sum(alpha: float, power: float) -> float:
-    return float(stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power))
+    return norm_ppf(1.0 - alpha / 2.0) + norm_ppf(power)
 
 
 def plan_sample_size(
@@ -154,4 +154,6 @@ def detectable_effect(
     upper = 1.0 - p
     if gap(upper) > 0:
         return math.inf
+    from scipy import optimize  # only this inverse needs a root finder
+
     return float(optimize.brentq(gap, 1e-15, upper, xtol=1e-15, rtol=1e-12))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scipy import stats
+from analytics.distributions import chi2_sf
 
 __all__ = ["SrmResult", "srm_check"]
 
@@ -35,5 +35,5 @@ def srm_check(observed: Mapping[str, int], expected_share: Mapping[str, float]) 
     shares = {name: expected_share[name] / total_share for name in observed}
     total = sum(observed.values())
     chi2 = sum((observed[name] - total * shares[name]) ** 2 / (total * shares[name]) for name in observed)
-    p_value = float(stats.chi2.sf(chi2, len(observed) - 1))
+    p_value = chi2_sf(chi2, len(observed) - 1)
     return SrmResult(chi2=float(chi2), p_value=p_value, observed=dict(observed), expected_share=shares)

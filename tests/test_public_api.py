@@ -32,3 +32,13 @@ def test_cli_and_renderers_do_not_import_dash() -> None:
     code = "import sys, dashapp.cli, dashapp.memo; print('dash' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_importing_analytics_and_analysing_a_csv_stay_light() -> None:
+    """scipy.stats / scipy.optimize cost ~0.5 s to import; renderers and Dash are for memos and serve."""
+    heavy = ("scipy.stats", "scipy.optimize", "pandas", "matplotlib", "dash", "weasyprint", "jinja2", "plotly")
+    code = ("import io, sys; import analytics; first = sorted(m for m in sys.modules if m in HEAVY); "
+            "from dashapp.cli import main; main(['analyze', 'data/sample_launch.csv'], stdout=io.StringIO()); "
+            "print(first, sorted(m for m in sys.modules if m in HEAVY))").replace("HEAVY", repr(heavy))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[] []"

@@ -21,6 +21,7 @@ STATUS_COLOURS = {
 }
 MARGIN_COLOUR = "#b7791f"
 SEVERE_COLOUR = "#b42318"
+UNTRUSTED_COLOUR = "#b0b5bd"
 LABEL_CHARS = 26
 MAX_HEIGHT_INCHES = 2.5
 
@@ -29,13 +30,14 @@ def _label(text: str) -> str:
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
-def _panel(axis: object, rows: Sequence[ChartRow], title: str, unit: str, label_size: float) -> list[int]:
+def _panel(axis: object, rows: Sequence[ChartRow], title: str, unit: str, label_size: float, *,
+           untrusted: bool = False) -> list[int]:
     from matplotlib.axes import Axes
 
     assert isinstance(axis, Axes)
     positions = list(range(len(rows)))[::-1]
     for y, row in zip(positions, rows, strict=True):
-        colour = STATUS_COLOURS.get(row.kind, "#1f5fbf")
+        colour = UNTRUSTED_COLOUR if untrusted else STATUS_COLOURS.get(row.kind, "#1f5fbf")
         axis.plot([row.low, row.high], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt")
         axis.plot([row.value], [y], marker="o", color=colour, markersize=5)
     axis.axvline(0, color="#111827", linewidth=0.8)
@@ -91,11 +93,14 @@ def effect_chart_svg(memo: MemoModel, *, max_height: float = MAX_HEIGHT_INCHES) 
                                 "svg.hashsalt": "experimentos"}):
         if memo.primary_chart:
             direction = "← lower is better" if memo.primary_better == "lower" else "higher is better →"
-            _panel(axes[index], memo.primary_chart, f"Primary: change vs control ({direction})", "% of control",
-                   label_size)
+            title = f"Primary: change vs control ({direction})"
+            if memo.untrusted:  # an SRM or blocked hold: the interval is not a result
+                title = "Primary: NOT TRUSTWORTHY (see Health)"
+            _panel(axes[index], memo.primary_chart, title, "% of control", label_size, untrusted=bool(memo.untrusted))
             index += 1
         if memo.guardrail_chart:
-            positions = _panel(axes[index], memo.guardrail_chart, "Guardrails: harm ÷ own margin (worse →)",
+            arm = f" ({_label(memo.chart_arm)})" if memo.chart_arm else ""
+            positions = _panel(axes[index], memo.guardrail_chart, f"Guardrails{arm}: harm ÷ margin (worse →)",
                                "× margin (dashed: margin = 1, red: severe)", label_size)
             _margin_lines(axes[index], memo.guardrail_chart, positions)
         figure.tight_layout(pad=0.4)

@@ -17,21 +17,27 @@ from analytics.wording import RULE_TITLES
 from dashapp.formatting import (
     format_absolute,
     format_amount,
+    format_count,
     format_interval,
     format_margin,
+    format_number,
     format_p,
+    format_percent,
     format_probability,
     format_relative,
     format_value,
+    rule_title,
 )
 
 __all__ = [
     "MAX_NOTES_CHARS",
     "MAX_TEXT_CHARS",
     "RULE_TITLES",
+    "UNTRUSTED_RULES",
     "ChartRow",
     "Charter",
     "EvidenceRow",
+    "GuardrailMatrixRow",
     "GuardrailRow",
     "MemoModel",
     "MetricThreshold",
@@ -40,7 +46,9 @@ __all__ = [
 
 MAX_NOTES_CHARS = 4000
 MAX_TEXT_CHARS = 300
-
+#: Rules under which the effects are shown for investigation only, never as a result.
+UNTRUSTED_RULES = {"srm": "not trustworthy: sample ratio mismatch",
+                   "data_blocked": "not trustworthy: the data is blocked"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,8 @@ class EvidenceRow:
     better: str | None = None
     simultaneous: str | None = None
     p_exact: str | None = None
+    control_n: str = "—"
+    treatment_n: str = "—"
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,18 @@ class GuardrailRow:
     harm_upper: str = "—"
     margin: str = "—"
     severe: str = "—"
+
+
+@dataclass(frozen=True)
+class GuardrailMatrixRow:
+    """One guardrail across every arm (memos with three or more treatment arms): the control value,
+    the margins, and per arm (in :attr:`MemoModel.arms` order) its :class:`GuardrailRow` or ``None``."""
+
+    metric: str
+    control_value: str
+    margin: str
+    severe: str
+    cells: tuple[GuardrailRow | None, ...]
 
 
 @dataclass(frozen=True)
@@ -151,6 +173,27 @@ class MemoModel:
     primary_better: str | None = None
     arm_count: int = 1
     rules_version: int = 1
+    why: tuple[str, ...] = ()
+    badge: str = ""
+    untrusted: str | None = None
+    actual_sample_text: str = "0"
+    planned_sample_text: str | None = None
+    chart_arm: str | None = None
+    arms: tuple[str, ...] = ()
+
+    @property
+    def guardrail_matrix(self) -> tuple[GuardrailMatrixRow, ...]:
+        """The guardrails with one column per arm: three arms of six guardrails read as six rows, not 18."""
+        rows: dict[str, GuardrailMatrixRow] = {}
+        for g in self.guardrails:
+            if g.metric not in rows:
+                rows[g.metric] = GuardrailMatrixRow(g.metric, g.control_value, g.margin, g.severe,
+                                                    tuple(None for _ in self.arms))
+            row = rows[g.metric]
+            cells = list(row.cells)
+            cells[self.arms.index(g.treatment)] = g
+            rows[g.metric] = dataclasses.replace(row, cells=tuple(cells))
+        return tuple(rows.values())
 
     @property
     def any_default(self) -> bool:
@@ -180,7 +223,8 @@ def _effect_phrase(metric: dict[str, Any], *, signed: bool = False) -> str:
     size = format_amount(metric, effect) if signed else format_amount(metric, abs(effect), signed=False)
     if metric.get("relative_effect") is not None and metric.get("relative_ci") is not None:
         low, high = metric["relative_ci"]
-        return f"{size} ({metric['relative_effect']:+.1%}, 95% CI {low:+.1%} to {high:+.1%})"
+        return (f"{size} ({format_percent(metric['relative_effect'])}, 95% CI {format_percent(low)} to "
+                f"{format_percent(high)})")
     low, high = metric["absolute_ci"]
     return f"{size} (95% CI {format_amount(metric, low)} to {format_amount(metric, high)})"
 
@@ -318,8 +362,8 @@ def _risks(report: dict[str, Any], charter: Charter, actual: int) -> list[str]:
         if note:
             risks.append(note)
     if charter.planned_sample and actual < charter.planned_sample:
-        risks.append(f"Under-powered: {actual:,} users analysed vs {charter.planned_sample:,} planned in the charter "
-                     f"({actual / charter.planned_sample:.0%}).")
+        risks.append(f"Under-powered: {format_count(actual)} users analysed vs {format_count(charter.planned_sample)} "
+                     f"planned in the charter ({format_percent(actual / charter.planned_sample, signed=False, digits=0)}).")
     srm = report["health"]["srm"]
     if srm and srm["status"] == "healthy" and srm["p_value"] < 0.01:
         risks.append(f"The traffic split is close to the SRM limit (p = {format_p(srm['p_value'])}); check assignment.")
@@ -344,8 +388,9 @@ def _unproven_action(report: dict[str, Any]) -> str | None:
     if not found:
         return None
     total, more = max(found)
-    return (f"About {total:,} users in total ({more:,} more than now) would show every guardrail non-inferior at "
-            f"{report['policy']['power']:.0%} power if the true harms are 0.")
+    return (f"About {format_count(total)} users in total ({format_count(more)} more than now) would show every "
+            f"guardrail non-inferior at {format_percent(report['policy']['power'], signed=False, digits=0)} power if "
+            "the true harms are 0.")
 
 
 def _watch_phrase(names: list[str]) -> str:
@@ -383,20 +428,61 @@ def _next_actions(report: dict[str, Any]) -> list[str]:
     return [a for a in actions.get(rule, []) if a]
 
 
+def _split_text(split: Any) -> str:
+    """``equal (3 arms)`` when every arm expects the same share, else ``control 50%, treatment 50%``."""
+    if not isinstance(split, dict) or not split:
+        return str(split)
+    shares = list(split.values())
+    if max(shares) - min(shares) < 1e-9:
+        return f"equal ({len(shares)} arms)"
+    return ", ".join(f"{arm} {format_percent(share, signed=False, digits=0)}" for arm, share in split.items())
+
+
+def _why(report: dict[str, Any]) -> tuple[str, ...]:
+    """The rule and its reasons, the rule's title said once.
+
+    Analytics' first reason often restates the title ("Rule 6 — the primary metric is significantly
+    better" / "The primary metric is significantly better in treatment: …"); then the title runs
+    into that reason instead of being repeated, and that sentence leads.
+    """
+    rule = report["decision"]["rule"]
+    title = rule_title(rule)
+    label, _, phrase = title.partition(" — ")
+    reasons = list(report["decision"]["reasons"])
+    if phrase:
+        for index, reason in enumerate(reasons):
+            text = re.sub(r"^\[[^\]]*\] ", "", reason)
+            if text.lower().startswith(phrase.lower()):
+                merged = f"{label} — {phrase}{text[len(phrase):]}"
+                return (merged, *reasons[:index], *reasons[index + 1:])
+    return (title + ".", *reasons)
+
+
+def _badge(report: dict[str, Any]) -> str:
+    """The decision badge: a hold on untrustworthy data must not look like an inconclusive hold."""
+    rule = report["decision"]["rule"]
+    outcome = str(report["decision"]["outcome"]).upper()
+    if rule == "data_blocked":
+        return f"{outcome} — DATA BLOCKED"
+    if rule == "srm":
+        return f"{outcome} — SAMPLE RATIO MISMATCH"
+    return outcome
+
+
 def _thresholds(report: dict[str, Any]) -> list[tuple[str, str]]:
     """The policy-wide thresholds; per-metric directions and margins are in :func:`_metric_thresholds`."""
     policy = report["policy"]
     split = policy["expected_split"]
-    split_text = ", ".join(f"{k} {v:.0%}" for k, v in split.items()) if isinstance(split, dict) else str(split)
     rows = [
-        ("Significance level α (two-sided)", f"{policy['alpha']:g}"),
-        ("SRM warning / blocked when p <", f"{policy['srm_warning_p']:g} / {policy['srm_blocked_p']:g}"),
-        ("Expected split", split_text),
-        ("Power for sample sizes", f"{policy['power']:.0%}"),
+        ("Significance level α (two-sided)", format_number(policy["alpha"])),
+        ("SRM warning / blocked when p <",
+         f"{format_number(policy['srm_warning_p'])} / {format_number(policy['srm_blocked_p'])}"),
+        ("Expected split", _split_text(split)),
+        ("Power for sample sizes", format_percent(policy["power"], signed=False, digits=0)),
     ]
     if policy.get("planned_mde") is not None:
         kind = "relative" if policy.get("planned_mde_relative") else "absolute"
-        rows.append(("Planned MDE", f"{policy['planned_mde']:g} ({kind})"))
+        rows.append(("Planned MDE", f"{format_number(policy['planned_mde'])} ({kind})"))
     if "require_non_inferiority" in policy:
         rows.append(("Non-inferiority of guardrails for launch",
                      "required (rule 6b)" if policy["require_non_inferiority"] else "not required"))
@@ -426,6 +512,11 @@ def _metric_thresholds(report: dict[str, Any]) -> list[MetricThreshold]:
                 format_margin(metric, margin), bool(margin and margin.get("default")),
                 format_margin(metric, severe), bool(severe and severe.get("default"))))
     return rows
+
+
+def _count(group: dict[str, Any]) -> str:
+    n = group.get("n")
+    return format_count(int(n)) if n is not None else "—"
 
 
 def _prob_better(metric: dict[str, Any]) -> str:
@@ -465,9 +556,13 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
     srm = report["health"]["srm"]
     srm_line = None
     if srm:
-        observed = ", ".join(f"{k} {v:,}" for k, v in srm["observed"].items())
-        srm_line = f"χ² = {srm['chi2']:.2f}, p = {format_p(srm['p_value'])} ({srm['status']}); users: {observed}"
+        observed = ", ".join(f"{k} {format_count(v)}" for k, v in srm["observed"].items())
+        srm_line = (f"χ² = {format_number(srm['chi2'])}, p = {format_p(srm['p_value'])} ({srm['status']}); "
+                    f"users: {observed}")
     several = len(report["comparisons"]) > 1
+    by_arm = {c["treatment"]: c for c in report["comparisons"]}
+    deciding = by_arm.get(decision.get("winner") or "") or _arm_for_rule(report, by_arm)
+    chart_arm = deciding["treatment"] if several and deciding else None
     evidence: list[EvidenceRow] = []
     guardrails: list[GuardrailRow] = []
     primary_chart: list[ChartRow] = []
@@ -484,7 +579,8 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
                 format_p(metric.get("p_value_adjusted", metric["p_value"])), _prob_better(metric),
                 metric["significant"], role=role, better=better,
                 simultaneous=format_interval(metric, simultaneous) if simultaneous else None,
-                p_exact=format_p(metric["p_value_exact"]) if metric.get("p_value_exact") is not None else None))
+                p_exact=format_p(metric["p_value_exact"]) if metric.get("p_value_exact") is not None else None,
+                control_n=_count(metric["control"]), treatment_n=_count(metric["treatment"])))
         primary = comparison["primary"]
         if primary.get("relative_ci") is not None:
             low, high = primary["relative_ci"]
@@ -497,8 +593,8 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
                 format_absolute(g), format_p(g.get("p_value_adjusted", g["p_value"])), g["status"],
                 harm_upper=format_amount(g, _harm(g)[2]), margin=format_margin(g, margin),
                 severe=format_margin(g, severe)))
-            row = _guardrail_chart_row(g, f"{treatment}: {g['metric']}" if several else g["metric"], policy)
-            if row is not None:
+            row = _guardrail_chart_row(g, g["metric"], policy)
+            if row is not None and treatment == (chart_arm or treatment):
                 guardrail_chart.append(row)
     actual = sum(srm["observed"].values()) if srm else 0
     cuped_notes = []
@@ -507,8 +603,9 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
         if cuped:
             state = "used for the decision" if cuped["applied"] else "reported only"
             cuped_notes.append(
-                f"{comparison['treatment']}: CUPED with {cuped['covariate']} (θ = {cuped['theta']:.3g}, variance "
-                f"−{cuped['variance_reduction']:.0%}, {state}); unadjusted change {format_absolute(cuped['unadjusted'])}.")
+                f"{comparison['treatment']}: CUPED with {cuped['covariate']} (θ = {format_number(cuped['theta'])}, "
+                f"variance −{format_percent(cuped['variance_reduction'], signed=False, digits=0)}, {state}); "
+                f"unadjusted change {format_absolute(cuped['unadjusted'])}.")
     metrics = [m for c in report["comparisons"] for m in (c["primary"], *c.get("secondary", []), *c["guardrails"])]
     tests = "Rates use the unpooled Wald z-test; means use Welch's t-test"
     if any(m["type"] == "ratio" for m in metrics):
@@ -521,7 +618,7 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
     assumptions = (
         "Users are independent and each saw one variant for the whole experiment.",
         tests + ".",
-        f"Tests are two-sided at α = {policy['alpha']:g}; {correction}.",
+        f"Tests are two-sided at α = {format_number(policy['alpha'])}; {correction}.",
         "Results were read once at the end (no optional stopping); Bayesian numbers (flat priors) are for "
         "reference and do not drive the decision.",
         *cuped_notes,
@@ -558,4 +655,11 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
         primary_better=_better(primary_metric, "primary")[0] if primary_metric else None,
         arm_count=max(1, len(report["comparisons"])),
         rules_version=int(report.get("rules_version", 1)),
+        why=_why(report),
+        badge=_badge(report),
+        untrusted=UNTRUSTED_RULES.get(decision["rule"]),
+        actual_sample_text=format_count(actual),
+        planned_sample_text=format_count(charter.planned_sample) if charter.planned_sample else None,
+        chart_arm=chart_arm,
+        arms=tuple(c["treatment"] for c in report["comparisons"]),
     )

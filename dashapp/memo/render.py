@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -21,14 +22,17 @@ from dashapp.memo.model import MemoModel
 
 __all__ = [
     "DENSITIES",
-    "NOTES_LIMITS",
+    "FIT_STEPS",
+    "NOTES_MARKER",
     "STATIC_DIR",
+    "FitStep",
     "RenderTimeoutError",
     "SafeURLFetcher",
     "markdown_escape",
     "render_html",
     "render_markdown",
     "render_pdf",
+    "shorten",
 ]
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -36,8 +40,32 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 PDF_TIMEOUT_SECONDS = 20.0
 DENSITIES = (0, 1, 2, 3, 4, 5)  # body type 8.4, 7.7, 7.1, 6.6, 6.2 and 6.2 pt (memo.css)
 CHART_HEIGHTS = {0: 2.5, 1: 2.2, 2: 1.9, 3: 1.6, 4: 1.5, 5: 1.4}  # inches, per density
-NOTES_LIMITS = {5: 600}  # characters of analyst notes in the PDF at the last step
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+NOTES_MARKER = "… (full notes in the dashboard / Markdown)"
+# Markdown syntax that can change how user text reads. `_` only at a word's edge (CommonMark never
+# reads snake_case as emphasis), `<` only where it could open a tag, `&` only where it could be an
+# entity, so "sample_srm" and "p < 0.0001" stay as typed.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]|]|(?<!\w)_|_(?!\w))")
+_MARKDOWN_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+_MARKDOWN_ENTITY = re.compile(r"&(?=#?\w+;)")
+
+
+@dataclass(frozen=True)
+class FitStep:
+    """One layout tried by the PDF renderer: ``density`` (see :data:`DENSITIES`), and how many
+    characters of notes and how many risks the page shows (``None``: all)."""
+
+    density: int
+    notes_limit: int | None = None
+    risks_limit: int | None = None
+
+
+#: Tried in order until the memo fits on one page: smaller type first, then shorter notes, then
+#: fewer risks; each cut is marked on the page and the full text stays in the HTML and Markdown.
+FIT_STEPS = (
+    FitStep(0), FitStep(1), FitStep(2), FitStep(3, notes_limit=1500), FitStep(4, notes_limit=800),
+    FitStep(5, notes_limit=400, risks_limit=8), FitStep(5, notes_limit=150, risks_limit=5),
+    FitStep(5, notes_limit=0, risks_limit=3),
+)
 
 
 class RenderTimeoutError(RuntimeError):
@@ -45,10 +73,25 @@ class RenderTimeoutError(RuntimeError):
 
 
 def markdown_escape(text: object) -> str:
-    """Escape Markdown syntax and HTML so user text shows literally in any Markdown viewer."""
-    value = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape Markdown syntax and HTML so user text shows literally in any Markdown viewer, on one line."""
+    value = _MARKDOWN_ENTITY.sub("&amp;", str(text))
+    value = _MARKDOWN_TAG.sub("&lt;", value)
     value = _MARKDOWN_SPECIAL.sub(r"\\\1", value)
     return value.replace("\r", " ").replace("\n", " ")
+
+
+def markdown_lines(text: object) -> str:
+    """:func:`markdown_escape` keeping the writer's line breaks (as Markdown hard breaks)."""
+    return "  \n".join(markdown_escape(line) for line in str(text).replace("\r\n", "\n").split("\n"))
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, at a word boundary when there is one nearby."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit * 0.7 else cut).rstrip(" ,;:.—-")
 
 
 def _environment() -> jinja2.Environment:
@@ -60,6 +103,8 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     environment.filters["md"] = markdown_escape
+    environment.filters["md_lines"] = markdown_lines
+    environment.filters["shorten"] = shorten
     return environment
 
 
@@ -70,24 +115,24 @@ def render_markdown(memo: MemoModel) -> str:
     return _ENVIRONMENT.get_template("memo.md.j2").render(m=memo)
 
 
-def _html(memo: MemoModel, density: int) -> str:
+def _html(memo: MemoModel, step: FitStep) -> str:
     css = (STATIC_DIR / "memo.css").read_text(encoding="utf-8")
-    svg = effect_chart_svg(memo, max_height=CHART_HEIGHTS[density])
+    svg = effect_chart_svg(memo, max_height=CHART_HEIGHTS[step.density])
     return _ENVIRONMENT.get_template("memo.html.j2").render(
-        m=memo, css=css, chart=svg_data_uri(svg) if svg else None, density=density,
-        notes_limit=NOTES_LIMITS.get(density, 0))
+        m=memo, css=css, chart=svg_data_uri(svg) if svg else None, density=step.density,
+        notes_limit=step.notes_limit, risks_limit=step.risks_limit)
 
 
 def render_html(memo: MemoModel, policy: dict[str, Any] | None = None, *, density: int = 0) -> str:
     """Self-contained HTML: inline CSS, the chart as a ``data:`` SVG, no external requests.
 
-    ``density`` (see :data:`DENSITIES`) selects smaller type and a smaller chart; at the last
-    step the analyst notes are shortened (:data:`NOTES_LIMITS`). ``policy`` is accepted for older
-    callers and unused: every margin the memo shows is in ``memo`` (one per metric since rules v2).
+    ``density`` (see :data:`DENSITIES`) selects smaller type and a smaller chart; the HTML always
+    shows the full notes and every risk. ``policy`` is accepted for older callers and unused: every
+    margin the memo shows is in ``memo`` (one per metric since rules v2).
     """
     if density not in DENSITIES:
         raise ValueError(f"density must be one of {DENSITIES}, got {density!r}")
-    return _html(memo, density)
+    return _html(memo, FitStep(density))
 
 
 def _weasy_fetcher_base() -> type:
@@ -131,14 +176,35 @@ class SafeURLFetcher:
 
 
 def _write_pdf(memo: MemoModel, fetcher: SafeURLFetcher) -> bytes:
-    """The first density at which the memo lays out on one page, else the densest."""
+    """The first of :data:`FIT_STEPS` at which the memo lays out on one page, else the last.
+
+    Each step is at least as compact as the one before, so after the first (which most memos
+    fit) a binary search finds it in three or four layouts instead of up to eight.
+    """
     from weasyprint import HTML
 
-    for density in DENSITIES:
-        html = _html(memo, density)
-        document = HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=fetcher).render()
-        if len(document.pages) == 1:
-            break
+    documents: dict[int, Any] = {}
+
+    def fits(index: int) -> bool:
+        html = _html(memo, FIT_STEPS[index])
+        documents[index] = HTML(string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=fetcher).render()
+        return len(documents[index].pages) == 1
+
+    chosen = len(FIT_STEPS) - 1
+    if fits(0):
+        chosen = 0
+    else:
+        low, high = 1, len(FIT_STEPS) - 1  # invariant: steps below `low` do not fit
+        while low < high:
+            middle = (low + high) // 2
+            if fits(middle):
+                high = middle
+            else:
+                low = middle + 1
+        chosen = low
+        if chosen not in documents:
+            fits(chosen)
+    document = documents[chosen]
     content = document.write_pdf()
     assert isinstance(content, bytes)
     return content
@@ -148,9 +214,9 @@ def render_pdf(memo: MemoModel, policy: dict[str, Any] | None = None, *, fetcher
                timeout: float = PDF_TIMEOUT_SECONDS) -> bytes:
     """An A4 PDF of the memo, on one page. Raises :class:`RenderTimeoutError` after ``timeout`` seconds.
 
-    A memo too long for one page at the normal size is laid out again at each :data:`DENSITIES`
-    step (smaller type, smaller chart, finally shortened notes) until it fits; a memo that
-    does not fit even then keeps the densest layout, on more pages, never overlapping.
+    A memo too long for one page at the normal size is laid out again at the :data:`FIT_STEPS`
+    (smaller type and chart, then notes and risks cut with a visible marker) until it fits; a memo
+    that does not fit even then keeps the most compact layout, on more pages, never overlapping.
     """
     # A pool per call: a module-level pool would be unusable in a forked worker (Dash's
     # background callbacks fork), and a render that overruns is abandoned, not awaited.

@@ -20,6 +20,9 @@ from storage.errors import StorageError
 __all__ = ["download_name", "layout", "memo_files", "register_callbacks", "save_notes"]
 
 MEMO_BODY = "memo-body"
+# The preview is one A4 page: as tall as the page is at the frame's width (the memo's own 190 mm
+# column plus margins), not a fixed height that leaves a third of the frame empty.
+PREVIEW_STYLE = {"height": "auto", "aspectRatio": "210 / 297", "maxHeight": "calc(100vh - 6rem)", "minHeight": "32rem"}
 
 
 def layout(**_: Any) -> html.Div:
@@ -79,7 +82,7 @@ def memo_view(state: dict[str, Any] | None) -> Any:
             ]),
         ], lg=4),
         dbc.Col(dcc.Loading(html.Iframe(id=ids.MEMO_PREVIEW, sandbox="", className="memo-frame",
-                                        title="Decision memo preview")), lg=8),
+                                        title="Decision memo preview", style=PREVIEW_STYLE)), lg=8),
     ])
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import io
 import re
 import shutil
@@ -15,11 +17,12 @@ import pytest
 from pypdf import PdfReader
 
 from analytics import DEFAULT_POLICY, policy_from_mapping
-from analytics.wording import format_p
+from analytics.wording import format_count, format_p
 from dashapp.memo import Charter, SafeURLFetcher, build_memo, render_html, render_markdown, render_pdf, render_report
 from dashapp.memo.chart import effect_chart_svg
 from dashapp.memo.model import RULE_TITLES
-from dashapp.services import AnalysisRequest, analyze_path, report_json
+from dashapp.memo.render import NOTES_MARKER
+from dashapp.services import AnalysisRequest, analyze_path, report_json, sample_request
 from tests.conftest import DATA, assert_clean_json, run_cli
 
 SAMPLES = sorted(p.name for p in DATA.glob("sample_*.csv"))
@@ -37,8 +40,13 @@ _WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax=
 
 
 def _report(sample: str, **request: Any) -> dict[str, Any]:
-    extra = {"primary": "revenue"} if "continuous" in sample else {}
-    return report_json(analyze_path(DATA / sample, AnalysisRequest(**{**extra, **request})))
+    """A sample analysed as the CLI and the dashboard analyse it (its primary metric and policy)."""
+    return copy.deepcopy(_cached_report(sample, tuple(sorted(request.items()))))
+
+
+@functools.cache
+def _cached_report(sample: str, request: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    return report_json(analyze_path(DATA / sample, dataclasses.replace(sample_request(DATA / sample), **dict(request))))
 
 
 def _pdf_text(content: bytes, tmp_path: Path) -> str:
@@ -122,8 +130,23 @@ def _as_schema_1(report: dict[str, Any]) -> dict[str, Any]:
     return old
 
 
+def _assert_png_not_blank(pdf: bytes, tmp_path: Path) -> None:
+    from PIL import Image
+
+    (tmp_path / "memo.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", str(tmp_path / "memo.pdf"),
+                    str(tmp_path / "page")], check=True)
+    image = Image.open(next(tmp_path.glob("page*.png"))).convert("L")
+    histogram = image.histogram()
+    dark = sum(histogram[:128]) / sum(histogram)
+    assert 0.01 < dark < 0.5, f"{dark:.3f} of the page is dark"
+    extremes = image.getextrema()
+    assert extremes[0] < 60 and extremes[1] > 240
+
+
 @pytest.mark.parametrize("name", SAMPLES)
 def test_every_sample_memo_in_three_formats(name: str, tmp_path: Path) -> None:
+    """Layout test (issue 11): every sample is one A4 page, no two words overprint, the page is not blank."""
     report = _report(name, name=f"{KOREAN} 実験 实验 Café")
     outcome = report["decision"]["outcome"].upper()
     markdown = render_report(report, "md")
@@ -132,7 +155,8 @@ def test_every_sample_memo_in_three_formats(name: str, tmp_path: Path) -> None:
     assert isinstance(markdown, str) and isinstance(html, str) and isinstance(pdf, bytes)
     for text in (markdown, html):
         assert outcome in text
-        assert "0.10 pp" in text and "0.30 pp" in text and "1e-05" in text  # thresholds used
+        assert "0.10 pp" in text and "0.30 pp" in text and "0.00001" in text  # thresholds used
+        assert "1e-05" not in text
         assert "Guardrail worsened above" not in text  # margins are per metric since rules v2
         assert report["input"]["sha256"] in text
     if report["comparisons"]:
@@ -145,6 +169,8 @@ def test_every_sample_memo_in_three_formats(name: str, tmp_path: Path) -> None:
     text = _pdf_text(pdf, tmp_path)
     assert KOREAN in text and "実験" in text and "实验" in text and "Café" in text
     assert outcome in text
+    if shutil.which("pdftoppm"):
+        _assert_png_not_blank(pdf, tmp_path)
 
 
 def test_memo_with_six_guardrails_and_long_notes_stays_on_one_page(tmp_path: Path) -> None:
@@ -226,24 +252,6 @@ def test_notes_are_limited() -> None:
         build_memo(report, notes="x" * 5000)
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils is installed by make test")
-@pytest.mark.parametrize("name", SAMPLES)
-def test_pdf_page_renders_to_a_non_blank_png(name: str, tmp_path: Path) -> None:
-    from PIL import Image
-
-    pdf = render_report(_report(name), "pdf")
-    assert isinstance(pdf, bytes)
-    (tmp_path / "memo.pdf").write_bytes(pdf)
-    subprocess.run(["pdftoppm", "-png", "-r", "50", "-f", "1", "-l", "1", str(tmp_path / "memo.pdf"),
-                    str(tmp_path / "page")], check=True)
-    image = Image.open(next(tmp_path.glob("page*.png"))).convert("L")
-    histogram = image.histogram()
-    dark = sum(histogram[:128]) / sum(histogram)
-    assert 0.01 < dark < 0.5, f"{name}: {dark:.3f} of the page is dark"
-    extremes = image.getextrema()
-    assert extremes[0] < 60 and extremes[1] > 240
-
-
 def test_blocked_report_memo_lists_the_fix(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("variant,users,conversions\ncontrol,100,120\ntreatment,100,12\n")
@@ -285,14 +293,15 @@ def test_thresholds_table_lists_each_metric_with_its_direction_margins_and_defau
     assert (load.better, load.better_default, load.margin, load.margin_default, load.severe, load.severe_default) == \
         ("lower", False, "1% (8.2)", False, "5% (41)", False)
     markdown = render_markdown(memo)
-    assert "| load\\_ms | guardrail | lower | 1% (8.2) | 5% (41) |" in markdown
+    assert "| load_ms | guardrail | lower | 1% (8.2) | 5% (41) |" in markdown
     assert "| cancel | guardrail | lower (default) | 0.10 pp (default) | 0.30 pp (default) |" in markdown
-    assert "| checkout\\_seconds | primary | lower | 1% (0.4) (default) | 3% (1.2) (default) |" in markdown
+    assert "| checkout_seconds | primary | lower | 1% (0.4) (default) | 3% (1.2) (default) |" in markdown
     html = render_html(memo)
     assert "higher*" in html and "* default (not set in the policy)" in html
     general = dict(memo.thresholds)
     assert general["Significance level α (two-sided)"] == "0.05"
-    assert general["SRM warning / blocked when p <"] == "0.001 / 1e-05"
+    assert general["SRM warning / blocked when p <"] == "0.001 / 0.00001"  # never 1e-05 (issue 11)
+    assert general["Expected split"] == "equal (2 arms)"
     assert general["Non-inferiority of guardrails for launch"] == "not required"
     assert general["Guardrail harm p-values"] == "Holm across an arm's guardrails"
     assert not any("worsened above" in name or "severe above" in name for name in general)
@@ -339,7 +348,7 @@ def test_lower_is_better_launch_says_lowered(tmp_path: Path) -> None:
     # The report's Bayesian probability is already in the declared direction: here P(treatment < control).
     assert primary["bayesian"]["prob_treatment_better"] > 0.999
     assert memo.evidence[0].prob_better == "> 99.9%"
-    assert "checkout\\_seconds: lower is better." in render_markdown(memo)
+    assert "checkout_seconds: lower is better." in render_markdown(memo)
 
 
 def test_lower_is_better_metric_that_rose_rolls_back_saying_raised(tmp_path: Path) -> None:
@@ -429,3 +438,155 @@ def test_a_schema_1_report_still_renders(tmp_path: Path) -> None:
     pdf = render_report(old, "pdf")
     assert isinstance(pdf, bytes) and _pages(pdf) == 1
     assert _overprinted_words(pdf, tmp_path) == []
+
+
+# --- issue 11: layout under stress, the rule said once, roles and users, trust signals ----------
+
+STRESS_GUARDRAILS = LONG_GUARDRAILS
+STRESS_NOTES = ("Line one of the notes.\nReviewed with the PM and the payments team; " * 100)[:4000]
+
+
+def _stress_report(tmp_path: Path, *, arms: int = 1, name: str = "stress", hypothesis: str | None = None
+                   ) -> dict[str, Any]:
+    """Six guardrails, all INCONCLUSIVE: equal guardrail counts in every arm of 20,000 users (the
+    harm CI of ±0.24 pp reaches past the 0.10 pp margin)."""
+    header = "variant,users,conversions," + ",".join(f"guardrail_{g}" for g in STRESS_GUARDRAILS)
+    variants = ["control", *(["treatment"] if arms == 1 else [f"treatment_{c}" for c in "abc"[:arms]])]
+    rows = [f"{v},20000,{2400 + 90 * i}," + ",".join("300" for _ in STRESS_GUARDRAILS) for i, v in enumerate(variants)]
+    path = tmp_path / f"stress_{arms}.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return report_json(analyze_path(path, AnalysisRequest(name=name, hypothesis=hypothesis)))
+
+
+STRESS_CASES = {
+    "six_inconclusive": {"arms": 1, "name": "Six guardrails, all inconclusive"},
+    "four_arms": {"arms": 3, "name": f"{KOREAN} — 4 arms"},
+    "long_text": {"arms": 1, "name": ("N" * 120 + " " + "long experiment name " * 4)[:200],
+                  "hypothesis": ("A bigger banner raises conversion because users see the offer " * 4)[:200]},
+    "korean": {"arms": 1, "name": KOREAN, "hypothesis": ("홈화면 배너를 키우면 전환율이 오른다 " * 10)[:200]},
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRESS_CASES))
+def test_stress_memos_are_one_a4_page_without_overprinting(case: str, tmp_path: Path) -> None:
+    """Issue 11's layout test: 6 INCONCLUSIVE guardrails, 4 arms, 200-character names and hypotheses,
+    4,000-character notes, Korean. The PDF is one A4 page and no two words' boxes overlap."""
+    options = STRESS_CASES[case]
+    report = _stress_report(tmp_path, **options)
+    statuses = [g["status"] for c in report["comparisons"] for g in c["guardrails"]]
+    assert statuses == ["inconclusive"] * 6 * options["arms"]
+    long_owner = "Owner " * 33 + "O" if case == "long_text" else "Growth"
+    memo = build_memo(report, charter=Charter(owner=long_owner, planned_sample=250_000, mde="+5% relative"),
+                      notes=STRESS_NOTES)
+    pdf = render_pdf(memo)
+    assert _pages(pdf) == 1
+    reader = PdfReader(io.BytesIO(pdf))
+    width, height = (float(v) for v in reader.pages[0].mediabox.upper_right)
+    assert (round(width * 25.4 / 72), round(height * 25.4 / 72)) == (210, 297)  # A4 in mm
+    assert _overprinted_words(pdf, tmp_path) == []
+    text = re.sub(r"\s+", "", _pdf_text(pdf, tmp_path))
+    # The notes are cut in the PDF with a visible marker, never spilled onto a second page…
+    assert re.sub(r"\s+", "", NOTES_MARKER) in text
+    assert "Lineoneofthenotes." in text
+    # …and stay whole in the Markdown, line breaks included.
+    markdown = render_markdown(memo)
+    assert "Line one of the notes.  \nReviewed with the PM" in markdown
+    assert markdown.count("Reviewed with the PM") == STRESS_NOTES.count("Reviewed with the PM")
+    assert text.count("INCONCLUSIVE") >= 6
+    if case == "four_arms":
+        # One column per arm: six rows, not 18; the chart draws the winner's guardrails only.
+        assert len(memo.guardrail_matrix) == 6 and all(len(r.cells) == 3 for r in memo.guardrail_matrix)
+        assert memo.chart_arm == report["decision"]["winner"] == "treatment_c"
+        assert [r.label for r in memo.guardrail_chart] == list(STRESS_GUARDRAILS)
+        assert "equal(4arms)" in text and "33/33" not in text
+        for arm in ("treatment_a", "treatment_b", "treatment_c"):
+            assert f"{arm}:harmupto" in text
+    if case == "korean":
+        assert KOREAN.replace(" ", "") in text
+    if case == "long_text":
+        assert "N" * 50 in text and "longexperimentname" in text  # the badge may sit between the title's lines
+
+
+def test_the_rule_title_is_said_once(tmp_path: Path) -> None:
+    report = _report("sample_launch.csv")
+    reason = report["decision"]["reasons"][0]
+    assert reason.startswith("The primary metric is significantly better in treatment: ")
+    memo = build_memo(report)
+    assert memo.why[0] == "Rule 6 — the primary metric is significantly better in treatment: " + reason.split(": ", 1)[1]
+    html = render_html(memo)
+    rule_line = re.search(r'<p class="rule">(.*?)</p>', html, re.S).group(1)  # type: ignore[union-attr]
+    assert rule_line.lower().count("significantly better") == 1
+    markdown = render_markdown(memo)
+    assert markdown.lower().count("the primary metric is significantly better") == 1
+    # A multi-arm reason carries its arm tag; the merged sentence names the arm already.
+    multi = build_memo(_report("sample_multi_arm.csv"))
+    assert multi.why[0].startswith("Rule 6 — the primary metric is significantly better in treatment_b: ")
+    assert not any("[treatment_b] The primary metric" in sentence for sentence in multi.why)
+    # A title no reason restates leads, with its own full stop.
+    inconclusive = build_memo(_report("sample_inconclusive.csv"))
+    assert inconclusive.why[0] == "Rule 7 — inconclusive."
+    srm = build_memo(_report("sample_srm_warning.csv"))
+    assert srm.why[0].startswith("Rule 2 — sample ratio mismatch (p = ")
+
+
+def test_evidence_marks_roles_and_shows_users_per_arm() -> None:
+    report = _report("sample_continuous.csv")
+    comparison = report["comparisons"][0]
+    memo = build_memo(report)
+    roles = [(row.metric, row.role) for row in memo.evidence]
+    expected = [(comparison["primary"]["metric"], "primary"), *((m["metric"], "secondary") for m in comparison["secondary"])]
+    assert roles == expected and len(roles) >= 2
+    primary = comparison["primary"]
+    assert memo.evidence[0].control_n == format_count(primary["control"]["n"]) == "20,000"
+    assert memo.evidence[0].treatment_n == format_count(primary["treatment"]["n"])
+    html = render_html(memo)
+    assert '<span class="role primary">primary</span>' in html and '<span class="role secondary">secondary</span>' in html
+    assert f"{memo.evidence[0].control_n} / {memo.evidence[0].treatment_n}" in html
+    markdown = render_markdown(memo)
+    assert f"| {primary['metric']} (primary) | {memo.evidence[0].control_n} / {memo.evidence[0].treatment_n} |" in markdown
+
+
+def test_untrustworthy_holds_look_different_from_an_inconclusive_hold(tmp_path: Path) -> None:
+    srm_report = _report("sample_srm_warning.csv")
+    srm = build_memo(srm_report)
+    assert srm.badge == "HOLD — SAMPLE RATIO MISMATCH" and srm.untrusted == "not trustworthy: sample ratio mismatch"
+    prob = srm.evidence[0].prob_better
+    html = render_html(srm)
+    assert 'class="badge hold blocked"' in html and "HOLD — SAMPLE RATIO MISMATCH" in html
+    assert 'class="evidence untrusted' in html and f"<s>{prob}</s>" in html
+    assert "Not trustworthy: sample ratio mismatch. These effects are shown for investigation only" in html
+    markdown = render_markdown(srm)
+    assert "**Decision: HOLD — SAMPLE RATIO MISMATCH**" in markdown and f"~~{prob}~~" in markdown
+    assert "**Not trustworthy: sample ratio mismatch.**" in markdown
+    svg = effect_chart_svg(srm)
+    assert svg is not None and "NOT TRUSTWORTHY" in svg
+    text = _pdf_text(render_pdf(srm), tmp_path)
+    assert "HOLD — SAMPLE RATIO MISMATCH" in text and "Not trustworthy" in text
+
+    path = tmp_path / "bad.csv"
+    path.write_text("variant,users,conversions\ncontrol,100,120\ntreatment,100,12\n")
+    blocked = build_memo(report_json(analyze_path(path, AnalysisRequest())))
+    assert blocked.badge == "HOLD — DATA BLOCKED"
+    assert 'class="badge hold blocked"' in render_html(blocked)
+
+    inconclusive = build_memo(_report("sample_inconclusive.csv"))
+    assert inconclusive.badge == "HOLD" and inconclusive.untrusted is None
+    html = render_html(inconclusive)
+    assert 'class="badge hold"' in html and 'class="evidence untrusted' not in html and "<s>" not in html
+
+
+def test_markdown_keeps_identifiers_and_comparisons_readable() -> None:
+    memo = build_memo(_report("sample_launch.csv", name="sample_srm_warning <b>x</b> & co"),
+                      notes="first line\nsecond line with *stars*")
+    markdown = render_markdown(memo)
+    assert "# sample_srm_warning &lt;b&gt;x&lt;/b&gt; & co" in markdown or \
+        "# sample_srm_warning &lt;b>x&lt;/b> & co" in markdown
+    assert "p < 0.0001" in markdown or "p = " in markdown
+    assert "&lt; 0" not in markdown and "sample\\_srm" not in markdown
+    assert "first line  \nsecond line with \\*stars\\*" in markdown
+
+
+def test_preview_frame_is_one_a4_page_tall() -> None:
+    from dashapp.pages.memo import PREVIEW_STYLE
+
+    assert PREVIEW_STYLE["aspectRatio"] == "210 / 297" and PREVIEW_STYLE["height"] == "auto"

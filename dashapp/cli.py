@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from analytics import DEFAULT_POLICY, Outcome, Policy, parse_mde, parse_split, plan_sample_size, policy_from_mapping
+from dashapp.formatting import format_count, format_date, format_relative
 from dashapp.services import AnalysisRequest, analyze_path, prepare_save, replay_analysis, report_json
 from storage.database import ExperimentDatabase, HistoryQuery
 from storage.errors import StorageError
@@ -287,15 +288,22 @@ def _history(args: argparse.Namespace, stdout: TextIO) -> int:
         rows = [{"id": r.experiment_id, "name": r.name, "created_at": r.created_at.isoformat(timespec="seconds"),
                  "decision": r.decision, "health": r.health, "primary_metric": r.primary_metric,
                  "relative_effect": r.relative_effect, "relative_ci": [r.relative_ci_low, r.relative_ci_high],
-                 "p_value": r.p_value, "tags": list(r.tags), "owner": r.owner} for r in page.rows]
+                 "p_value": r.p_value, "tags": list(r.tags), "owner": r.owner,
+                 "not_trustworthy": r.untrustworthy} for r in page.rows]
         stdout.write(json.dumps({"total": page.total, "limit": page.limit, "offset": page.offset, "experiments": rows},
                                 ensure_ascii=False, indent=2) + "\n")
         return EXIT_OK
     lines = [f"{'ID':>5}  {'created':16}  {'decision':8}  {'lift':>8}  name"]
     for r in page.rows:
-        lift = f"{r.relative_effect:+.1%}" if r.relative_effect is not None else "n/a"
-        lines.append(f"{r.experiment_id:>5}  {r.created_at:%Y-%m-%d %H:%M}  {(r.decision or '-'):8}  {lift:>8}  {r.name}")
-    lines.append(f"{len(page.rows)} of {page.total} experiment(s)")
+        lift = "n/a"
+        if r.untrustworthy:  # an SRM or blocked effect is not a lift: say why instead of a number
+            lift = "—"
+        elif r.relative_effect is not None:
+            lift = format_relative({"relative_effect": r.relative_effect, "relative_ci": (0.0, 0.0)}).split(" [")[0]
+        note = f"  (not trustworthy: {r.untrustworthy})" if r.untrustworthy else ""
+        lines.append(f"{r.experiment_id:>5}  {format_date(r.created_at):16}  {(r.decision or '-'):8}  {lift:>8}  "
+                     f"{r.name}{note}")
+    lines.append(f"{format_count(len(page.rows))} of {format_count(page.total)} experiment(s)")
     stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 

@@ -37,8 +37,10 @@ from storage.migrations import MIGRATIONS, latest_version
 
 __all__ = [
     "DEFAULT_DB_PATH",
+    "UNTRUSTWORTHY_RULES",
     "AnalysisRecord",
     "ComparisonRow",
+    "DecisionCount",
     "ExperimentDatabase",
     "ExperimentRecord",
     "HistoryPage",
@@ -47,7 +49,9 @@ __all__ = [
     "MemoVersion",
     "NewAnalysis",
     "NewExperiment",
+    "PortfolioSummary",
     "default_db_path",
+    "untrustworthy_reason",
 ]
 
 DEFAULT_DB_PATH = Path("data") / "experimentos.duckdb"
@@ -145,6 +149,18 @@ class MemoVersion:
     created_at: dt.datetime
 
 
+#: Decision rules under which the measured effect must not be read as a result: the data is
+#: blocked, or the split is off (SRM), so the lift is an artefact of how users were assigned.
+UNTRUSTWORTHY_RULES: dict[str, str] = {"data_blocked": "data blocked", "srm": "SRM"}
+
+
+def untrustworthy_reason(rule: str | None, health: str | None) -> str | None:
+    """Why an analysis's effect is not trustworthy (``"SRM"``, ``"data blocked"``), or ``None``."""
+    if rule in UNTRUSTWORTHY_RULES:
+        return UNTRUSTWORTHY_RULES[rule]
+    return "data blocked" if health == "blocked" else None
+
+
 @dataclass(frozen=True)
 class HistoryRow:
     experiment_id: int
@@ -160,6 +176,13 @@ class HistoryRow:
     relative_ci_high: float | None
     p_value: float | None
     created_at: dt.datetime
+    rule: str | None = None
+    primary_treatment: str | None = None
+
+    @property
+    def untrustworthy(self) -> str | None:
+        """Why the lift must not be read as a result (``"SRM"``, ``"data blocked"``), else ``None``."""
+        return untrustworthy_reason(self.rule, self.health) if self.analysis_id is not None else None
 
 
 @dataclass(frozen=True)
@@ -203,6 +226,68 @@ class ComparisonRow:
     relative_effect: float | None
     relative_ci: tuple[float | None, float | None]
     p_value: float | None
+    health: str | None = None
+    rule: str | None = None
+    control: str | None = None
+    metric_type: str | None = None
+
+    @property
+    def untrustworthy(self) -> str | None:
+        """Why the effect must not be read as a result (``"SRM"``, ``"data blocked"``), else ``None``."""
+        return untrustworthy_reason(self.rule, self.health)
+
+
+@dataclass(frozen=True)
+class DecisionCount:
+    """How many experiments got ``decision`` on ``day`` (by the date of their latest analysis)."""
+
+    day: dt.date
+    decision: str
+    count: int
+
+
+@dataclass(frozen=True)
+class PortfolioSummary:
+    """What a leader asks of a set of experiments, each counted by its latest analysis.
+
+    ``median_launch_lift`` is the median relative lift of the primary metric over the launches
+    that have one, signed so that positive is better (a -9% checkout time counts as +9%);
+    ``None`` when there are none. ``timeline`` counts decisions per day.
+    """
+
+    experiments: int
+    launched: int
+    held: int
+    rolled_back: int
+    not_analysed: int
+    median_launch_lift: float | None
+    launches_with_lift: int
+    timeline: tuple[DecisionCount, ...]
+
+
+_LATEST_ANALYSES = ("l AS (SELECT * FROM analyses a "
+                    "WHERE a.id = (SELECT max(b.id) FROM analyses b WHERE b.experiment_id = a.experiment_id))")
+
+
+def _history_filters(query: HistoryQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (over ``experiments e`` joined to latest analyses ``l``) and its parameters."""
+    where: list[str] = ["1 = 1"]
+    parameters: list[Any] = []
+    if query.decision:
+        where.append("l.decision = ?")
+        parameters.append(query.decision)
+    if query.since:
+        where.append("e.created_at >= ?")
+        parameters.append(dt.datetime.combine(query.since, dt.time.min))
+    if query.until:
+        where.append("e.created_at < ?")
+        parameters.append(dt.datetime.combine(query.until + dt.timedelta(days=1), dt.time.min))
+    if query.text and query.text.strip():
+        pattern = "%" + query.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("(e.name ILIKE ? ESCAPE '\\' OR coalesce(e.hypothesis, '') ILIKE ? ESCAPE '\\' "
+                     "OR array_to_string(e.tags, ' ') ILIKE ? ESCAPE '\\')")
+        parameters.extend([pattern, pattern, pattern])
+    return " AND ".join(where), parameters
 
 
 _EXPERIMENT_COLUMNS = ("id, name, primary_metric, hypothesis, owner, tags, mde, planned_sample, start_date, end_date, "
@@ -428,7 +513,7 @@ class ExperimentDatabase:
         """Store another analysis of an existing experiment."""
         def work(connection: duckdb.DuckDBPyConnection) -> int:
             if connection.execute("SELECT 1 FROM experiments WHERE id = ?", [experiment_id]).fetchone() is None:
-                raise NotFoundError(f"experiment {experiment_id} does not exist")
+                raise NotFoundError(f"experiment {experiment_id} does not exist; list them with 'experimentos history'")
             return self._insert_analysis(connection, experiment_id, analysis)
         return self._transaction(work)
 
@@ -479,7 +564,7 @@ class ExperimentDatabase:
                  list(experiment.tags), experiment.mde, experiment.planned_sample, experiment.start_date,
                  experiment.end_date, experiment_id]).fetchone()
             if row is None:
-                raise NotFoundError(f"experiment {experiment_id} does not exist")
+                raise NotFoundError(f"experiment {experiment_id} does not exist; list them with 'experimentos history'")
             return row_to_experiment(row)
         return self._transaction(work)
 
@@ -575,31 +660,15 @@ class ExperimentDatabase:
 
     def history(self, query: HistoryQuery = HistoryQuery()) -> HistoryPage:
         """Experiments with their latest analysis, newest first, filtered and paged."""
-        where: list[str] = ["1 = 1"]
-        parameters: list[Any] = []
-        if query.decision:
-            where.append("l.decision = ?")
-            parameters.append(query.decision)
-        if query.since:
-            where.append("e.created_at >= ?")
-            parameters.append(dt.datetime.combine(query.since, dt.time.min))
-        if query.until:
-            where.append("e.created_at < ?")
-            parameters.append(dt.datetime.combine(query.until + dt.timedelta(days=1), dt.time.min))
-        if query.text and query.text.strip():
-            pattern = "%" + query.text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append("(e.name ILIKE ? ESCAPE '\\' OR coalesce(e.hypothesis, '') ILIKE ? ESCAPE '\\' "
-                         "OR array_to_string(e.tags, ' ') ILIKE ? ESCAPE '\\')")
-            parameters.extend([pattern, pattern, pattern])
+        where, parameters = _history_filters(query)
         sql = f"""
-            WITH l AS (
-                SELECT * FROM analyses a
-                WHERE a.id = (SELECT max(b.id) FROM analyses b WHERE b.experiment_id = a.experiment_id)
-            )
+            WITH {_LATEST_ANALYSES}
             SELECT e.id, e.name, e.primary_metric, e.tags, e.owner, l.id, l.decision, l.health, l.relative_effect,
-                   l.relative_ci_low, l.relative_ci_high, l.p_value, e.created_at, count(*) OVER () AS total
+                   l.relative_ci_low, l.relative_ci_high, l.p_value, e.created_at,
+                   json_extract_string(l.report_json, '$.decision.rule'), l.primary_treatment,
+                   count(*) OVER () AS total
             FROM experiments e LEFT JOIN l ON l.experiment_id = e.id
-            WHERE {' AND '.join(where)}
+            WHERE {where}
             ORDER BY e.created_at DESC, e.id DESC
             LIMIT ? OFFSET ?
         """
@@ -607,24 +676,64 @@ class ExperimentDatabase:
             rows = connection.execute(sql, [*parameters, query.limit, query.offset]).fetchall()
             total = int(rows[0][-1]) if rows else 0
             if not rows and query.offset:
-                count_sql = f"WITH l AS (SELECT * FROM analyses a WHERE a.id = (SELECT max(b.id) FROM analyses b WHERE " \
-                            f"b.experiment_id = a.experiment_id)) SELECT count(*) FROM experiments e LEFT JOIN l ON " \
-                            f"l.experiment_id = e.id WHERE {' AND '.join(where)}"
-                counted = connection.execute(count_sql, parameters).fetchone()
+                counted = connection.execute(f"WITH {_LATEST_ANALYSES} SELECT count(*) FROM experiments e "
+                                             f"LEFT JOIN l ON l.experiment_id = e.id WHERE {where}",
+                                             parameters).fetchone()
                 total = int(counted[0]) if counted else 0
         history_rows = tuple(HistoryRow(int(r[0]), r[1], r[2], tuple(r[3] or ()), r[4], None if r[5] is None else int(r[5]),
-                                        r[6], r[7], r[8], r[9], r[10], r[11], r[12]) for r in rows)
+                                        r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14]) for r in rows)
         return HistoryPage(history_rows, total, query.limit, query.offset)
 
+    def portfolio(self, query: HistoryQuery = HistoryQuery()) -> PortfolioSummary:
+        """Counts of launch / hold / rollback, the median relative lift of launches and the
+        decisions per day, over every experiment the filters of ``query`` match (its limit and
+        offset are ignored: the summary is of the whole filtered set)."""
+        where, parameters = _history_filters(query)
+        totals_sql = f"""
+            WITH {_LATEST_ANALYSES}
+            SELECT count(*),
+                   count(*) FILTER (WHERE l.decision = 'launch'),
+                   count(*) FILTER (WHERE l.decision = 'hold'),
+                   count(*) FILTER (WHERE l.decision = 'rollback'),
+                   count(*) FILTER (WHERE l.id IS NULL),
+                   median(CASE WHEN json_extract_string(l.report_json, '$.comparisons[0].primary.better') = 'lower'
+                               THEN -l.relative_effect ELSE l.relative_effect END)
+                       FILTER (WHERE l.decision = 'launch'),
+                   count(l.relative_effect) FILTER (WHERE l.decision = 'launch')
+            FROM experiments e LEFT JOIN l ON l.experiment_id = e.id
+            WHERE {where}
+        """
+        timeline_sql = f"""
+            WITH {_LATEST_ANALYSES}
+            SELECT CAST(l.created_at AS DATE) AS day, l.decision, count(*)
+            FROM experiments e JOIN l ON l.experiment_id = e.id
+            WHERE {where}
+            GROUP BY day, l.decision
+            ORDER BY day, l.decision
+        """
+        with self._connection() as connection:
+            totals = connection.execute(totals_sql, parameters).fetchone()
+            timeline = connection.execute(timeline_sql, parameters).fetchall()
+        assert totals is not None
+        return PortfolioSummary(
+            experiments=int(totals[0]), launched=int(totals[1]), held=int(totals[2]), rolled_back=int(totals[3]),
+            not_analysed=int(totals[4]), median_launch_lift=None if totals[5] is None else float(totals[5]),
+            launches_with_lift=int(totals[6]),
+            timeline=tuple(DecisionCount(day, str(decision), int(count)) for day, decision, count in timeline))
+
     def compare(self, experiment_ids: Sequence[int]) -> tuple[ComparisonRow, ...]:
-        """The latest primary effect and CI of each experiment, in the order asked."""
+        """The latest primary effect and CI of each experiment, in the order asked, with the arm
+        (``treatment`` vs ``control``), the metric's type and whether the effect is trustworthy."""
         ids = list(dict.fromkeys(int(i) for i in experiment_ids))
         if not ids:
             return ()
         sql = """
             SELECT e.id, e.name, a.id, a.primary_treatment, e.primary_metric, a.decision, a.absolute_effect,
                    a.absolute_ci_low, a.absolute_ci_high, a.relative_effect, a.relative_ci_low, a.relative_ci_high,
-                   a.p_value
+                   a.p_value, a.health, json_extract_string(a.report_json, '$.decision.rule'),
+                   json_extract_string(a.report_json, '$.comparisons[0].control'),
+                   json_extract_string(a.report_json, '$.comparisons[0].primary.type'),
+                   json_extract_string(a.report_json, '$.comparisons[0].primary.metric')
             FROM experiments e JOIN analyses a ON a.experiment_id = e.id
             WHERE e.id IN (SELECT unnest(?::BIGINT[]))
               AND a.id = (SELECT max(b.id) FROM analyses b WHERE b.experiment_id = e.id)
@@ -634,6 +743,6 @@ class ExperimentDatabase:
         missing = [i for i in ids if i not in rows]
         if missing:
             raise NotFoundError(f"experiment(s) {', '.join(map(str, missing))} do not exist or have no analysis")
-        return tuple(ComparisonRow(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5], r[6], (r[7], r[8]), r[9],
-                                   (r[10], r[11]), r[12]) for r in (rows[i] for i in ids))
-
+        # The metric analysed (the report's) wins over the charter's, which may name another column.
+        return tuple(ComparisonRow(int(r[0]), r[1], int(r[2]), r[3], r[17] or r[4], r[5], r[6], (r[7], r[8]), r[9],
+                                   (r[10], r[11]), r[12], r[13], r[14], r[15], r[16]) for r in (rows[i] for i in ids))

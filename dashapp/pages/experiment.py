@@ -8,17 +8,23 @@ import threading
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
 from dashapp.components import decision_badge, guardrail_table, health_panel, metric_settings_table, primary_card
-from dashapp.figures import effect_figure, guardrail_figure
-from dashapp.memo import Charter, build_memo, render_html
+from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title
+from dashapp.formatting import format_count, format_date
+from dashapp.memo import Charter, MemoModel, build_memo, render_html, render_markdown, render_pdf
 from dashapp.pages import context
-from storage.errors import StorageError
+from dashapp.pages.memo import download_name
+from storage.errors import NotFoundError, StorageError
 
-__all__ = ["layout", "open_in_workspace", "register_callbacks", "stored_metrics"]
+__all__ = ["layout", "open_in_workspace", "register_callbacks", "stored_memo_file", "stored_metrics"]
+
+GRAPH_CONFIG = {"displaylogo": False}
+_DOWNLOAD_KINDS = {ids.EXPERIMENT_DOWNLOAD_MD: "md", ids.EXPERIMENT_DOWNLOAD_HTML: "html",
+                   ids.EXPERIMENT_DOWNLOAD_PDF: "pdf"}
 
 
 def _charter(experiment: Any) -> Charter:
@@ -28,57 +34,122 @@ def _charter(experiment: Any) -> Charter:
                    end_date=experiment.end_date.isoformat() if experiment.end_date else None)
 
 
+def _missing(message: Any) -> dbc.Alert:
+    return dbc.Alert([message, " ", dcc.Link("See every saved experiment in History", href="/history",
+                                             className="alert-link"), "."], color="warning")
+
+
+def _stored_memo(experiment_id: int) -> tuple[Any, MemoModel, dict[str, Any]]:
+    """The experiment, the memo of its latest analysis (with the latest notes) and the policy."""
+    database = context.database()
+    experiment = database.experiment(experiment_id)
+    analysis = database.latest_analysis(experiment_id)
+    memos = database.memos(analysis.id)
+    memo = build_memo(analysis.report, charter=_charter(experiment), notes=memos[-1].notes if memos else None,
+                      date=analysis.created_at.date().isoformat())
+    return experiment, memo, analysis.report["policy"]
+
+
+def stored_memo_file(experiment_id: int, kind: str) -> dict[str, Any]:
+    """``dcc.Download`` data for the stored memo (latest analysis and notes) as ``md``, ``html`` or ``pdf``."""
+    experiment, memo, policy = _stored_memo(experiment_id)
+    named = {"report": {"experiment": {"name": experiment.name}}}
+    if kind == "md":
+        return dcc.send_string(render_markdown(memo), download_name(named, "md"))  # type: ignore[no-any-return]
+    if kind == "html":
+        return dcc.send_string(render_html(memo, policy), download_name(named, "html"))  # type: ignore[no-any-return]
+    if kind == "pdf":
+        return dcc.send_bytes(render_pdf(memo, policy), download_name(named, "pdf"))  # type: ignore[no-any-return]
+    raise ValueError(f"kind must be md, html or pdf, got {kind!r}")
+
+
+def _chart_card(title: Any, figure: Any, element_id: str) -> dbc.Card:
+    """A chart whose title sits in the card header, never under Plotly's tool bar."""
+    return dbc.Card([dbc.CardHeader(title), dbc.CardBody(dcc.Graph(id=element_id, figure=figure, config=GRAPH_CONFIG),
+                                                         className="p-1")], className="h-100")
+
+
+def _versions(memos: tuple[Any, ...]) -> Any:
+    if not memos:
+        return html.P("No memo version saved yet: add notes on the Decision Memo page after opening this "
+                      "experiment in the workspace.", className="text-muted")
+    return dbc.Table([
+        html.Thead(html.Tr([html.Th("Version"), html.Th("Saved"), html.Th("Author"), html.Th("Notes")])),
+        html.Tbody([html.Tr([html.Td(m.version), html.Td(format_date(m.created_at)),
+                             html.Td(m.author or html.Span("not recorded", className="text-muted")),
+                             html.Td((m.notes or "")[:200], className="text-break", style={"whiteSpace": "pre-line"})])
+                    for m in reversed(memos)]),
+    ], size="sm")
+
+
+def _downloads() -> dbc.Card:
+    return dbc.Card([
+        dbc.CardHeader("Download the stored memo"),
+        dbc.CardBody([
+            dbc.Button("Markdown", id=ids.EXPERIMENT_DOWNLOAD_MD, color="secondary", className="me-2 mb-2"),
+            dbc.Button("HTML", id=ids.EXPERIMENT_DOWNLOAD_HTML, color="secondary", className="me-2 mb-2"),
+            dbc.Button("PDF", id=ids.EXPERIMENT_DOWNLOAD_PDF, color="secondary", className="me-2 mb-2"),
+            html.Div(id=ids.EXPERIMENT_PDF_STATUS, className="small text-muted"),
+            dcc.Download(id=ids.EXPERIMENT_DOWNLOAD_FILE),
+        ]),
+    ], className="mb-3")
+
+
 def layout(experiment_id: str | None = None, **_: Any) -> html.Div:
     try:
         number = int(experiment_id or "")
     except ValueError:
-        return dbc.Alert([f"{experiment_id!r} is not an experiment id. ", dcc.Link("Back to history", href="/history")],
-                         color="warning")
+        return _missing(f"{experiment_id!r} is not an experiment id.")
     try:
         database = context.database()
         experiment = database.experiment(number)
         analyses = database.analyses(number)
         latest = analyses[-1] if analyses else None
         memos = database.memos(latest.id) if latest else ()
+    except NotFoundError:
+        return _missing(f"Experiment {number} does not exist.")
     except StorageError as error:
-        return dbc.Alert([str(error), " ", dcc.Link("Back to history", href="/history")], color="warning")
+        return _missing(str(error))
     header = html.Div([
         html.H2(experiment.name, className="text-break"),
-        html.P([f"Experiment {experiment.id} · saved {experiment.created_at:%Y-%m-%d %H:%M}",
+        html.P([f"Experiment {experiment.id} · saved {format_date(experiment.created_at)}",
                 f" · owner {experiment.owner}" if experiment.owner else "",
-                f" · tags {', '.join(experiment.tags)}" if experiment.tags else ""], className="text-muted"),
-        html.P(f"Hypothesis: {experiment.hypothesis}") if experiment.hypothesis else None,
+                *([" · tags "] + [dbc.Badge(tag, color="light", text_color="dark", className="border me-1")
+                                  for tag in experiment.tags] if experiment.tags else [])], className="text-muted"),
+        html.P(f"Hypothesis: {experiment.hypothesis}", className="text-break") if experiment.hypothesis else None,
     ])
     if latest is None:
         return html.Div([header, dbc.Alert("This experiment has no stored analysis.", color="info")])
     report = latest.report
     memo_html = render_html(build_memo(report, charter=_charter(experiment), notes=memos[-1].notes if memos else None,
                                        date=latest.created_at.date().isoformat()), report["policy"])
-    versions = dbc.Table([
-        html.Thead(html.Tr([html.Th("Version"), html.Th("Saved"), html.Th("Author"), html.Th("Notes")])),
-        html.Tbody([html.Tr([html.Td(m.version), html.Td(f"{m.created_at:%Y-%m-%d %H:%M}"), html.Td(m.author or "—"),
-                             html.Td((m.notes or "")[:200])]) for m in reversed(memos)]),
-    ], size="sm") if memos else html.P("No memo version saved yet.", className="text-muted")
+    title, probability = posterior_title(report)
     return html.Div([
         header,
         dcc.Store(id=ids.EXPERIMENT_URL, data=experiment.id),
         dbc.Card(dbc.CardBody([decision_badge(report), html.Hr(), health_panel(report)]), className="mb-3"),
         primary_card(report),
         dbc.Row([
-            dbc.Col(dcc.Graph(figure=effect_figure(report), config={"displaylogo": False}), lg=6),
-            dbc.Col(dcc.Graph(figure=guardrail_figure(report), config={"displaylogo": False}), lg=6),
-        ], className="mt-3"),
+            dbc.Col(_chart_card(effect_title(report), effect_figure(report, titled=False), ids.EXPERIMENT_EFFECT_CHART),
+                    lg=6),
+            dbc.Col(_chart_card([html.Div(title), html.Div(probability, className="small text-muted")
+                                 if probability else None],
+                                posterior_figure(report, titled=False), ids.EXPERIMENT_POSTERIOR_CHART), lg=6),
+        ], className="mt-3 g-3"),
+        dbc.Row(dbc.Col(dcc.Graph(id=ids.EXPERIMENT_GUARDRAIL_CHART, figure=guardrail_figure(report),
+                                  config=GRAPH_CONFIG)), className="mt-3"),
         html.H4("Metrics: direction and margins", className="mt-3"),
         metric_settings_table(report),
         html.H4("Guardrails", className="mt-3"),
         guardrail_table(report),
         html.Div([dbc.Button("Open in workspace (Results and Memo)", id=ids.OPEN_IN_WORKSPACE, color="primary"),
                   dcc.Location(id=ids.EXPERIMENT_REDIRECT, refresh="callback-nav")], className="my-3"),
-        html.H4("Memo versions"),
-        versions,
-        html.Iframe(srcDoc=memo_html, sandbox="", className="memo-frame", title="Stored memo"),
-        html.P(f"{len(analyses)} analysis(es) · analytics {latest.analytics_version} · input {latest.filename} "
-               f"(sha256 {latest.input_sha256[:16]}…)", className="text-muted small mt-2"),
+        dbc.Row([
+            dbc.Col([_downloads(), html.H4("Memo versions"), _versions(memos)], lg=4),
+            dbc.Col(html.Iframe(srcDoc=memo_html, sandbox="", className="memo-frame", title="Stored memo"), lg=8),
+        ], className="g-3"),
+        html.P(f"{format_count(len(analyses))} analysis(es) · analytics {latest.analytics_version} · input "
+               f"{latest.filename} (sha256 {latest.input_sha256[:16]}…)", className="text-muted small mt-2"),
     ])
 
 
@@ -132,3 +203,16 @@ def register_callbacks(app: Dash) -> None:
         if not clicks or not experiment_id:
             raise PreventUpdate
         return open_in_workspace(int(experiment_id)), "/results"
+
+    # Rendering the PDF takes about half a second: `running` disables the buttons meanwhile.
+    @app.callback(Output(ids.EXPERIMENT_DOWNLOAD_FILE, "data"), Input(ids.EXPERIMENT_DOWNLOAD_MD, "n_clicks"),
+                  Input(ids.EXPERIMENT_DOWNLOAD_HTML, "n_clicks"), Input(ids.EXPERIMENT_DOWNLOAD_PDF, "n_clicks"),
+                  State(ids.EXPERIMENT_URL, "data"), prevent_initial_call=True,
+                  running=[(Output(ids.EXPERIMENT_DOWNLOAD_PDF, "disabled"), True, False),
+                           (Output(ids.EXPERIMENT_PDF_STATUS, "children"), "Preparing the file…", "")])
+    def download(md: int | None, html_clicks: int | None, pdf: int | None, experiment_id: int | None) -> Any:
+        kind = _DOWNLOAD_KINDS.get(str(ctx.triggered_id))
+        clicks = {"md": md, "html": html_clicks, "pdf": pdf}.get(kind or "")
+        if not kind or not clicks or not experiment_id:
+            raise PreventUpdate
+        return stored_memo_file(int(experiment_id), kind)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import statistics
 from pathlib import Path
 
 import duckdb
@@ -12,7 +13,7 @@ import pytest
 
 from dashapp.services import AnalysisRequest, analyze_path, replay_analysis, report_json, sample_request, save_report
 from storage import DatabaseCorruptError, DatabaseLockedError, NotFoundError, SchemaTooNewError
-from storage.database import ExperimentDatabase, HistoryQuery, NewAnalysis, NewExperiment
+from storage.database import ExperimentDatabase, HistoryQuery, NewAnalysis, NewExperiment, untrustworthy_reason
 from storage.migrations import MIGRATIONS
 from tests.conftest import DATA
 
@@ -275,3 +276,69 @@ def test_replay_tolerates_only_summation_order_in_decimals() -> None:
     assert _differences(stored, {**stored, "mean": 8.4352292}) == [".mean: stored 8.435229173664784, replayed 8.4352292"]
     assert _differences(stored, {**stored, "n": 10_000_001}) and _differences(stored, {**stored, "decision": "hold"})
     assert _differences(stored, {**stored, "ci": [0.1, 0.2000001]})
+
+
+def test_portfolio_counts_decisions_and_the_median_lift_of_launches(tmp_path: Path) -> None:
+    database = ExperimentDatabase(tmp_path / "db.duckdb")
+    samples = sorted(p.name for p in DATA.glob("sample_*.csv"))
+    reports = {}
+    for sample in samples:
+        _save(database, sample, tags=("checkout",) if "negative" in sample or "launch" in sample else ("home",))
+        reports[sample] = report_json(analyze_path(DATA / sample, sample_request(DATA / sample)))
+    outcomes = [r["decision"]["outcome"] for r in reports.values()]
+    summary = database.portfolio()
+    assert summary.experiments == len(samples) and summary.not_analysed == 0
+    assert (summary.launched, summary.held, summary.rolled_back) == (
+        outcomes.count("launch"), outcomes.count("hold"), outcomes.count("rollback")) == (6, 4, 2)
+
+    # The median lift of launches, each signed so that better is positive (checkout time: lower is better).
+    def improvement(report: dict[str, object]) -> float:
+        decision = report["decision"]  # type: ignore[index]
+        chosen = next(c for c in report["comparisons"] if c["treatment"] == decision["winner"])  # type: ignore[index]
+        primary = chosen["primary"]
+        return float(-primary["relative_effect"] if primary["better"] == "lower" else primary["relative_effect"])
+
+    lifts = [improvement(r) for r in reports.values() if r["decision"]["outcome"] == "launch"]
+    assert summary.launches_with_lift == 6 and all(lift > 0 for lift in lifts)
+    assert summary.median_launch_lift == pytest.approx(statistics.median(lifts))
+    assert [(c.day, c.decision, c.count) for c in summary.timeline] == [
+        (dt.date.today(), "hold", 4), (dt.date.today(), "launch", 6), (dt.date.today(), "rollback", 2)]
+    # The summary covers the filtered set, ignoring paging.
+    checkout = database.portfolio(HistoryQuery(text="checkout", limit=1))
+    assert (checkout.experiments, checkout.launched, checkout.rolled_back) == (2, 1, 1)
+    assert checkout.median_launch_lift == pytest.approx(improvement(reports["sample_launch.csv"]))
+    empty = database.portfolio(HistoryQuery(until=dt.date.today() - dt.timedelta(days=1)))
+    assert (empty.experiments, empty.launched, empty.median_launch_lift, empty.timeline) == (0, 0, None, ())
+
+
+def test_an_experiment_without_analysis_counts_as_not_analysed(tmp_path: Path) -> None:
+    path = tmp_path / "db.duckdb"
+    database = ExperimentDatabase(path)
+    _save(database, "sample_launch.csv")
+    database.schema_version()
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("INSERT INTO experiments (name, primary_metric) VALUES ('draft', 'conversions')")
+    summary = database.portfolio()
+    assert (summary.experiments, summary.launched, summary.not_analysed) == (2, 1, 1)
+    draft = database.history(HistoryQuery(text="draft")).rows[0]
+    assert draft.analysis_id is None and draft.untrustworthy is None
+
+
+def test_history_and_compare_mark_an_srm_result_as_not_trustworthy(tmp_path: Path) -> None:
+    database = ExperimentDatabase(tmp_path / "db.duckdb")
+    srm, _ = _save(database, "sample_srm_warning.csv")
+    launch, _ = _save(database, "sample_launch.csv")
+    ratio, _ = _save(database, "sample_continuous.csv")
+    rows = {r.experiment_id: r for r in database.history().rows}
+    assert (rows[srm].rule, rows[srm].untrustworthy) == ("srm", "SRM")
+    assert rows[srm].decision == "hold" and rows[srm].relative_effect is not None
+    assert (rows[launch].rule, rows[launch].untrustworthy) == ("primary_better", None)
+    assert rows[launch].primary_treatment == "treatment"
+    compared = database.compare([srm, launch, ratio])
+    assert [c.untrustworthy for c in compared] == ["SRM", None, None]
+    assert [(c.primary_metric, c.metric_type, c.treatment, c.control) for c in compared] == [
+        ("conversions", "proportion", "treatment", "control"), ("conversions", "proportion", "treatment", "control"),
+        ("revenue", "mean", "treatment", "control")]
+    assert untrustworthy_reason("data_blocked", "blocked") == "data blocked"
+    assert untrustworthy_reason(None, "blocked") == "data blocked"
+    assert untrustworthy_reason("inconclusive", "warning") is None

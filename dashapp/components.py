@@ -7,23 +7,28 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from analytics.wording import RULE_TITLES
 from dashapp import ids
-from dashapp.figures import guardrail_harm
+from dashapp.figures import guardrail_harm, untrusted_reason
 from dashapp.formatting import (
     format_absolute,
     format_amount,
+    format_count,
     format_interval,
     format_margin,
+    format_number,
+    format_p,
+    format_percent,
     format_probability,
     format_relative,
     format_value,
+    rule_title,
 )
 
 __all__ = [
     "better_text",
     "data_guard",
     "decision_badge",
+    "decision_label",
     "default_mark",
     "guardrail_table",
     "health_badge",
@@ -33,10 +38,13 @@ __all__ = [
     "primary_card",
     "segment_table",
     "status_banner",
+    "upload_outcome",
 ]
 
 HEALTH_COLOURS = {"healthy": "success", "warning": "warning", "blocked": "danger"}
 DECISION_COLOURS = {"launch": "success", "hold": "warning", "rollback": "danger"}
+#: A hold because the data cannot be trusted is not an inconclusive test: it reads and looks different.
+DATA_HOLDS = {"data_blocked": "HOLD — DATA BLOCKED", "srm": "HOLD — SAMPLE RATIO MISMATCH"}
 STATUS_COLOURS = {"ok": "success", "minor": "info", "inconclusive": "secondary", "worsened": "warning",
                   "severe": "danger"}
 
@@ -68,12 +76,14 @@ def health_panel(report: dict[str, Any]) -> html.Div:
     srm = health.get("srm")
     srm_line = None
     if srm:
-        observed = ", ".join(f"{name}: {count:,}" for name, count in srm["observed"].items())
-        srm_line = html.Small(f"SRM χ² = {srm['chi2']:.2f}, p = {srm['p_value']:.3g} — users {observed}",
+        observed = ", ".join(f"{name}: {format_count(count)}" for name, count in srm["observed"].items())
+        p_value = format_p(srm["p_value"])
+        srm_line = html.Small(f"SRM χ² = {format_number(srm['chi2'])}, "
+                              f"p {p_value if p_value.startswith('<') else '= ' + p_value} — users {observed}",
                               className="text-muted d-block mb-2")
     return html.Div([
         html.Div([html.Span("Health: ", className="fw-semibold me-1"), health_badge(health["status"]),
-                  html.Span(f"{report['experiment']['name']} · {report['input']['rows']} rows · "
+                  html.Span(f"{report['experiment']['name']} · {format_count(report['input']['rows'])} rows · "
                             f"sha256 {report['input']['sha256'][:12]}…", className="text-muted small")],
                  className="d-flex align-items-center mb-2 flex-wrap"),
         srm_line,
@@ -93,18 +103,41 @@ def status_banner(report: dict[str, Any]) -> html.Div:
                               color="danger" if status == "blocked" else "warning"), id=ids.STATUS_BANNER)
 
 
-def decision_badge(report: dict[str, Any]) -> html.Div:
+def decision_label(report: dict[str, Any]) -> tuple[str, str]:
+    """The decision as a badge reads and its colour: ``LAUNCH treatment_b`` in green, ``HOLD`` in
+    yellow for an inconclusive test, ``HOLD — DATA BLOCKED`` in grey when the data cannot be used."""
     decision = report["decision"]
     outcome = decision["outcome"]
-    winner = f" {decision['winner']}" if decision.get("winner") and len(report["comparisons"]) > 1 else ""
+    if decision.get("rule") in DATA_HOLDS:
+        return DATA_HOLDS[decision["rule"]], "secondary"
+    several = len(report.get("comparisons") or []) > 1
+    winner = f" {decision['winner']}" if decision.get("winner") and several else ""
+    return outcome.upper() + winner, DECISION_COLOURS.get(outcome, "secondary")
+
+
+def decision_badge(report: dict[str, Any]) -> html.Div:
+    decision = report["decision"]
+    text, colour = decision_label(report)
     return html.Div([
         html.Div([
-            dbc.Badge(outcome.upper() + winner, color=DECISION_COLOURS[outcome], className="fs-4 me-3",
-                      id=ids.DECISION_BADGE),
-            html.Span(RULE_TITLES.get(decision["rule"], decision["rule"]), className="fw-semibold"),
-        ], className="d-flex align-items-center mb-2"),
+            dbc.Badge(text, color=colour, className="fs-4 me-3", id=ids.DECISION_BADGE),
+            html.Span(rule_title(decision["rule"]), className="fw-semibold"),
+        ], className="d-flex align-items-center mb-2 flex-wrap"),
         html.Ul([html.Li(reason) for reason in decision["reasons"]], className="mb-0"),
     ])
+
+
+def upload_outcome(report: dict[str, Any], filename: str) -> dbc.Alert:
+    """What happened to the file, in the colour of its health: never a green box beside a red badge."""
+    status = report["health"]["status"]
+    if status == "blocked":
+        return dbc.Alert([html.B(f"{filename}: blocked. "), "The data cannot be analysed — see the health check "
+                          "for what to fix."], color="danger", className="mb-0 py-2")
+    if status == "warning":
+        return dbc.Alert([html.B(f"Analysed {filename}, with warnings. "),
+                          "Read the health check before acting on the results."], color="warning",
+                         className="mb-0 py-2")
+    return dbc.Alert(f"Analysed {filename}: the data is healthy.", color="success", className="mb-0 py-2")
 
 def default_mark(is_default: bool | None) -> Any:
     """The small "default" tag beside a setting nobody declared (nothing when it was declared)."""
@@ -154,6 +187,8 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
     if not comparisons:
         return dbc.Card(dbc.CardBody("No comparison could be computed: fix the data issues above."),
                         id=ids.PRIMARY_CARD)
+    reason = untrusted_reason(report)
+    muted = "text-muted untrusted" if reason else None
     simultaneous = any(c["primary"].get("ci_simultaneous") for c in comparisons)
     titles = ["Arm", "Control", "Treatment", "Absolute [95% CI]", "Relative [95% CI]", "p", "p (Holm)"]
     titles += ["Simultaneous CI"] if simultaneous else []
@@ -164,30 +199,31 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
     for comparison in comparisons:
         metric = comparison["primary"]
         bayes = metric.get("bayesian") or {}
-        significant = metric["significant"]
+        significant = metric["significant"] and not reason
         rows.append(html.Tr([
             html.Td(comparison["treatment"]),
             html.Td(format_value(metric, metric["control"]["value"])),
             html.Td(format_value(metric, metric["treatment"]["value"])),
-            html.Td(format_absolute(metric), className="fw-semibold" if significant else None),
-            html.Td(format_relative(metric)),
-            html.Td(f"{metric['p_value']:.4g}"),
-            html.Td(f"{metric['p_value_adjusted']:.4g}"),
-            *([html.Td(format_interval(metric, metric["ci_simultaneous"]) if metric.get("ci_simultaneous") else "—")]
-              if simultaneous else []),
-            html.Td(format_probability(bayes["prob_treatment_better"]) if bayes else "—"),
+            html.Td(format_absolute(metric), className=muted or ("fw-semibold" if significant else None)),
+            html.Td(format_relative(metric), className=muted),
+            html.Td(format_p(metric["p_value"]), className=muted),
+            html.Td(format_p(metric["p_value_adjusted"]), className=muted),
+            *([html.Td(format_interval(metric, metric["ci_simultaneous"]) if metric.get("ci_simultaneous") else "—",
+                       className=muted)] if simultaneous else []),
+            html.Td(format_probability(bayes["prob_treatment_better"]) if bayes else "—", className=muted),
         ]))
         if metric.get("p_value_exact") is not None:
-            rows.append(html.Tr(html.Td(f"Sparse counts: Fisher's exact p = {metric['p_value_exact']:.4g} (the decision "
-                                        "needs it to agree).", colSpan=columns, className="text-muted small")))
+            rows.append(html.Tr(html.Td(f"Sparse counts: Fisher's exact p = {format_p(metric['p_value_exact'])} (the "
+                                        "decision needs it to agree).", colSpan=columns, className="text-muted small")))
         if metric.get("note"):
             rows.append(html.Tr(html.Td(metric["note"], colSpan=columns, className="text-muted small")))
         cuped = metric.get("cuped")
         if cuped:
             rows.append(html.Tr(html.Td(
-                f"CUPED with {cuped['covariate']}: θ = {cuped['theta']:.3g}, variance −{cuped['variance_reduction']:.0%} "
+                f"CUPED with {cuped['covariate']}: θ = {format_number(cuped['theta'])}, variance "
+                f"−{format_percent(cuped['variance_reduction'], signed=False, digits=0)} "
                 f"({'used for the decision' if cuped['applied'] else 'not applied'}); unadjusted "
-                f"{format_absolute(cuped['unadjusted'])}, p = {cuped['unadjusted']['p_value']:.4g}.",
+                f"{format_absolute(cuped['unadjusted'])}, p = {format_p(cuped['unadjusted']['p_value'])}.",
                 colSpan=columns, className="text-muted small")))
     secondary = [(c["treatment"], s) for c in comparisons for s in c.get("secondary", [])]
     extra = []
@@ -198,14 +234,21 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
             html.Tbody([html.Tr([html.Td(t), html.Td(s["metric"]), html.Td(better_text(s)),
                                  html.Td(format_value(s, s["control"]["value"])),
                                  html.Td(format_value(s, s["treatment"]["value"])), html.Td(format_absolute(s)),
-                                 html.Td(format_relative(s)), html.Td(f"{s['p_value']:.4g}")]) for t, s in secondary]),
+                                 html.Td(format_relative(s)), html.Td(format_p(s["p_value"]))]) for t, s in secondary]),
         ], size="sm", striped=True, className="mb-0")]
     metric_name = report["experiment"]["primary_metric"]
     first = comparisons[0]["primary"]
+    warning = None
+    if reason:
+        warning = html.Div([dbc.Badge(f"not trustworthy: {reason}", color="danger", className="me-2"),
+                            html.Small("The effects below come from broken data: they are shown for diagnosis, "
+                                       "not for a decision.", className="text-muted")],
+                           id=ids.UNTRUSTED_NOTE, className="mb-2")
     return dbc.Card([
         dbc.CardHeader([f"Primary metric: {metric_name} ({first['type']}) · ", *better_text(first)]),
-        dbc.CardBody([dbc.Table([header, html.Tbody(rows)], size="sm", striped=True, className="mb-0"), *extra]),
-    ], id=ids.PRIMARY_CARD)
+        dbc.CardBody([warning, dbc.Table([header, html.Tbody(rows)], size="sm", striped=True, className="mb-0"),
+                      *extra]),
+    ], id=ids.PRIMARY_CARD, className="untrusted-card" if reason else None)
 
 
 def guardrail_table(report: dict[str, Any]) -> html.Div:
@@ -227,7 +270,7 @@ def guardrail_table(report: dict[str, Any]) -> html.Div:
             html.Td(format_absolute(g), className="text-nowrap"),
             html.Td(_margin_cell(g, "margin"), className="text-nowrap"),
             html.Td(_margin_cell(g, "severe_margin"), className="text-nowrap"),
-            html.Td(format_amount(g, harm_high), className="text-nowrap"), html.Td(f"{p_value:.4g}"),
+            html.Td(format_amount(g, harm_high), className="text-nowrap"), html.Td(format_p(p_value)),
             html.Td(dbc.Badge(g["status"].upper(), color=STATUS_COLOURS.get(g["status"], "secondary"))),
         ]))
     header = html.Thead(html.Tr([html.Th(h) for h in (
@@ -258,10 +301,10 @@ def segment_table(report: dict[str, Any]) -> html.Div | None:
                                                       "Relative [95% CI]", "p (adj.)", "SRM p")]))
     body = [html.Tr([
         html.Td(r["column"]), html.Td(r["value"]), html.Td(r["variant"]),
-        html.Td(f"{r['control']['n']:,} / {r['treatment']['n']:,}"),
+        html.Td(f"{format_count(r['control']['n'])} / {format_count(r['treatment']['n'])}"),
         html.Td(format_absolute(r), className="fw-semibold" if r["significant"] else None),
-        html.Td(format_relative(r)), html.Td(f"{r['p_value_adjusted']:.4g}"),
-        html.Td(f"{r['srm']['p_value']:.3g}", className="text-danger" if r["srm"]["status"] != "healthy" else None),
+        html.Td(format_relative(r)), html.Td(format_p(r["p_value_adjusted"])),
+        html.Td(format_p(r["srm"]["p_value"]), className="text-danger" if r["srm"]["status"] != "healthy" else None),
     ]) for r in rows]
     flags = [dbc.Alert(flag, color="warning", className="py-1 mb-1") for flag in report.get("segment_flags") or []]
     correction = "Holm" if report["policy"].get("segment_correction", "holm") == "holm" else "Benjamini–Hochberg"

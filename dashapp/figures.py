@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from scipy import stats
 
-from dashapp.formatting import format_probability
-from storage.database import ComparisonRow
+from dashapp.formatting import format_amount, format_number, format_percent, format_points, format_probability
+from storage.database import ComparisonRow, DecisionCount
 
-__all__ = ["compare_figure", "effect_figure", "empty_figure", "guardrail_figure", "guardrail_harm", "posterior_figure"]
+__all__ = ["HISTORY_DECISION_COLOURS", "compare_figure", "effect_figure", "effect_title", "empty_figure",
+           "guardrail_figure", "guardrail_harm", "history_compare_label", "history_legend_groups",
+           "portfolio_timeline_figure", "posterior_figure", "posterior_title", "untrusted_reason"]
 
 STATUS_COLOURS = {"ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280", "worsened": "#b7791f",
                   "severe": "#b42318"}
 ARM_COLOURS = ["#1f5fbf", "#c2410c", "#0f766e", "#7c3aed", "#be185d"]
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=40), template="plotly_white", height=300,
                font=dict(family="system-ui, -apple-system, 'Segoe UI', 'Noto Sans CJK KR', sans-serif", size=12))
+
+
+UNTRUSTED_COLOUR = "#9ca3af"
+#: Rules under which the numbers of a report describe broken data, not the treatment.
+_UNTRUSTED_RULES = {"srm": "sample ratio mismatch", "data_blocked": "the data is blocked"}
+
+
+def untrusted_reason(report: dict[str, Any]) -> str | None:
+    """Why the effects of a report must not be read as results (``sample ratio mismatch``), or None."""
+    return _UNTRUSTED_RULES.get((report.get("decision") or {}).get("rule", ""))
+
+
+def _title(text: str) -> dict[str, Any]:
+    """A title on the left: Plotly's tool bar sits on the right and must never cover it."""
+    return dict(text=text, font=dict(size=14), x=0.01, xanchor="left")
 
 
 def empty_figure(message: str) -> go.Figure:
@@ -29,15 +48,32 @@ def empty_figure(message: str) -> go.Figure:
     return figure
 
 
-def effect_figure(report: dict[str, Any], *, scale: str = "relative") -> go.Figure:
-    """The primary effect of each arm with its 95% CI, relative (%) or absolute (pp / units)."""
+def effect_title(report: dict[str, Any], *, scale: str = "relative") -> str:
+    """``conversions: effect with 95% CI (relative)``."""
+    comparisons = report.get("comparisons") or []
+    metric = comparisons[0]["primary"]["metric"] if comparisons else report["experiment"]["primary_metric"]
+    return f"{metric}: effect with 95% CI ({scale})"
+
+
+def _effect_text(primary: dict[str, Any], value: float, *, relative: bool) -> str:
+    if relative:
+        return format_percent(value)
+    return format_points(value) if primary["type"] == "proportion" else format_number(value, signed=True)
+
+
+def effect_figure(report: dict[str, Any], *, scale: str = "relative", titled: bool = True) -> go.Figure:
+    """The primary effect of each arm with its 95% CI, relative (%) or absolute (pp / units).
+
+    ``titled=False`` leaves the title to the page (a card header); an untrusted report (SRM) is
+    drawn in grey and says why."""
     comparisons = report.get("comparisons") or []
     if not comparisons:
         return empty_figure("No effect to show: the data is blocked.")
-    labels, values, lows, highs = [], [], [], []
+    labels, values, lows, highs, texts = [], [], [], [], []
     for comparison in comparisons:
         primary = comparison["primary"]
-        if scale == "relative" and primary.get("relative_ci") is not None:
+        relative = scale == "relative" and primary.get("relative_ci") is not None
+        if relative:
             factor = 100.0
             value, (low, high) = primary["relative_effect"], primary["relative_ci"]
             unit = "% vs control"
@@ -49,20 +85,56 @@ def effect_figure(report: dict[str, Any], *, scale: str = "relative") -> go.Figu
         values.append(value * factor)
         lows.append(low * factor)
         highs.append(high * factor)
+        texts.append(f"{_effect_text(primary, value, relative=relative)} [{_effect_text(primary, low, relative=relative)}"
+                     f", {_effect_text(primary, high, relative=relative)}]")
+    reason = untrusted_reason(report)
+    colour = UNTRUSTED_COLOUR if reason else ARM_COLOURS[0]
     figure = go.Figure(go.Scatter(
-        x=values, y=labels, mode="markers", marker=dict(size=11, color=ARM_COLOURS[0]),
+        x=values, y=labels, mode="markers", marker=dict(size=11, color=colour), customdata=texts,
         error_x=dict(type="data", symmetric=False, array=[h - v for h, v in zip(highs, values, strict=True)],
-                     arrayminus=[v - lo for v, lo in zip(values, lows, strict=True)], thickness=3, width=8),
-        hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+                     arrayminus=[v - lo for v, lo in zip(values, lows, strict=True)], thickness=3, width=8,
+                     color=colour),
+        hovertemplate="%{y}: %{customdata}<extra></extra>"))
     figure.add_vline(x=0, line=dict(color="#111827", width=1))
-    metric = comparisons[0]["primary"]["metric"]
-    figure.update_layout(**_LAYOUT, title=dict(text=f"{metric}: effect with 95% CI ({scale})", font=dict(size=14)),
-                         xaxis_title=unit, yaxis=dict(autorange="reversed"), showlegend=False)
+    layout: dict[str, Any] = {**_LAYOUT, "margin": dict(l=10, r=10, t=(40 if titled else 10) + (24 if reason else 0), b=40)}
+    figure.update_layout(**layout, xaxis_title=unit, yaxis=dict(autorange="reversed"), showlegend=False)
+    if titled:
+        figure.update_layout(title=_title(effect_title(report, scale=scale)))
+    if reason:
+        _mark_untrusted(figure, reason)
     return figure
 
 
-def posterior_figure(report: dict[str, Any]) -> go.Figure:
-    """Posterior densities of the primary metric per arm (Beta for rates, normal for means)."""
+def _mark_untrusted(figure: go.Figure, reason: str) -> None:
+    # top left: the tool bar takes the top right
+    figure.add_annotation(text=f"not trustworthy: {reason}", xref="paper", yref="paper", x=0, y=1.02,
+                          xanchor="left", yanchor="bottom", showarrow=False,
+                          font=dict(size=12, color="#b42318"))
+
+
+def posterior_title(report: dict[str, Any]) -> tuple[str, str | None]:
+    """The posterior chart's title and the probability line under it: every arm's P(better than
+    control), the best arm (the winner, else the most probable) first, so a 3-arm test never
+    names an arm that lost."""
+    comparisons = report.get("comparisons") or []
+    title = "Posterior of the primary metric"
+    probabilities = [(c["treatment"], c["primary"]["bayesian"]["prob_treatment_better"]) for c in comparisons
+                     if "prob_treatment_better" in (c["primary"].get("bayesian") or {})]
+    if not probabilities:
+        return title, None
+    if len(probabilities) == 1:
+        name, probability = probabilities[0]
+        return title, f"P({name} better than control) = {format_probability(probability)}"
+    winner = (report.get("decision") or {}).get("winner")
+    ordered = sorted(probabilities, key=lambda item: (item[0] != winner, -item[1]))
+    arms = " · ".join(f"{name} {format_probability(probability)}" for name, probability in ordered)
+    return title, f"P(better than control): {arms}"
+
+
+def posterior_figure(report: dict[str, Any], *, titled: bool = True) -> go.Figure:
+    """Posterior densities of the primary metric per arm (Beta for rates, normal for means).
+
+    ``titled=False`` leaves the title to the page (a card header, see :func:`posterior_title`)."""
     comparisons = report.get("comparisons") or []
     if not comparisons:
         return empty_figure("No posterior: the data is blocked.")
@@ -84,18 +156,21 @@ def posterior_figure(report: dict[str, Any]) -> go.Figure:
     grid = np.linspace(low, high, 400)
     figure = go.Figure()
     scale = 100.0 if primary0["type"] == "proportion" else 1.0
+    reason = untrusted_reason(report)
     for index, (name, distribution) in enumerate(curves):
+        colour = ARM_COLOURS[index % len(ARM_COLOURS)]
         figure.add_trace(go.Scatter(x=grid * scale, y=distribution.pdf(grid) / scale, name=name, mode="lines",
-                                    line=dict(color=ARM_COLOURS[index % len(ARM_COLOURS)], width=2),
-                                    fill="tozeroy", opacity=0.5))
-    bayes = comparisons[0]["primary"].get("bayesian") or {}
-    title = "Posterior of the primary metric"
-    if "prob_treatment_better" in bayes:  # on a second line: the chart's tool bar takes the right of the first
-        title += (f"<br><sup>P({comparisons[0]['treatment']} better) = "
-                  f"{format_probability(bayes['prob_treatment_better'])}</sup>")
-    figure.update_layout(**{**_LAYOUT, "margin": dict(l=10, r=10, t=60, b=40)}, title=dict(text=title, font=dict(size=14)),
+                                    line=dict(color=colour, width=2, dash="dot" if reason else "solid"),
+                                    fill="tozeroy", opacity=0.25 if reason else 0.5,
+                                    hovertemplate=f"{name}<extra></extra>"))
+    title, subtitle = posterior_title(report)
+    figure.update_layout(**{**_LAYOUT, "margin": dict(l=10, r=10, t=(60 if titled else 10) + (24 if reason else 0), b=40)},
                          xaxis_title="rate (%)" if scale == 100.0 else primary0["metric"], yaxis_title="density",
                          legend=dict(orientation="h", y=-0.25))
+    if titled:
+        figure.update_layout(title=_title(title + (f"<br><sup>{subtitle}</sup>" if subtitle else "")))
+    if reason:
+        _mark_untrusted(figure, reason)
     return figure
 
 
@@ -118,7 +193,7 @@ def _margins(guardrail: dict[str, Any], policy: dict[str, Any]) -> tuple[float, 
 
 
 def _amount(guardrail: dict[str, Any], value: float) -> str:
-    return f"{value * 100:+.2f} pp" if guardrail["type"] == "proportion" else f"{value:+,.4g}"
+    return format_amount(guardrail, value)
 
 
 def guardrail_figure(report: dict[str, Any], policy: dict[str, Any] | None = None) -> go.Figure:
@@ -161,10 +236,11 @@ def guardrail_figure(report: dict[str, Any], policy: dict[str, Any] | None = Non
         figure.add_trace(go.Scatter(x=severe_x, y=severe_y, mode="markers", name="severe margin",
                                     marker=dict(symbol="line-ns", size=22, color="#b42318",
                                                 line=dict(width=2, color="#b42318")),
-                                    hovertemplate="%{y}: severe margin at %{x:.2f}× the margin<extra></extra>"))
+                                    customdata=[format_number(x) for x in severe_x],
+                                    hovertemplate="%{y}: severe margin at %{customdata}× the margin<extra></extra>"))
     height = max(_LAYOUT["height"], 150 + 42 * len(rows))  # type: ignore[call-overload]
     figure.update_layout(**{**_LAYOUT, "height": height, "margin": dict(l=10, r=10, t=60, b=50)},
-                         title=dict(text="Guardrails: harm ÷ margin, 95% CI", font=dict(size=14)),
+                         title=_title("Guardrails: harm ÷ margin, 95% CI"),
                          xaxis=dict(title="harm ÷ margin (0 = no change, 1 = the margin; right = worse)",
                                     zeroline=False),
                          yaxis=dict(autorange="reversed"), legend=dict(orientation="h", y=-0.3),
@@ -173,22 +249,114 @@ def guardrail_figure(report: dict[str, Any], policy: dict[str, Any] | None = Non
 
 
 def compare_figure(rows: Sequence[ComparisonRow]) -> go.Figure:
-    """Relative lift and CI of several stored experiments on one chart."""
+    """Relative lift and 95% CI of the primary metric of several stored experiments: one panel per
+    metric (a rate and revenue never share an axis), one row per experiment naming its arm,
+    coloured by decision with a legend; an effect under SRM or blocked data is drawn hollow and grey."""
     if not rows:
         return empty_figure("Select experiments in the table and press Compare.")
-    labels = [f"#{r.experiment_id} {r.name}"[:48] for r in rows]
-    values = [(r.relative_effect or 0.0) * 100 for r in rows]
-    highs = [((r.relative_ci[1] if r.relative_ci[1] is not None else r.relative_effect) or 0.0) * 100 for r in rows]
-    lows = [((r.relative_ci[0] if r.relative_ci[0] is not None else r.relative_effect) or 0.0) * 100 for r in rows]
-    colours = {"launch": "#157f3b", "hold": "#b7791f", "rollback": "#b42318"}
-    figure = go.Figure(go.Scatter(
-        x=values, y=labels, mode="markers",
-        marker=dict(size=11, color=[colours.get(r.decision, "#1f5fbf") for r in rows]),
-        error_x=dict(type="data", symmetric=False, array=[h - v for h, v in zip(highs, values, strict=True)],
-                     arrayminus=[v - lo for v, lo in zip(values, lows, strict=True)], thickness=3),
-        text=[r.decision for r in rows], hovertemplate="%{y}: %{x:.2f}% (%{text})<extra></extra>"))
-    figure.add_vline(x=0, line=dict(color="#111827", width=1))
-    figure.update_layout(**{**_LAYOUT, "height": 120 + 40 * len(rows)},
-                         title=dict(text="Relative lift of the primary metric (95% CI)", font=dict(size=14)),
-                         xaxis_title="% vs control", yaxis=dict(autorange="reversed"))
+    metrics = list(dict.fromkeys(r.primary_metric for r in rows))
+    panels = {metric: [r for r in rows if r.primary_metric == metric] for metric in metrics}
+    figure = make_subplots(rows=len(metrics), cols=1, shared_xaxes=False, vertical_spacing=0.12 if len(metrics) > 1 else 0,
+                           row_heights=[len(panels[m]) + 1 for m in metrics],
+                           subplot_titles=[f"{m} ({history_metric_kind(panels[m][0])}): relative lift vs control, 95% CI"
+                                           for m in metrics])
+    shown: set[str] = set()
+    for index, metric in enumerate(metrics, start=1):
+        for group, label, colour in history_legend_groups():
+            members = [r for r in panels[metric] if history_legend_group(r) == group]
+            if not members:
+                continue
+            points = [r for r in members if r.relative_effect is not None]
+            values = [(r.relative_effect or 0.0) * 100 for r in points]
+            lows = [(r.relative_ci[0] if r.relative_ci[0] is not None else r.relative_effect or 0.0) * 100 for r in points]
+            highs = [(r.relative_ci[1] if r.relative_ci[1] is not None else r.relative_effect or 0.0) * 100 for r in points]
+            hollow = group == "untrusted"
+            figure.add_trace(go.Scatter(
+                x=values, y=[history_compare_label(r) for r in points], mode="markers", name=label,
+                legendgroup=group, showlegend=group not in shown,
+                marker=dict(size=12 if hollow else 11, color=colour, line=dict(width=2, color=colour),
+                            symbol="circle-open" if hollow else "circle"),
+                error_x=dict(type="data", symmetric=False, array=[h - v for h, v in zip(highs, values, strict=True)],
+                             arrayminus=[v - lo for v, lo in zip(values, lows, strict=True)], thickness=3, width=6,
+                             color=colour),
+                customdata=[history_compare_hover(r) for r in points],
+                hovertemplate="%{y}<br>%{customdata}<extra></extra>"), row=index, col=1)
+            shown.add(group)
+            missing = [r for r in members if r.relative_effect is None]
+            if missing:  # a control of 0 has no relative lift: say so on the row rather than drop it
+                figure.add_trace(go.Scatter(x=[0] * len(missing), y=[history_compare_label(r) for r in missing],
+                                            mode="text", text=["no relative lift (control is 0)"] * len(missing),
+                                            textposition="middle right", showlegend=False, hoverinfo="skip"),
+                                 row=index, col=1)
+        figure.add_vline(x=0, line=dict(color="#111827", width=1), row=index, col=1)  # type: ignore[arg-type]
+        figure.update_yaxes(autorange="reversed", automargin=True, row=index, col=1)
+        figure.update_xaxes(title_text="% vs control", ticksuffix="%", row=index, col=1)
+    for annotation in figure.layout.annotations:  # the panel titles: left-aligned, never under the tool bar
+        annotation.update(x=0, xanchor="left", font=dict(size=13))
+    height = 130 + 40 * len(rows) + 90 * len(metrics)
+    # The legend goes under the panels: the tool bar takes the top right.
+    figure.update_layout(**{**_LAYOUT, "height": height, "margin": dict(l=10, r=10, t=40, b=90)},
+                         legend=dict(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom", yref="container",
+                                     title_text="Decision: "))
+    return figure
+
+
+# -- History: comparison and portfolio ------------------------------------------------------------
+
+#: The colour of each decision, as on the badges of the History grid.
+HISTORY_DECISION_COLOURS = {"launch": "#157f3b", "hold": "#b7791f", "rollback": "#b42318"}
+
+
+def history_legend_groups() -> tuple[tuple[str, str, str], ...]:
+    """(group, legend label, colour) of the comparison chart, in legend order."""
+    return (("launch", "launch", HISTORY_DECISION_COLOURS["launch"]),
+            ("hold", "hold", HISTORY_DECISION_COLOURS["hold"]),
+            ("rollback", "rollback", HISTORY_DECISION_COLOURS["rollback"]),
+            ("untrusted", "not trustworthy (SRM / blocked)", UNTRUSTED_COLOUR))
+
+
+def history_legend_group(row: ComparisonRow) -> str:
+    """The legend group of a compared experiment: its decision, or ``untrusted``."""
+    return "untrusted" if row.untrustworthy else row.decision
+
+
+def history_metric_kind(row: ComparisonRow) -> str:
+    return {"proportion": "rate", "mean": "mean", "ratio": "ratio"}.get(row.metric_type or "", "metric")
+
+
+def history_compare_label(row: ComparisonRow) -> str:
+    """``#6 sample_launch · treatment vs control``: which experiment and which arm a row is."""
+    name = row.name if len(row.name) <= 34 else row.name[:33] + "…"
+    arm = f"{row.treatment} vs {row.control or 'control'}" if row.treatment else "no arm"
+    return f"#{row.experiment_id} {name} · {arm}"
+
+
+def history_compare_hover(row: ComparisonRow) -> str:
+    lift = "n/a"
+    if row.relative_effect is not None and row.relative_ci[0] is not None and row.relative_ci[1] is not None:
+        lift = (f"{format_percent(row.relative_effect)} [{format_percent(row.relative_ci[0])}, "
+                f"{format_percent(row.relative_ci[1])}]")
+    status = f"not trustworthy ({row.untrustworthy})" if row.untrustworthy else row.decision
+    return f"{row.primary_metric}: {lift} · {status}"
+
+
+def portfolio_timeline_figure(timeline: Sequence[DecisionCount]) -> go.Figure:
+    """Decisions per day as stacked bars (launch / hold / rollback), a small chart for History."""
+    if not timeline:
+        return empty_figure("No decisions in this selection.")
+    days = sorted({c.day for c in timeline})
+    figure = go.Figure()
+    for decision, colour in HISTORY_DECISION_COLOURS.items():
+        counts = {c.day: c.count for c in timeline if c.decision == decision}
+        figure.add_trace(go.Bar(x=[d.isoformat() for d in days], y=[counts.get(d, 0) for d in days], name=decision,
+                                marker_color=colour, width=86_400_000 * 0.8,
+                                hovertemplate=f"%{{x}}: %{{y}} {decision}<extra></extra>"))
+    padding = dt.timedelta(days=3)
+    figure.update_layout(**{**_LAYOUT, "height": 150, "margin": dict(l=10, r=10, t=10, b=25)}, barmode="stack",
+                         xaxis=dict(type="date", range=[(days[0] - padding).isoformat(), (days[-1] + padding).isoformat()],
+                                    tickformat="%b %d"),
+                         yaxis=dict(title_text="decisions", rangemode="tozero", dtick=max(1, math.ceil(max(
+                             sum(c.count for c in timeline if c.day == d) for d in days) / 3))),
+                         legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom",
+                                     traceorder="normal"), bargap=0.1)
     return figure

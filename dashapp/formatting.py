@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.wording import format_count, format_date, format_number, format_p, format_probability
+from analytics.wording import (
+    format_count,
+    format_date,
+    format_number,
+    format_p,
+    format_percent,
+    format_points,
+    format_probability,
+    p_clause,
+    rule_title,
+)
 
 __all__ = [
     "format_absolute",
@@ -15,9 +25,13 @@ __all__ = [
     "format_margin",
     "format_number",
     "format_p",
+    "format_percent",
+    "format_points",
     "format_probability",
     "format_relative",
     "format_value",
+    "p_clause",
+    "rule_title",
 ]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics import DEFAULT_POLICY, Margin, Policy, parse_split, plan_sample_size, policy_to_mapping
+from dashapp.formatting import format_count, format_number
 from dashapp.memo import Charter
 from dashapp.services import (
     AnalysisRequest,
@@ -33,17 +34,22 @@ from storage.database import ExperimentDatabase, NewAnalysis, NewExperiment
 __all__ = [
     "FormValues",
     "MetricEdit",
+    "PlanAnswer",
     "PlanInputs",
     "analyze_into_session",
     "analyze_staged_session",
     "charter_of",
     "decode_upload",
+    "draft",
     "edit_metric",
     "margin_text",
     "metric_rows",
     "metrics_from_table",
+    "plan_answer",
+    "plan_into_session",
     "plan_text",
     "prepare_save_from_json",
+    "read_share",
     "reanalyze_session",
     "sample_content",
     "sample_form",
@@ -157,6 +163,15 @@ def sample_content(name: str) -> bytes:
     return matches[0].read_bytes()
 
 
+def draft(state: Session | None) -> Session | None:
+    """The session New Experiment goes on editing: an analysis not saved yet, or one opened from
+    History. ``None`` when there is none or it was saved here: the form then starts empty, so the
+    next experiment never inherits the last one's name, owner or metric settings."""
+    if not state or "report" not in state or state.get("closed"):
+        return None
+    return state
+
+
 def charter_of(state: Session) -> Charter:
     form = state.get("form") or {}
     return Charter(hypothesis=form.get("hypothesis") or state["report"]["experiment"].get("hypothesis"),
@@ -179,7 +194,8 @@ def save_session(state: Session, database: ExperimentDatabase, *, staging: Path)
                             planned_sample=form.planned_sample)
     experiment, analysis = prepare_save_from_json(report, form, charter, path, state["input"]["filename"])
     experiment_id, analysis_id = database.save_analysis(experiment, analysis)
-    return {**state, "saved": {"experiment_id": experiment_id, "analysis_id": analysis_id}}
+    # Saved here, the analysis is done: Results and the memo keep showing it, New Experiment starts afresh.
+    return {**state, "saved": {"experiment_id": experiment_id, "analysis_id": analysis_id}, "closed": True}
 
 
 def prepare_save_from_json(report: dict[str, Any], form: FormValues, charter: NewExperiment, source: Path,
@@ -220,9 +236,81 @@ def plan_text(inputs: PlanInputs) -> tuple[str, int | None]:
                else {"mean": inputs.mean, "std": inputs.std}))
     except (ValueError, TypeError) as error:
         return f"Cannot plan: {error}", None
-    duration = f" — about {plan.duration_days} day(s) at {plan.daily_users:,} users/day" if plan.duration_days else ""
-    return (f"{plan.control_n:,} users in control and {plan.treatment_n:,} in treatment "
-            f"({plan.total_n:,} in total){duration}."), plan.total_n
+    duration = (f" — about {plan.duration_days} day(s) at {format_count(plan.daily_users)} users/day"
+                if plan.duration_days and plan.daily_users else "")
+    return (f"{format_count(plan.control_n)} users in control and {format_count(plan.treatment_n)} in treatment "
+            f"({format_count(plan.total_n)} in total){duration}."), plan.total_n
+
+
+def read_share(value: Any, name: str) -> tuple[float | None, str | None, str | None]:
+    """A probability typed in the calculator: ``(value, note, error)``.
+
+    Between 0 and 1 it is taken as it is; between 1 and 100 as a percentage (80 → 0.8, with a
+    note saying so); anything else, or nothing, is an error that names the field."""
+    if value is None or value == "":
+        return None, None, f"enter the {name} (between 0 and 1, e.g. 0.8, or a percentage such as 80)"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if 0 < number < 1:
+        return number, None, None
+    if 1 < number < 100:
+        share = number / 100
+        return share, f"{name} {format_number(number)} read as {format_number(number)}% ({format_number(share)})", None
+    return None, None, (f"the {name} must be between 0 and 1 (e.g. 0.8) or a percentage such as 80; "
+                        f"{value} is neither")
+
+
+@dataclass(frozen=True)
+class PlanAnswer:
+    """What the power calculator shows: its sentence, the planned total (None when it cannot
+    plan), how it read percentages, and whether the inputs were valid."""
+
+    text: str
+    total: int | None
+    notes: tuple[str, ...] = ()
+    ok: bool = True
+
+
+def plan_answer(inputs: PlanInputs, *, alpha: Any, power: Any) -> PlanAnswer:
+    """The power calculator with its inputs checked first: α, power and a baseline rate take 0–1
+    or a percentage; an invalid value gives a message, never a result from other inputs."""
+    notes, errors = [], []
+    fields = {"significance level α": alpha, "power": power}
+    if inputs.metric_type == "proportion":
+        fields["baseline rate"] = inputs.baseline
+    read: dict[str, float | None] = {}
+    for name, raw in fields.items():
+        value, note, error = read_share(raw, name)
+        read[name] = value
+        notes += [note] if note else []
+        errors += [error] if error else []
+    if inputs.metric_type == "mean":
+        if inputs.mean is None or inputs.std is None:
+            errors.append("enter the mean and the standard deviation of the metric")
+        elif inputs.std <= 0:
+            errors.append("the standard deviation must be above 0")
+    if errors:
+        return PlanAnswer("Cannot plan: " + "; ".join(errors) + ".", None, tuple(notes), ok=False)
+    checked = replace(inputs, alpha=read["significance level α"] or inputs.alpha, power=read["power"] or inputs.power,
+                      baseline=read.get("baseline rate", inputs.baseline))
+    text, total = plan_text(checked)
+    return PlanAnswer(text, total, tuple(notes), ok=total is not None)
+
+
+def plan_into_session(state: Session | None, planned: int | None, *, switched_off: bool) -> Session | None:
+    """The session with the calculator's total recorded as the charter's planned sample (``None``
+    when nothing changes). Only a draft is touched; switching the record off clears it."""
+    current = draft(state)
+    if current is None:
+        return None
+    form = current.get("form") or {}
+    if planned is not None and planned != form.get("planned_sample"):
+        return {**current, "form": {**form, "planned_sample": planned}}
+    if planned is None and switched_off and form.get("planned_sample") is not None:
+        return {**current, "form": {**form, "planned_sample": None}}
+    return None
 
 
 
@@ -236,6 +324,7 @@ def margin_text(value: Any) -> str:
     """A margin as the table shows it: ``"1%"`` stays, a number reads ``0.001``."""
     if value is None:
         return ""
+    # An input's value, read back by edit_metric: exact and without separators, not a display format.
     return value if isinstance(value, str) else f"{float(value):g}"
 
 

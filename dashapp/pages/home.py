@@ -8,7 +8,8 @@ import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, dcc, html
 
 from dashapp import ids
-from dashapp.components import DECISION_COLOURS, health_badge
+from dashapp.components import DECISION_COLOURS, decision_label, health_badge
+from dashapp.formatting import format_count, format_date
 from dashapp.pages import context
 from storage.database import HistoryQuery
 from storage.errors import StorageError
@@ -29,10 +30,10 @@ def _latest() -> Any:
         dbc.Badge((r.decision or "—").upper(), color=DECISION_COLOURS.get(r.decision or "", "secondary"),
                   className="me-2"),
         dcc.Link(r.name, href=f"/experiments/{r.experiment_id}", className="text-break"),
-        html.Small(f" · {r.created_at:%Y-%m-%d}", className="text-muted"),
+        html.Small(f" · {format_date(r.created_at.date())}", className="text-muted"),
     ]) for r in page.rows]
     return html.Div([dbc.ListGroup(items, id=ids.LATEST_EXPERIMENTS),
-                     dcc.Link(f"All {page.total} experiments →", href="/history", className="d-block mt-2")])
+                     dcc.Link(f"All {format_count(page.total)} experiments →", href="/history", className="d-block mt-2")])
 
 
 def current_view(state: dict[str, Any] | None) -> Any:
@@ -40,13 +41,17 @@ def current_view(state: dict[str, Any] | None) -> Any:
         return html.Div([html.P("No experiment is loaded in this tab.", className="mb-2"),
                          dcc.Link(dbc.Button("Start a new experiment", color="primary"), href="/new")])
     report = state["report"]
-    decision = report["decision"]["outcome"]
+    text, colour = decision_label(report)
+    saved = state.get("saved")
     return html.Div([
         html.H5(report["experiment"]["name"], className="text-break"),
         html.Div([health_badge(report["health"]["status"], element_id=None),
-                  dbc.Badge(decision.upper(), color=DECISION_COLOURS[decision], className="fs-6")],
-                 className="mb-2"),
-        dcc.Link("Results", href="/results", className="me-3"), dcc.Link("Decision memo", href="/memo"),
+                  dbc.Badge(text, color=colour, className="fs-6")], className="mb-2"),
+        html.Small(f"Saved as experiment {saved['experiment_id']}" if saved else "Not saved yet",
+                   className="d-block text-muted mb-2"),
+        dcc.Link("Results", href="/results", className="me-3"), dcc.Link("Decision memo", href="/memo",
+                                                                          className="me-3"),
+        dcc.Link("Start a new experiment", href="/new") if state.get("closed") else None,
     ])
 
 

@@ -11,8 +11,8 @@ from dash import ALL, MATCH, Dash, Input, Output, State, ctx, dcc, html, no_upda
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
-from dashapp.components import DECISION_COLOURS, RULE_TITLES, default_mark, health_panel
-from dashapp.formatting import format_margin
+from dashapp.components import decision_label, default_mark, health_badge, health_panel, upload_outcome
+from dashapp.formatting import format_count, format_margin, format_number, rule_title
 from dashapp.pages import context
 from dashapp.services import UploadRejectedError, sample_files
 from dashapp.state import (
@@ -22,10 +22,12 @@ from dashapp.state import (
     analyze_into_session,
     analyze_staged_session,
     decode_upload,
+    draft,
     edit_metric,
     metric_rows,
     metrics_from_table,
-    plan_text,
+    plan_answer,
+    plan_into_session,
     reanalyze_session,
     sample_content,
     sample_form,
@@ -39,8 +41,11 @@ __all__ = [
     "metrics_decision",
     "metrics_editor",
     "metrics_table_view",
+    "outcome_bar",
+    "plan_view",
     "register_callbacks",
     "run_analysis",
+    "start_over",
 ]
 
 
@@ -83,36 +88,78 @@ def _charter_card() -> dbc.Card:
     ], className="mb-3")
 
 
+# The calculator's values are the user's own across pages (kept for the browser tab's session).
+_KEEP: dict[str, Any] = {"persistence": True, "persistence_type": "session"}
+PLAN_DEFAULTS: dict[str, Any] = {ids.PLAN_METRIC_TYPE: "proportion", ids.PLAN_BASELINE: 0.12, ids.PLAN_MEAN: None,
+                                 ids.PLAN_STD: None, ids.PLAN_MDE: 0.05, ids.PLAN_RELATIVE: ["relative"],
+                                 ids.PLAN_DAILY_USERS: 5000, ids.PLAN_ALPHA: 0.05, ids.PLAN_POWER: 0.8,
+                                 ids.PLAN_USE: False}
+
+
 def _plan_card() -> dbc.Card:
     return dbc.Card([
         dbc.CardHeader("Power calculator"),
         dbc.CardBody([
-            dbc.RadioItems(id=ids.PLAN_METRIC_TYPE, inline=True, value="proportion", className="mb-2",
+            dbc.RadioItems(id=ids.PLAN_METRIC_TYPE, inline=True, value=PLAN_DEFAULTS[ids.PLAN_METRIC_TYPE],
+                           className="mb-2", **_KEEP,
                            options=[{"label": "Conversion rate", "value": "proportion"},
                                     {"label": "Mean (e.g. revenue)", "value": "mean"}]),
             dbc.Row([
-                dbc.Col(_field("Baseline rate", dbc.Input(id=ids.PLAN_BASELINE, type="number", value=0.12,
-                                                          min=0, max=1, step="any"))),
-                dbc.Col(_field("Mean", dbc.Input(id=ids.PLAN_MEAN, type="number", step="any"))),
-                dbc.Col(_field("Std dev", dbc.Input(id=ids.PLAN_STD, type="number", min=0, step="any"))),
+                dbc.Col(_field("Baseline rate", dbc.Input(id=ids.PLAN_BASELINE, type="number",
+                                                          value=PLAN_DEFAULTS[ids.PLAN_BASELINE], min=0, max=100,
+                                                          step="any", **_KEEP), "0–1, or a percentage"),
+                        id=ids.PLAN_BASELINE_BOX),
+                dbc.Col(_field("Mean", dbc.Input(id=ids.PLAN_MEAN, type="number", step="any", placeholder="12.4",
+                                                 **_KEEP)), id=ids.PLAN_MEAN_BOX, style={"display": "none"}),
+                dbc.Col(_field("Std dev", dbc.Input(id=ids.PLAN_STD, type="number", min=0, step="any",
+                                                    placeholder="30", **_KEEP)),
+                        id=ids.PLAN_STD_BOX, style={"display": "none"}),
             ]),
             dbc.Row([
-                dbc.Col(_field("MDE", dbc.Input(id=ids.PLAN_MDE, type="number", value=0.05, min=0, step="any"))),
+                dbc.Col(_field("MDE", dbc.Input(id=ids.PLAN_MDE, type="number", value=PLAN_DEFAULTS[ids.PLAN_MDE],
+                                                min=0, step="any", **_KEEP))),
                 dbc.Col(dbc.Checklist(id=ids.PLAN_RELATIVE, options=[{"label": "relative", "value": "relative"}],
-                                      value=["relative"], switch=True, className="mt-4")),
+                                      value=PLAN_DEFAULTS[ids.PLAN_RELATIVE], switch=True, className="mt-4",
+                                      **_KEEP)),
                 dbc.Col(_field("Daily users", dbc.Input(id=ids.PLAN_DAILY_USERS, type="number", min=1, step=1,
-                                                        value=5000))),
+                                                        value=PLAN_DEFAULTS[ids.PLAN_DAILY_USERS], **_KEEP))),
             ]),
             dbc.Row([
-                dbc.Col(_field("α", dbc.Input(id=ids.PLAN_ALPHA, type="number", value=0.05, min=0, max=1, step="any"))),
-                dbc.Col(_field("Power", dbc.Input(id=ids.PLAN_POWER, type="number", value=0.8, min=0, max=1,
-                                                  step="any"))),
+                dbc.Col(_field("α", dbc.Input(id=ids.PLAN_ALPHA, type="number", value=PLAN_DEFAULTS[ids.PLAN_ALPHA],
+                                              min=0, max=100, step="any", **_KEEP), "0–1, e.g. 0.05, or 5 (%)")),
+                dbc.Col(_field("Power", dbc.Input(id=ids.PLAN_POWER, type="number", value=PLAN_DEFAULTS[ids.PLAN_POWER],
+                                                  min=0, max=100, step="any", **_KEEP), "0–1, e.g. 0.8, or 80 (%)")),
             ]),
             dbc.Alert(id=ids.PLAN_RESULT, color="light", className="mb-2"),
-            dbc.Switch(id=ids.PLAN_USE, value=False, label="Record this as the planned sample in the charter"),
+            dbc.Switch(id=ids.PLAN_USE, value=PLAN_DEFAULTS[ids.PLAN_USE], **_KEEP,
+                       label="Record this as the planned sample in the charter"),
+            html.Div(id=ids.PLAN_CONFIRM, className="small", role="status"),
             dcc.Store(id=ids.PLAN_STORE),
         ]),
     ], className="mb-3")
+
+
+def plan_view(metric_type: str | None, baseline: Any, mean: Any, std: Any, mde: Any, relative: list[str] | None,
+              alpha: Any, power: Any, split: str | None, daily: Any, use: bool | None) -> tuple[Any, ...]:
+    """The calculator callback as a plain function: (answer, its colour, planned total to record,
+    the record's confirmation, the styles of the baseline, mean and std fields)."""
+    kind = metric_type or "proportion"
+    answer = plan_answer(PlanInputs(metric_type=kind, baseline=baseline, mean=mean, std=std,
+                                    mde=mde, relative=bool(relative), split=split or "50,50",
+                                    daily_users=int(daily) if daily else None), alpha=alpha, power=power)
+    shown, hidden = {}, {"display": "none"}
+    text: Any = answer.text
+    if answer.notes:
+        text = [answer.text, *[html.Small(note, className="d-block text-muted plan-note") for note in answer.notes]]
+    confirm: Any = None
+    if use and answer.total is not None:
+        confirm = html.Span(["✓ Recorded: ", html.B(f"{format_count(answer.total)} users"),
+                             " is the planned sample in the charter and the memo."], className="text-success")
+    elif use:
+        confirm = html.Span("Nothing recorded: the calculator has no answer to record.", className="text-danger")
+    return (text, "light" if answer.ok else "danger", answer.total if use else None, confirm,
+            shown if kind == "proportion" else hidden, hidden if kind == "proportion" else shown,
+            hidden if kind == "proportion" else shown)
 
 
 _SENDING = "Sending the file to the server…"
@@ -122,7 +169,7 @@ def _large_upload() -> html.Div:
     """A button that streams a big user-level file to the server (assets/large_upload.js)."""
     limit = context.large_upload_limit()
     return html.Div([
-        html.Span(f"Larger file (up to {limit / 2**30:,.0f} GB)? ", className="text-muted small"),
+        html.Span(f"Larger file (up to {format_number(limit / 2**30)} GB)? ", className="text-muted small"),
         # The file input itself is created by the script outside React (it must outlive page changes).
         html.Button("Send it as a stream", id=ids.LARGE_UPLOAD_BUTTON, type="button",
                     className="btn btn-link btn-sm p-0 align-baseline", **{"data-limit": str(limit)}),
@@ -147,7 +194,7 @@ def _data_card() -> dbc.Card:
             ),
             dbc.FormText(f"One row per variant (variant, users, conversions, guardrail_*, …) or one row per user "
                          f"(variant and metric columns); CSV or Parquet up to "
-                         f"{context.upload_limit() / 2**20:.0f} MB."),
+                         f"{format_number(context.upload_limit() / 2**20)} MB."),
             html.Div(id=ids.UPLOAD_LIMIT_MESSAGE, className="text-danger small mt-1"),
             dcc.Store(id=ids.UPLOAD_CHECKED),
             dcc.Store(id=ids.UPLOAD_LIMIT, data=context.upload_limit()),
@@ -286,14 +333,43 @@ def metrics_decision(state: dict[str, Any] | None) -> Any:
     """The decision under the settings in the table, next to it."""
     if not state or "report" not in state or not state["report"].get("comparisons"):
         return None
-    decision = state["report"]["decision"]
+    text, colour = decision_label(state["report"])
     return html.Div([
         html.Span("Decision with these settings: ", className="me-1"),
-        dbc.Badge(decision["outcome"].upper() + (f" {decision['winner']}" if decision.get("winner")
-                                                  and len(state["report"]["comparisons"]) > 1 else ""),
-                  color=DECISION_COLOURS.get(decision["outcome"], "secondary"), className="me-2"),
-        html.Span(RULE_TITLES.get(decision["rule"], decision["rule"]), className="text-muted small"),
+        dbc.Badge(text, color=colour, className="me-2"),
+        html.Span(rule_title(state["report"]["decision"]["rule"]), className="text-muted small"),
     ], className="d-flex align-items-center flex-wrap")
+
+
+def outcome_bar(state: dict[str, Any] | None) -> Any:
+    """The outcome of the loaded file, pinned to the bottom of the window (at 1366×768 the health
+    check is below the fold): health, decision and the way to the results."""
+    current = draft(state)
+    if current is None:
+        return None
+    report = current["report"]
+    text, colour = decision_label(report)
+    return html.Div([
+        html.Span("Health", className="small text-muted me-1"), health_badge(report["health"]["status"], element_id=None),
+        html.Span("Decision", className="small text-muted ms-2 me-1"), dbc.Badge(text, color=colour, className="fs-6 me-2"),
+        html.Span(current["input"]["filename"], className="small text-muted text-truncate me-auto outcome-file"),
+        dcc.Link(dbc.Button("See results →", color="primary", className="me-2"), href="/results"),
+        dcc.Link(dbc.Button("Decision memo", color="outline-primary"), href="/memo"),
+    ], className="d-flex align-items-center flex-wrap gap-1")
+
+
+def start_over() -> tuple[Any, ...]:
+    """"Start a new experiment" as a plain function: an empty session, an empty form, the
+    calculator back to its defaults and no upload message."""
+    form = (None,) * 9
+    plan = tuple(PLAN_DEFAULTS[key] for key in _PLAN_RESET)
+    return (None, *form, *plan, None)
+
+
+_PLAN_RESET = (ids.PLAN_METRIC_TYPE, ids.PLAN_BASELINE, ids.PLAN_MEAN, ids.PLAN_STD, ids.PLAN_MDE, ids.PLAN_RELATIVE,
+               ids.PLAN_DAILY_USERS, ids.PLAN_ALPHA, ids.PLAN_POWER, ids.PLAN_USE)
+_FORM_FIELDS = (ids.EXPERIMENT_NAME, ids.HYPOTHESIS, ids.PRIMARY_METRIC, ids.CONTROL_NAME, ids.EXPECTED_SPLIT,
+                ids.OWNER, ids.TAGS, ids.PLANNED_MDE, ids.SEGMENTS)
 
 
 def collect_metric_edits(state: dict[str, Any] | None, shown: Sequence[dict[str, Any]], betters: Sequence[Any],
@@ -316,9 +392,15 @@ def collect_metric_edits(state: dict[str, Any] | None, shown: Sequence[dict[str,
 
 def layout(**_: Any) -> html.Div:
     return html.Div([
-        html.H2("New experiment"),
+        html.Div([
+            html.H2("New experiment", className="mb-0 me-auto"),
+            dbc.Button("Start a new experiment", id=ids.NEW_EXPERIMENT, color="outline-secondary", size="sm",
+                       style={"display": "none"}, title="Clear this form and the loaded file (saved experiments "
+                                                         "stay in History)"),
+        ], className="d-flex align-items-center mb-2"),
         html.P("Describe the experiment, size it, then upload the exported results: the health check runs at once.",
                className="text-muted"),
+        html.Div(id=ids.LAST_SAVED),
         dbc.Row([
             dbc.Col([_charter_card(), _data_card()], lg=7),
             dbc.Col(_plan_card(), lg=5),
@@ -327,7 +409,7 @@ def layout(**_: Any) -> html.Div:
                   dbc.CardBody(dcc.Loading(html.Div(id=ids.HEALTH_PANEL, children=html.P(
                       "No data yet.", className="text-muted mb-0"))))], className="mb-3"),
         _metrics_card(),
-        html.Div(id=ids.NEXT_STEP),
+        html.Div(id=ids.NEXT_STEP, className="outcome-bar"),
     ])
 
 
@@ -354,7 +436,7 @@ def _scanning(progress: Progress | None, name: str, size: int) -> Callable[[floa
         return None
     started = time.monotonic()
 
-    sized = f" ({size / 2**20:,.1f} MB)" if size else ""
+    sized = f" ({format_number(size / 2**20)} MB)" if size else ""
 
     def report(done: float) -> None:
         progress(done, f"Scanning {name}{sized} with DuckDB… {time.monotonic() - started:.1f} s")
@@ -413,8 +495,25 @@ def run_analysis(trigger: str | None, contents: str | None, filename: str | None
         return no_update, dbc.Alert(f"Upload refused: {error}.", color="danger", className="mb-0")
     except ValueError as error:
         return no_update, dbc.Alert(f"Check the form: {error}.", color="danger", className="mb-0")
-    name = new_state["input"]["filename"]
-    return new_state, dbc.Alert(f"Analysed {name}.", color="success", className="mb-0 py-2", duration=6000)
+    return new_state, upload_outcome(new_state["report"], new_state["input"]["filename"])
+
+
+def health_view(state: dict[str, Any] | None) -> tuple[Any, ...]:
+    """The health check, the outcome bar, the note on the last saved experiment and the style of
+    "Start a new experiment", for a session."""
+    current = draft(state)
+    saved = (state or {}).get("saved") if state and state.get("closed") else None
+    last = None
+    if saved:
+        name = state["report"]["experiment"]["name"] if state else ""
+        last = dbc.Alert([f"“{name}” is saved as ", dcc.Link(f"experiment {saved['experiment_id']}",
+                                                             href=f"/experiments/{saved['experiment_id']}"),
+                          ". This form starts a new experiment."], color="info", className="py-2 small",
+                         dismissable=True)
+    if current is None:
+        return (html.P("No data yet: upload a file or load a sample.", className="text-muted mb-0"), None, last,
+                {"display": "none"})
+    return health_panel(current["report"]), outcome_bar(current), last, {}
 
 
 def register_callbacks(app: Dash) -> None:
@@ -429,7 +528,9 @@ def register_callbacks(app: Dash) -> None:
     )
 
     @app.callback(
-        Output(ids.PLAN_RESULT, "children"), Output(ids.PLAN_STORE, "data"),
+        Output(ids.PLAN_RESULT, "children"), Output(ids.PLAN_RESULT, "color"), Output(ids.PLAN_STORE, "data"),
+        Output(ids.PLAN_CONFIRM, "children"), Output(ids.PLAN_BASELINE_BOX, "style"),
+        Output(ids.PLAN_MEAN_BOX, "style"), Output(ids.PLAN_STD_BOX, "style"),
         Input(ids.PLAN_METRIC_TYPE, "value"), Input(ids.PLAN_BASELINE, "value"), Input(ids.PLAN_MEAN, "value"),
         Input(ids.PLAN_STD, "value"), Input(ids.PLAN_MDE, "value"), Input(ids.PLAN_RELATIVE, "value"),
         Input(ids.PLAN_ALPHA, "value"), Input(ids.PLAN_POWER, "value"), Input(ids.EXPECTED_SPLIT, "value"),
@@ -437,12 +538,33 @@ def register_callbacks(app: Dash) -> None:
     )
     def update_plan(metric_type: str, baseline: float | None, mean: float | None, std: float | None,
                     mde: float | None, relative: list[str] | None, alpha: float | None, power: float | None,
-                    split: str | None, daily: int | None, use: bool | None) -> tuple[str, int | None]:
-        text, total = plan_text(PlanInputs(metric_type=metric_type or "proportion", baseline=baseline, mean=mean,
-                                           std=std, mde=mde, relative=bool(relative), alpha=alpha or 0.05,
-                                           power=power or 0.8, split=split or "50,50",
-                                           daily_users=int(daily) if daily else None))
-        return text, total if use else None
+                    split: str | None, daily: int | None, use: bool | None) -> tuple[Any, ...]:
+        return plan_view(metric_type, baseline, mean, std, mde, relative, alpha, power, split, daily, use)
+
+    @app.callback(
+        Output(ids.SESSION_STORE, "data", allow_duplicate=True),
+        Input(ids.PLAN_STORE, "data"), Input(ids.PLAN_USE, "value"), State(ids.SESSION_STORE, "data"),
+        prevent_initial_call=True,
+    )
+    def record_plan(planned: int | None, use: bool | None, state: dict[str, Any] | None) -> Any:
+        """The recorded planned sample goes into the loaded draft at once (the memo shows it)."""
+        switched_off = not use and f"{ids.PLAN_USE}.value" in ctx.triggered_prop_ids
+        updated = plan_into_session(state, planned, switched_off=switched_off)
+        if updated is None:
+            raise PreventUpdate
+        return updated
+
+    @app.callback(
+        Output(ids.SESSION_STORE, "data", allow_duplicate=True),
+        *[Output(field, "value", allow_duplicate=True) for field in _FORM_FIELDS],
+        *[Output(field, "value", allow_duplicate=True) for field in _PLAN_RESET],
+        Output(ids.UPLOAD_MESSAGE, "children", allow_duplicate=True),
+        Input(ids.NEW_EXPERIMENT, "n_clicks"), prevent_initial_call=True,
+    )
+    def new_experiment(clicks: int | None) -> tuple[Any, ...]:
+        if not clicks:
+            raise PreventUpdate
+        return start_over()
 
     # A background callback (on a server thread, see dashapp.jobs): the page stays responsive and
     # shows DuckDB's progress while a large user-level file is scanned.
@@ -479,7 +601,8 @@ def register_callbacks(app: Dash) -> None:
         if (trigger == ids.LOAD_SAMPLE and not sample_clicks) or (trigger == ids.REANALYZE and not rerun_clicks):
             raise PreventUpdate
         upload = upload or {}
-        return run_analysis(trigger, upload.get("contents"), upload.get("filename"), sample, form, state,
+        # A saved analysis is not re-run or edited from here: the form has started a new one.
+        return run_analysis(trigger, upload.get("contents"), upload.get("filename"), sample, form, draft(state),
                             lambda done, what: set_progress((round(done, 1), f"{done:.0f}%", what)), staged,
                             metrics_edit)
 
@@ -491,7 +614,8 @@ def register_callbacks(app: Dash) -> None:
     )
     def show_metrics(state: dict[str, Any] | None, shown: list[dict[str, Any]], betters: list[Any],
                      margins: list[Any], severes: list[Any]) -> tuple[Any, Any]:
-        return metrics_table_view(state, shown, betters, margins, severes), metrics_decision(state)
+        current = draft(state)
+        return metrics_table_view(current, shown, betters, margins, severes), metrics_decision(current)
 
     @app.callback(
         Output(_metric_id(ids.METRIC_BETTER_HINT, MATCH), "children"),
@@ -520,21 +644,15 @@ def register_callbacks(app: Dash) -> None:
     )
     def edit_metrics(betters: list[Any], margins: list[Any], severes: list[Any], shown: list[dict[str, Any]],
                      state: dict[str, Any] | None) -> tuple[Any, Any]:
-        return collect_metric_edits(state, shown, betters, margins, severes)
+        return collect_metric_edits(draft(state), shown, betters, margins, severes)
 
     @app.callback(
-        Output(ids.HEALTH_PANEL, "children"), Output(ids.NEXT_STEP, "children"),
+        Output(ids.HEALTH_PANEL, "children"), Output(ids.NEXT_STEP, "children"), Output(ids.LAST_SAVED, "children"),
+        Output(ids.NEW_EXPERIMENT, "style"),
         Input(ids.SESSION_STORE, "data"),
     )
-    def show_health(state: dict[str, Any] | None) -> tuple[Any, Any]:
-        if not state or "report" not in state:
-            return html.P("No data yet: upload a file or load a sample.", className="text-muted mb-0"), None
-        report = state["report"]
-        next_step = html.Div([
-            dcc.Link(dbc.Button("See results →", color="primary", className="me-2"), href="/results"),
-            dcc.Link(dbc.Button("Decision memo", color="outline-primary"), href="/memo"),
-        ])
-        return health_panel(report), next_step
+    def show_health(state: dict[str, Any] | None) -> tuple[Any, ...]:
+        return health_view(state)
 
     @app.callback(
         Output(ids.EXPERIMENT_NAME, "value"), Output(ids.HYPOTHESIS, "value"), Output(ids.PRIMARY_METRIC, "value"),
@@ -543,7 +661,8 @@ def register_callbacks(app: Dash) -> None:
         Input(ids.HEALTH_PANEL, "id"), State(ids.SESSION_STORE, "data"),
     )
     def restore_form(_: str, state: dict[str, Any] | None) -> tuple[Any, ...]:
-        """Refill the form from the session when the page is opened again."""
+        """Refill the form from the draft when the page is opened again (never from a saved analysis)."""
+        state = draft(state)
         if not state or "form" not in state:
             raise PreventUpdate
         form = state["form"]

@@ -10,7 +10,7 @@ from dash.exceptions import PreventUpdate
 
 from dashapp import ids
 from dashapp.components import data_guard, decision_badge, guardrail_table, primary_card, segment_table, status_banner
-from dashapp.figures import effect_figure, guardrail_figure, posterior_figure
+from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title
 from dashapp.pages import context
 from dashapp.services import UploadRejectedError
 from dashapp.state import save_session
@@ -18,7 +18,8 @@ from storage.errors import StorageError
 
 __all__ = ["layout", "register_callbacks", "results_view", "save_to_history"]
 
-GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True}
+# The tool bar shows on hover only, and chart titles sit in the card headers: nothing hides under it.
+GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True, "displayModeBar": "hover"}
 
 
 def layout(**_: Any) -> html.Div:
@@ -29,14 +30,42 @@ def saved_note(state: dict[str, Any]) -> Any:
     saved = state.get("saved")
     if not saved:
         return None
-    return html.Span(["Saved as ", dcc.Link(f"experiment {saved['experiment_id']}",
-                                            href=f"/experiments/{saved['experiment_id']}"), "."])
+    return html.Span([
+        "Saved as ", dcc.Link(f"experiment {saved['experiment_id']}", href=f"/experiments/{saved['experiment_id']}"),
+        ". ",
+        dcc.Link(dbc.Button("Start a new experiment", color="success", size="sm", className="ms-2"), href="/new",
+                 id=ids.RESULTS_NEW_EXPERIMENT),
+    ])
 
 
 def _guardrail_graph(report: dict[str, Any]) -> dcc.Graph:
     figure = guardrail_figure(report)
     return dcc.Graph(id=ids.GUARDRAIL_CHART, figure=figure, config=GRAPH_CONFIG,
                      style={"height": f"{figure.layout.height}px"})
+
+
+def _charts(report: dict[str, Any]) -> dbc.Row:
+    """The effect and posterior charts, each titled in its card header (never under the tool bar)."""
+    title, subtitle = posterior_title(report)
+    effect = dbc.Card([
+        dbc.CardHeader(html.Div([
+            html.Span(effect_title(report), id=ids.EFFECT_TITLE, className="fw-semibold me-3"),
+            dbc.RadioItems(id=ids.EFFECT_SCALE, inline=True, value="relative", className="small",
+                           options=[{"label": "Relative (%)", "value": "relative"},
+                                    {"label": "Absolute", "value": "absolute"}]),
+        ], className="d-flex flex-wrap align-items-center justify-content-between")),
+        dbc.CardBody(dcc.Graph(id=ids.EFFECT_CHART, figure=effect_figure(report, titled=False), config=GRAPH_CONFIG,
+                               style={"height": "300px"}), className="p-1"),
+    ], className="h-100")
+    posterior = dbc.Card([
+        dbc.CardHeader([html.Span(title, className="fw-semibold"),
+                        html.Small(subtitle, className="d-block text-muted") if subtitle else None],
+                       id=ids.POSTERIOR_TITLE),
+        dbc.CardBody(dcc.Graph(id=ids.POSTERIOR_CHART, figure=posterior_figure(report, titled=False),
+                               config=GRAPH_CONFIG, style={"height": "300px"}), className="p-1"),
+    ], className="h-100")
+    return dbc.Row([dbc.Col(effect, lg=6, className="mb-3"), dbc.Col(posterior, lg=6, className="mb-3")],
+                   className="mt-3")
 
 
 def results_view(state: dict[str, Any] | None) -> Any:
@@ -52,17 +81,7 @@ def results_view(state: dict[str, Any] | None) -> Any:
             decision_badge(report),
         ]), className="mb-3"),
         primary_card(report),
-        dbc.Row([
-            dbc.Col([
-                dbc.RadioItems(id=ids.EFFECT_SCALE, inline=True, value="relative", className="mt-3",
-                               options=[{"label": "Relative (%)", "value": "relative"},
-                                        {"label": "Absolute", "value": "absolute"}]),
-                dcc.Graph(id=ids.EFFECT_CHART, figure=effect_figure(report), config=GRAPH_CONFIG,
-                          style={"height": "320px"}),
-            ], lg=6),
-            dbc.Col(dcc.Graph(id=ids.POSTERIOR_CHART, figure=posterior_figure(report), config=GRAPH_CONFIG,
-                              className="mt-3", style={"height": "360px"}), lg=6),
-        ]) if has_data else None,
+        _charts(report) if has_data else None,
         segment_table(report),
         html.H4("Guardrails", className="mt-3"),
         guardrail_table(report),
@@ -92,12 +111,12 @@ def register_callbacks(app: Dash) -> None:
     def render(state: dict[str, Any] | None) -> Any:
         return results_view(state)
 
-    @app.callback(Output(ids.EFFECT_CHART, "figure"), Input(ids.EFFECT_SCALE, "value"),
-                  State(ids.SESSION_STORE, "data"), prevent_initial_call=True)
+    @app.callback(Output(ids.EFFECT_CHART, "figure"), Output(ids.EFFECT_TITLE, "children"),
+                  Input(ids.EFFECT_SCALE, "value"), State(ids.SESSION_STORE, "data"), prevent_initial_call=True)
     def rescale(scale: str, state: dict[str, Any] | None) -> Any:
         if not state or "report" not in state:
             raise PreventUpdate
-        return effect_figure(state["report"], scale=scale)
+        return effect_figure(state["report"], scale=scale, titled=False), effect_title(state["report"], scale=scale)
 
     @app.callback(Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.SAVE_MESSAGE, "children"),
                   Input(ids.SAVE_EXPERIMENT, "n_clicks"), State(ids.SESSION_STORE, "data"),

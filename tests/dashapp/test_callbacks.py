@@ -510,3 +510,171 @@ def test_the_charters_planned_mde_is_a_number_that_sizes_rule_7(app_context: Any
     assert "the planned MDE of 5% (0.60 pp)" in state["report"]["decision"]["reasons"][-1]
     _, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_inconclusive.csv", FormValues(mde="big"), None)
     assert "planned MDE must be a positive number" in str(message)
+
+
+# -- issue 11: a fresh form after a save, trust signals, the posterior title, the calculator ----------
+
+def test_after_a_save_new_experiment_starts_empty_and_start_over_clears_everything(app_context: Any) -> None:
+    from dashapp.state import draft
+
+    form = FormValues(name="Banner", hypothesis="Bigger wins", owner="kim", tags="home", mde="+5%")
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", form, None)
+    assert draft(state) is state  # an unsaved analysis is what New Experiment goes on editing
+    panel, bar, last, button = new.health_view(state)
+    assert "See results" in _text(bar) and "LAUNCH" in _text(bar) and last is None and button == {}
+    saved, message = results.save_to_history(state)
+    assert "Start a new experiment" in _text(message)
+    assert draft(saved) is None  # the form, the health check and the metrics table start empty
+    panel, bar, last, button = new.health_view(saved)
+    assert "No data yet" in _text(panel) and bar is None and button == {"display": "none"}
+    assert "is saved as" in _text(last) and f"experiment {NEW_ID}" in _text(last)
+    assert "Load a file" in _text(new.metrics_table_view(draft(saved)))
+    # Re-run cannot reach the saved analysis with an empty form
+    state_after, message = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(), draft(saved))
+    assert state_after is no_update and "Upload a file" in _text(message)
+    # Opened again from History, an experiment is a draft again (its form refills)
+    assert draft(experiment.open_in_workspace(NEW_ID)) is not None
+    cleared = new.start_over()
+    assert cleared[0] is None and all(value is None for value in cleared[1:10]) and cleared[-1] is None
+    assert cleared[10:-1] == tuple(new.PLAN_DEFAULTS[key] for key in new._PLAN_RESET)
+
+
+def test_upload_outcome_takes_the_colour_of_the_health(app_context: Any) -> None:
+    _healthy, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    assert message.color == "success"
+    _srm, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv", FormValues(), None)
+    assert message.color == "warning" and "with warnings" in _text(message)
+    blocked_csv = b"variant,users,conversions\ncontrol,1000,abc\ntreatment,1000,12\n"
+    blocked, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(blocked_csv), "bad.csv", None, FormValues(), None)
+    assert blocked["report"]["health"]["status"] == "blocked"
+    assert message.color == "danger" and "Analysed" not in _text(message) and "blocked" in _text(message)
+
+
+def test_a_data_hold_does_not_look_like_an_inconclusive_hold(app_context: Any) -> None:
+    from dashapp.components import decision_label
+
+    inconclusive, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_inconclusive.csv", FormValues(), None)
+    assert decision_label(inconclusive["report"]) == ("HOLD", "warning")
+    blocked_csv = b"variant,users,conversions\ncontrol,1000,abc\ntreatment,1000,12\n"
+    blocked, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(blocked_csv), "bad.csv", None, FormValues(), None)
+    assert decision_label(blocked["report"]) == ("HOLD — DATA BLOCKED", "secondary")
+    srm, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv", FormValues(), None)
+    assert decision_label(srm["report"]) == ("HOLD — SAMPLE RATIO MISMATCH", "secondary")
+
+
+def test_an_srm_result_is_muted_and_labelled_untrustworthy(app_context: Any) -> None:
+    from dashapp.components import primary_card
+    from dashapp.figures import effect_figure, posterior_figure
+
+    srm, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv", FormValues(), None)
+    card = primary_card(srm["report"])
+    text = _text(card)
+    assert "not trustworthy: sample ratio mismatch" in text and "fw-semibold" not in text
+    assert text.count("text-muted untrusted") >= 5  # effects, p-values and P(better)
+    for figure in (effect_figure(srm["report"]), posterior_figure(srm["report"])):
+        assert any("not trustworthy" in a.text for a in figure.layout.annotations)
+    healthy, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    assert "not trustworthy" not in _text(primary_card(healthy["report"]))
+
+
+def test_the_posterior_title_names_the_winner_first_and_every_arm(app_context: Any) -> None:
+    from dashapp.figures import posterior_figure, posterior_title
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_multi_arm.csv", FormValues(), None)
+    assert state["report"]["decision"]["winner"] == "treatment_b"
+    _title, subtitle = posterior_title(state["report"])
+    assert subtitle is not None and subtitle.startswith("P(better than control): treatment_b > 99.9%")
+    assert "treatment_a 92.4%" in subtitle and "100.0%" not in subtitle
+    assert not posterior_figure(state["report"], titled=False).layout.title.text
+    view = _text(results.results_view(state))
+    assert "treatment_b > 99.9%" in view and '"displayModeBar": "hover"' in view
+    two, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    assert posterior_title(two["report"])[1].startswith("P(treatment better than control) = ")
+
+
+def test_pages_spell_p_values_through_the_formatting_module(app_context: Any) -> None:
+    from analytics.wording import format_p
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), None)
+    view = _text(results.results_view(state))
+    primary = state["report"]["comparisons"][0]["primary"]
+    assert format_p(primary["p_value"]) in view and f"{primary['p_value']:.4g}" not in view
+
+
+@pytest.mark.parametrize(("power", "shown", "note"), [
+    (0.8, None, None), (80, 0.8, "read as 80%"), (1.5, 0.015, "read as 1.5%"),
+])
+def test_the_calculator_reads_power_as_a_share_or_a_percentage(power: float, shown: float | None,
+                                                               note: str | None) -> None:
+    from dashapp.state import read_share
+
+    value, message, error = read_share(power, "power")
+    assert error is None and value == pytest.approx(shown or power)
+    assert (message is None) if note is None else (note in message)
+
+
+def test_the_calculator_refuses_what_it_cannot_read_instead_of_keeping_a_stale_answer() -> None:
+    args = dict(metric_type="proportion", baseline=0.12, mean=None, std=None, mde=0.05, relative=["relative"],
+                alpha=0.05, split=None, daily=5000, use=True)
+    good = new.plan_view(**args, power=0.8)
+    percent = new.plan_view(**args, power=80)
+    assert good[0] == percent[0][0] and good[2] == percent[2]  # 80 means 80%, with a visible note
+    assert "read as 80%" in _text(percent[0]) and percent[1] == "light"
+    for bad in (None, 0, 100, 250, -1):
+        text, colour, planned, confirm, *_ = new.plan_view(**args, power=bad)
+        assert _text(text).startswith('"Cannot plan') and colour == "danger" and planned is None
+        assert "Nothing recorded" in _text(confirm)
+    assert "Recorded" in _text(good[3]) and f"{good[2]:,} users" in _text(good[3])
+
+
+def test_mean_mode_hides_the_baseline_rate_and_rate_mode_hides_mean_and_std() -> None:
+    hidden = {"display": "none"}
+    rate = new.plan_view("proportion", 0.12, None, None, 0.05, ["relative"], 0.05, 0.8, None, 5000, False)
+    assert rate[4] == {} and rate[5] == hidden and rate[6] == hidden
+    mean = new.plan_view("mean", 0.12, 12.4, 30.0, 0.05, ["relative"], 0.05, 0.8, None, 5000, False)
+    assert mean[4] == hidden and mean[5] == {} and mean[6] == {}
+    assert "users in control" in mean[0] and mean[2] is None  # not recorded: the switch is off
+    missing = new.plan_view("mean", 0.12, None, None, 0.05, ["relative"], 0.05, 0.8, None, 5000, False)
+    assert "mean and the standard deviation" in missing[0]
+
+
+def test_recording_the_plan_updates_the_draft_not_a_saved_analysis(app_context: Any) -> None:
+    from dashapp.state import plan_into_session
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    recorded = plan_into_session(state, 31_000, switched_off=False)
+    assert recorded is not None and recorded["form"]["planned_sample"] == 31_000
+    assert plan_into_session(recorded, 31_000, switched_off=False) is None  # nothing changes
+    assert plan_into_session(recorded, None, switched_off=False) is None  # page load with the switch off
+    assert plan_into_session(recorded, None, switched_off=True)["form"]["planned_sample"] is None
+    saved, _ = results.save_to_history(recorded)
+    assert plan_into_session(saved, 40_000, switched_off=False) is None
+
+
+@pytest.mark.parametrize("sample", ["sample_launch.csv", "sample_multi_arm.csv", "sample_latency_guardrail.csv"])
+def test_the_same_report_reads_the_same_everywhere(app_context: Any, sample: str) -> None:
+    """One spelling per number (issue 11): the p-values, effects and guardrail changes of one report
+    appear character for character on Results, in the memo's Markdown and HTML, and in History."""
+    from dashapp.formatting import format_absolute, format_p, format_relative, rule_title
+    from dashapp.memo import build_memo, render_html, render_markdown
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, sample, FormValues(), None)
+    report = state["report"]
+    page = _text(results.results_view(state))
+    memo = build_memo(report)
+    markdown, html_text = render_markdown(memo), render_html(memo)
+    expected = [rule_title(report["decision"]["rule"]).split(" — ")[0]]
+    for comparison in report["comparisons"]:
+        primary = comparison["primary"]
+        expected += [format_p(primary["p_value_adjusted"]), format_absolute(primary), format_relative(primary)]
+        expected += [format_absolute(g) for g in comparison["guardrails"]]
+    for text in expected:
+        assert text in page, (text, "results")
+        assert text.replace("<", "&lt;") in html_text, (text, "memo html")
+        assert text.replace("<", "\\<") in markdown or text in markdown, (text, "memo markdown")
+    saved = results.save_to_history(state)
+    assert saved is not None
+    rows, _ = history.history_rows(report["experiment"]["name"], None, None, None)
+    winner = next((c for c in report["comparisons"] if c["treatment"] == report["decision"].get("winner")),
+                  report["comparisons"][0])
+    assert any(format_relative(winner["primary"]).split(" [")[0] in json.dumps(row, ensure_ascii=False) for row in rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -312,3 +313,19 @@ def segment_table(report: dict[str, Any]) -> html.Div | None:
                      dbc.Table([header, html.Tbody(body)], size="sm", striped=True),
                      html.Small(f"p-values adjusted across each segment's values ({correction}). Segments inform; "
                                 "they do not change the decision.", className="text-muted")], id=ids.SEGMENT_TABLE)
+
+
+def download_card(title: str, *, markdown: str, html_button: str, pdf: str, status: str,
+                  downloads: Sequence[str]) -> dbc.Card:
+    """Markdown / HTML / PDF buttons with the PDF's status line and the ``dcc.Download`` targets
+    (ids given by the page: the memo page and the stored experiment page each have their own)."""
+    return dbc.Card([
+        dbc.CardHeader(title),
+        dbc.CardBody([
+            dbc.Button("Markdown", id=markdown, color="secondary", className="me-2 mb-2"),
+            dbc.Button("HTML", id=html_button, color="secondary", className="me-2 mb-2"),
+            dbc.Button("PDF", id=pdf, color="secondary", className="me-2 mb-2"),
+            html.Div(id=status, className="small text-muted"),
+            *(dcc.Download(id=target) for target in downloads),
+        ]),
+    ], className="mb-3")

@@ -12,7 +12,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
-from dashapp.components import decision_badge, guardrail_table, health_panel, metric_settings_table, primary_card
+from dashapp.components import decision_badge, download_card, guardrail_table, health_panel, metric_settings_table, primary_card
 from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title
 from dashapp.formatting import format_count, format_date
 from dashapp.memo import Charter, MemoModel, build_memo, render_html, render_markdown, render_pdf
@@ -83,16 +83,9 @@ def _versions(memos: tuple[Any, ...]) -> Any:
 
 
 def _downloads() -> dbc.Card:
-    return dbc.Card([
-        dbc.CardHeader("Download the stored memo"),
-        dbc.CardBody([
-            dbc.Button("Markdown", id=ids.EXPERIMENT_DOWNLOAD_MD, color="secondary", className="me-2 mb-2"),
-            dbc.Button("HTML", id=ids.EXPERIMENT_DOWNLOAD_HTML, color="secondary", className="me-2 mb-2"),
-            dbc.Button("PDF", id=ids.EXPERIMENT_DOWNLOAD_PDF, color="secondary", className="me-2 mb-2"),
-            html.Div(id=ids.EXPERIMENT_PDF_STATUS, className="small text-muted"),
-            dcc.Download(id=ids.EXPERIMENT_DOWNLOAD_FILE),
-        ]),
-    ], className="mb-3")
+    return download_card("Download the stored memo", markdown=ids.EXPERIMENT_DOWNLOAD_MD,
+                         html_button=ids.EXPERIMENT_DOWNLOAD_HTML, pdf=ids.EXPERIMENT_DOWNLOAD_PDF,
+                         status=ids.EXPERIMENT_PDF_STATUS, downloads=[ids.EXPERIMENT_DOWNLOAD_FILE])
 
 
 def layout(experiment_id: str | None = None, **_: Any) -> html.Div:

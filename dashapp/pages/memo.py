@@ -10,7 +10,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
-from dashapp.components import data_guard
+from dashapp.components import data_guard, download_card
 from dashapp.memo import MAX_NOTES_CHARS, build_memo, render_html, render_markdown, render_pdf
 from dashapp.pages import context
 from dashapp.services import UploadRejectedError
@@ -69,17 +69,9 @@ def memo_view(state: dict[str, Any] | None) -> Any:
                     html.Div(id=ids.NOTES_MESSAGE, className="mt-2"),
                 ]),
             ], className="mb-3"),
-            dbc.Card([
-                dbc.CardHeader("Download"),
-                dbc.CardBody([
-                    dbc.Button("Markdown", id=ids.DOWNLOAD_MD, color="secondary", className="me-2 mb-2"),
-                    dbc.Button("HTML", id=ids.DOWNLOAD_HTML, color="secondary", className="me-2 mb-2"),
-                    dbc.Button("PDF", id=ids.DOWNLOAD_PDF, color="secondary", className="me-2 mb-2"),
-                    html.Div(id=ids.PDF_STATUS, className="small text-muted"),
-                    dcc.Download(id=ids.DOWNLOAD_MD_FILE), dcc.Download(id=ids.DOWNLOAD_HTML_FILE),
-                    dcc.Download(id=ids.DOWNLOAD_PDF_FILE),
-                ]),
-            ]),
+            download_card("Download", markdown=ids.DOWNLOAD_MD, html_button=ids.DOWNLOAD_HTML, pdf=ids.DOWNLOAD_PDF,
+                          status=ids.PDF_STATUS,
+                          downloads=[ids.DOWNLOAD_MD_FILE, ids.DOWNLOAD_HTML_FILE, ids.DOWNLOAD_PDF_FILE]),
         ], lg=4),
         dbc.Col(dcc.Loading(html.Iframe(id=ids.MEMO_PREVIEW, sandbox="", className="memo-frame",
                                         title="Decision memo preview", style=PREVIEW_STYLE)), lg=8),

@@ -226,7 +226,9 @@ def test_hostile_names_and_notes_are_text_and_fetch_nothing(payload: str) -> Non
     spy = SafeURLFetcher()
     started = time.perf_counter()
     pdf = render_pdf(memo, report["policy"], fetcher=spy)
-    assert time.perf_counter() - started < 5
+    # a hostile payload must not make the renderer hang or fetch: bounded well inside the renderer's own
+    # 20 s limit, loosely enough that a busy shared machine does not fail it (this is not a speed claim)
+    assert time.perf_counter() - started < 15
     assert all(url.startswith("data:") for url in spy.requested), spy.requested
     assert spy.refused == []
     reader = PdfReader(io.BytesIO(pdf))

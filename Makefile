@@ -9,6 +9,8 @@ SYSTEM_STAMP := $(VENV)/.system-packages
 DEBIAN_PACKAGES := chromium chromium-driver fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0
 HOST ?= 127.0.0.1
 PORT ?= 8050
+# Extra Host names the dashboard answers, e.g. ALLOWED_HOSTS="abtest.example.com" with HOST=0.0.0.0.
+ALLOWED_HOSTS ?=
 
 .PHONY: run test install system-packages lint typecheck bench clean
 
@@ -36,7 +38,7 @@ $(SYSTEM_STAMP): | $(STAMP)
 system-packages: $(SYSTEM_STAMP)
 
 run: $(STAMP) $(SYSTEM_STAMP)
-	$(BIN)/experimentos serve --host $(HOST) --port $(PORT)
+	$(BIN)/experimentos serve --host $(HOST) --port $(PORT) $(foreach name,$(ALLOWED_HOSTS),--allowed-host $(name))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,16 +4,27 @@ Each page module exposes ``layout`` and ``register_callbacks(app)``. Callbacks a
 registered on the app object rather than with the global ``dash.callback`` because
 Dash moves global callbacks into the *first* app created, and the tests create one app
 per browser session.
+
+``serve`` runs the app under waitress, not Flask's development server: waitress reads
+each request (body included) in its event loop before a worker thread sees it, so slow or
+stalled clients cost a socket, not a thread, and are dropped after ``channel_timeout``.
+Every response carries a strict Content-Security-Policy and the usual hardening headers,
+and a request whose ``Host`` is not on the allow-list gets 400 (DNS rebinding).
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
+import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
+import flask
 from dash import Dash, dcc, html
 
 from dashapp import ids
@@ -23,7 +34,7 @@ from dashapp.services import DEFAULT_LARGE_UPLOAD_LIMIT_BYTES, DEFAULT_UPLOAD_LI
 from dashapp.uploads import prune_staging, register_large_upload
 from storage.database import ExperimentDatabase, default_db_path
 
-__all__ = ["create_app", "run_server"]
+__all__ = ["LOOPBACK_HOSTS", "allowed_hosts_for", "create_app", "make_server", "run_server", "waitress_options"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = (
@@ -34,6 +45,12 @@ PAGES = (
     (history, "/history", "History", None),
     (experiment, None, "Experiment", "/experiments/<experiment_id>"),
 )
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+# Seconds a connection may sit idle (no bytes either way) before waitress closes it: long
+# enough for a slow network, short enough that stalled uploads do not pile up.
+CHANNEL_TIMEOUT_SECONDS = 60
+CONNECTION_LIMIT = 100
+WORKER_THREADS = 8
 
 
 def _shell() -> html.Div:
@@ -53,9 +70,117 @@ def _shell() -> html.Div:
     ])
 
 
+def _content_security_policy(app: Dash) -> str:
+    """The CSP of every response: nothing from other origins, no ``eval``, no inline script but
+    Dash's own (by hash: the renderer bootstrap and the clientside callbacks)."""
+    directives = {
+        "default-src": "'self'",
+        "script-src": " ".join(["'self'", *app.csp_hashes()]),
+        # Inline *styles* stay allowed: plotly.js and dcc inject <style> elements, and the memo
+        # preview (an iframe srcdoc, which inherits this policy) carries its CSS inline. Styles
+        # cannot run code, so this is the usual trade-off.
+        "style-src": "'self' 'unsafe-inline'",
+        # data: for the memo's embedded chart, blob: / data: for Plotly's "download as PNG".
+        "img-src": "'self' data: blob:",
+        "font-src": "'self' data:",
+        "connect-src": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'none'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+def _host_name(host_header: str) -> str:
+    """``Host`` without its port, lower-cased; IPv6 literals keep their brackets (``[::1]``)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+class HostAllowList:
+    """WSGI middleware: 400 for a request whose ``Host`` (port ignored) is not allowed.
+
+    A page on another site can point its own DNS name at 127.0.0.1 (DNS rebinding) and then
+    read this server as same-origin; the browser still sends that foreign name as ``Host``."""
+
+    def __init__(self, app: Any, allowed_hosts: Sequence[str], headers: dict[str, str]) -> None:
+        if not allowed_hosts:
+            raise ValueError("allowed_hosts must name at least one host")
+        self.app = app
+        self.allowed = frozenset(name.lower() for name in allowed_hosts)
+        self.headers = list(headers.items())
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if _host_name(environ.get("HTTP_HOST", "")) in self.allowed:
+            return self.app(environ, start_response)
+        body = b"Unknown Host header: add this name to 'experimentos serve --allowed-host'.\n"
+        start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"),
+                                           ("Content-Length", str(len(body))), *self.headers])
+        return [body]
+
+
+def _harden(app: Dash, allowed_hosts: Sequence[str]) -> None:
+    """Refuse unknown ``Host`` headers (400) and add the security headers to every response."""
+    server = app.server
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    }
+    refusal = {**headers, "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
+    server.wsgi_app = HostAllowList(server.wsgi_app, allowed_hosts, refusal)  # type: ignore[method-assign]
+
+    # Dash adds its page-title script while it sets itself up on the first request, so the
+    # policy (which hashes every inline script) is computed then, once.
+    @functools.cache
+    def policy() -> str:
+        return _content_security_policy(app)
+
+    @server.after_request
+    def add_security_headers(response: flask.Response) -> flask.Response:
+        for name, value in {**headers, "Content-Security-Policy": policy()}.items():
+            response.headers.setdefault(name, value)
+        response.headers.pop("Server", None)
+        return response
+
+
+def _bracketed(name: str) -> str:
+    """An IPv6 literal as it appears in a ``Host`` header (``[::1]``); other names unchanged."""
+    return f"[{name}]" if ":" in name and not name.startswith("[") else name
+
+
+def allowed_hosts_for(host: str, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The ``Host`` names a server bound to ``host`` answers: ``extra`` (``--allowed-host``), the
+    bound address itself, and the loopback names when it is a loopback address. Bound to every
+    interface (``0.0.0.0`` / ``::``) without ``extra``, the machine's own names are used."""
+    names: list[str] = [_bracketed(name.strip().lower()) for name in extra if name.strip()]
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None:
+        names.append(host.lower())
+    elif address.is_unspecified:
+        if not extra:
+            names += [socket.gethostname().lower(), socket.getfqdn().lower()]
+    else:
+        names.append(f"[{address.compressed}]" if address.version == 6 else address.compressed)
+    if host.lower() == "localhost" or (address is not None and address.is_loopback):
+        names += LOOPBACK_HOSTS
+    return tuple(dict.fromkeys(names))
+
+
 def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experiments: bool = True,
-               upload_limit_bytes: int | None = None, large_upload_limit_bytes: int | None = None) -> Dash:
-    """Build the app on the database at ``db`` (default: SPEC §6), loading the samples into a new one."""
+               upload_limit_bytes: int | None = None, large_upload_limit_bytes: int | None = None,
+               allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> Dash:
+    """Build the app on the database at ``db`` (default: SPEC §6), loading the samples into a new one.
+
+    Requests whose ``Host`` (without port) is not in ``allowed_hosts`` get 400."""
     database = ExperimentDatabase(db)
     if load_sample_experiments:
         load_samples(database)
@@ -95,10 +220,45 @@ def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experime
     server.config["MAX_CONTENT_LENGTH"] = int(limit * 1.4) + 1024 * 1024
     server.config["EXPERIMENTOS_LARGE_UPLOAD_LIMIT"] = large_limit
     register_large_upload(server)
+    _harden(app, allowed_hosts)
     return app
 
 
-def run_server(*, db: str | None = None, host: str = "127.0.0.1", port: int = 8050, load_samples: bool = True) -> None:
-    app = create_app(db=db or default_db_path(), load_sample_experiments=load_samples)
-    print(f"ExperimentOS on http://{host}:{port}  (database {app.server.config['EXPERIMENTOS_DB']})", flush=True)
-    app.run(host=host, port=port, debug=False)
+def waitress_options(app: Dash) -> dict[str, Any]:
+    """waitress settings for ``app``: timeouts and limits against slow or greedy clients, no banner."""
+    large_limit = int(app.server.config["EXPERIMENTOS_LARGE_UPLOAD_LIMIT"])
+    return {
+        "threads": WORKER_THREADS,
+        "channel_timeout": CHANNEL_TIMEOUT_SECONDS,
+        "cleanup_interval": 10,
+        "connection_limit": CONNECTION_LIMIT,
+        # The largest body is a /upload/large file; the route checks the exact limit and answers
+        # with a clear message, waitress only cuts off what is beyond any route's limit.
+        "max_request_body_size": large_limit + (1 << 20),
+        "max_request_header_size": 64 * 1024,
+        "ident": "",  # no Server header
+        "expose_tracebacks": False,
+    }
+
+
+def make_server(app: Dash, *, host: str, port: int) -> Any:
+    """A waitress server for ``app`` bound to ``host:port`` (0: any free port); ``.run()`` serves,
+    ``.close()`` stops it."""
+    from waitress.server import create_server
+
+    return create_server(app.server, host=host, port=port, **waitress_options(app))
+
+
+def run_server(*, db: str | None = None, host: str = "127.0.0.1", port: int = 8050, load_samples: bool = True,
+               allowed_hosts: Sequence[str] = ()) -> None:
+    hosts = allowed_hosts_for(host, allowed_hosts)
+    app = create_app(db=db or default_db_path(), load_sample_experiments=load_samples, allowed_hosts=hosts)
+    server = make_server(app, host=host, port=port)
+    print(f"ExperimentOS on http://{host}:{port}  (database {app.server.config['EXPERIMENTOS_DB']}; "
+          f"answering Host {', '.join(hosts)})", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_positive_int, default=8050)
     serve.add_argument("--no-samples", action="store_true", help="do not load the sample experiments into a new database")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a Host name the dashboard answers (repeatable; default: the bound address, plus "
+                            "localhost and 127.0.0.1 on loopback); other Host headers get 400")
 
     plan = commands.add_parser("plan", help="sample size and duration for a planned experiment")
     baseline = plan.add_mutually_exclusive_group(required=True)
@@ -355,7 +358,8 @@ def _replay(args: argparse.Namespace, stdout: TextIO) -> int:
 def _serve(args: argparse.Namespace, stdout: TextIO) -> int:
     from dashapp.app import run_server
 
-    run_server(db=args.db, host=args.host, port=args.port, load_samples=not args.no_samples)
+    run_server(db=args.db, host=args.host, port=args.port, load_samples=not args.no_samples,
+               allowed_hosts=args.allowed_host)
     return EXIT_OK
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,12 @@ _UNTRUSTED_RULES = {"srm": "sample ratio mismatch", "data_blocked": "the data is
 def untrusted_reason(report: dict[str, Any]) -> str | None:
     """Why the effects of a report must not be read as results (``sample ratio mismatch``), or None."""
     return _UNTRUSTED_RULES.get((report.get("decision") or {}).get("rule", ""))
+
+
+def _plot_text(text: object) -> str:
+    """Text from a file or a person, made safe for a Plotly label: Plotly renders a subset of HTML
+    in tick labels, legends and titles, so a variant named ``<a href=…>`` would become a link."""
+    return html.escape(str(text), quote=False)
 
 
 def _title(text: str) -> dict[str, Any]:
@@ -80,8 +87,8 @@ def effect_figure(report: dict[str, Any], *, scale: str = "relative", titled: bo
         else:
             factor = 100.0 if primary["type"] == "proportion" else 1.0
             value, (low, high) = primary["absolute_effect"], primary["absolute_ci"]
-            unit = "pp" if primary["type"] == "proportion" else primary["metric"]
-        labels.append(comparison["treatment"])
+            unit = "pp" if primary["type"] == "proportion" else _plot_text(primary["metric"])
+        labels.append(_plot_text(comparison["treatment"]))
         values.append(value * factor)
         lows.append(low * factor)
         highs.append(high * factor)
@@ -99,7 +106,7 @@ def effect_figure(report: dict[str, Any], *, scale: str = "relative", titled: bo
     layout: dict[str, Any] = {**_LAYOUT, "margin": dict(l=10, r=10, t=(40 if titled else 10) + (24 if reason else 0), b=40)}
     figure.update_layout(**layout, xaxis_title=unit, yaxis=dict(autorange="reversed"), showlegend=False)
     if titled:
-        figure.update_layout(title=_title(effect_title(report, scale=scale)))
+        figure.update_layout(title=_title(_plot_text(effect_title(report, scale=scale))))
     if reason:
         _mark_untrusted(figure, reason)
     return figure
@@ -159,16 +166,16 @@ def posterior_figure(report: dict[str, Any], *, titled: bool = True) -> go.Figur
     reason = untrusted_reason(report)
     for index, (name, distribution) in enumerate(curves):
         colour = ARM_COLOURS[index % len(ARM_COLOURS)]
-        figure.add_trace(go.Scatter(x=grid * scale, y=distribution.pdf(grid) / scale, name=name, mode="lines",
+        figure.add_trace(go.Scatter(x=grid * scale, y=distribution.pdf(grid) / scale, name=_plot_text(name), mode="lines",
                                     line=dict(color=colour, width=2, dash="dot" if reason else "solid"),
                                     fill="tozeroy", opacity=0.25 if reason else 0.5,
-                                    hovertemplate=f"{name}<extra></extra>"))
+                                    hovertemplate="%{fullData.name}<extra></extra>"))
     title, subtitle = posterior_title(report)
     figure.update_layout(**{**_LAYOUT, "margin": dict(l=10, r=10, t=(60 if titled else 10) + (24 if reason else 0), b=40)},
-                         xaxis_title="rate (%)" if scale == 100.0 else primary0["metric"], yaxis_title="density",
+                         xaxis_title="rate (%)" if scale == 100.0 else _plot_text(primary0["metric"]), yaxis_title="density",
                          legend=dict(orientation="h", y=-0.25))
     if titled:
-        figure.update_layout(title=_title(title + (f"<br><sup>{subtitle}</sup>" if subtitle else "")))
+        figure.update_layout(title=_title(_plot_text(title) + (f"<br><sup>{_plot_text(subtitle)}</sup>" if subtitle else "")))
     if reason:
         _mark_untrusted(figure, reason)
     return figure
@@ -208,7 +215,7 @@ def guardrail_figure(report: dict[str, Any], policy: dict[str, Any] | None = Non
     figure = go.Figure()
     severe_x, severe_y, unscaled = [], [], []
     for treatment, g in rows:
-        label = f"{treatment}: {g['metric']}" if several else g["metric"]
+        label = _plot_text(f"{treatment}: {g['metric']}" if several else g["metric"])
         harm, low, high = guardrail_harm(g)
         margin, severe = _margins(g, policy)
         if margin <= 0:  # a zero margin has no unit to measure in: the table shows the numbers
@@ -272,19 +279,19 @@ def compare_figure(rows: Sequence[ComparisonRow]) -> go.Figure:
             highs = [(r.relative_ci[1] if r.relative_ci[1] is not None else r.relative_effect or 0.0) * 100 for r in points]
             hollow = group == "untrusted"
             figure.add_trace(go.Scatter(
-                x=values, y=[history_compare_label(r) for r in points], mode="markers", name=label,
+                x=values, y=[_plot_text(history_compare_label(r)) for r in points], mode="markers", name=label,
                 legendgroup=group, showlegend=group not in shown,
                 marker=dict(size=12 if hollow else 11, color=colour, line=dict(width=2, color=colour),
                             symbol="circle-open" if hollow else "circle"),
                 error_x=dict(type="data", symmetric=False, array=[h - v for h, v in zip(highs, values, strict=True)],
                              arrayminus=[v - lo for v, lo in zip(values, lows, strict=True)], thickness=3, width=6,
                              color=colour),
-                customdata=[history_compare_hover(r) for r in points],
+                customdata=[_plot_text(history_compare_hover(r)) for r in points],
                 hovertemplate="%{y}<br>%{customdata}<extra></extra>"), row=index, col=1)
             shown.add(group)
             missing = [r for r in members if r.relative_effect is None]
             if missing:  # a control of 0 has no relative lift: say so on the row rather than drop it
-                figure.add_trace(go.Scatter(x=[0] * len(missing), y=[history_compare_label(r) for r in missing],
+                figure.add_trace(go.Scatter(x=[0] * len(missing), y=[_plot_text(history_compare_label(r)) for r in missing],
                                             mode="text", text=["no relative lift (control is 0)"] * len(missing),
                                             textposition="middle right", showlegend=False, hoverinfo="skip"),
                                  row=index, col=1)

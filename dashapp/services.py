@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import os
 import re
@@ -13,19 +15,24 @@ from typing import Any
 
 import analytics
 from analytics import DEFAULT_POLICY, ExperimentInfo, InputInfo, Policy, Report
+from analytics.decision import RULE_NUMBERS
 from storage.database import ExperimentDatabase, NewAnalysis, NewExperiment
 from storage.ingest import FileReader, LoadedFile
 
 __all__ = [
     "AnalysisRequest",
     "ReplayResult",
+    "SessionRejectedError",
     "analyze_loaded",
     "analyze_path",
     "prepare_save",
     "replay_analysis",
     "report_json",
+    "report_problems",
     "request_to_mapping",
     "save_report",
+    "sign_saved",
+    "verify_saved",
 ]
 
 
@@ -206,6 +213,208 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 class UploadRejectedError(ValueError):
     """An upload that is refused before analysis (too large, not decodable)."""
+
+
+class SessionRejectedError(UploadRejectedError):
+    """A session state from the browser that the server will not act on: a saved analysis it did
+    not hand out, form values that do not validate, or an input that is no longer staged.
+
+    A subclass of :class:`UploadRejectedError`, so every callback that shows an upload's refusal
+    shows this one too, with its message."""
+
+
+# -- saved analyses handed to a session ----------------------------------------------------------
+# The session lives in the browser, so its ``saved`` ids are only references: the server signs
+# the ids it hands out (after a save, or when a stored experiment is opened) and acts on a
+# ``saved`` only when the signature is its own.
+
+_SAVED_CONTEXT = b"experimentos-saved-analysis-v1"
+
+
+def sign_saved(secret: bytes, experiment_id: int, analysis_id: int) -> str:
+    """The token of a saved analysis handed to a session: HMAC-SHA256 over both ids under the
+    app's secret (RFC 2104), hex. Raises ``ValueError`` for an empty ``secret``."""
+    if not secret:
+        raise ValueError("secret must be non-empty bytes")
+    message = b"%s:%d:%d" % (_SAVED_CONTEXT, experiment_id, analysis_id)
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def verify_saved(secret: bytes, saved: Any) -> tuple[int, int]:
+    """``(experiment_id, analysis_id)`` of a session's ``saved`` entry when the server signed it.
+
+    Raises :class:`SessionRejectedError` for anything else (missing or wrong token, ids that are
+    not integers), so nothing is stored against an analysis the session was never given."""
+    refusal = SessionRejectedError("this session does not hold an analysis saved or opened here; "
+                                   "open the experiment from History (or save it again) and retry")
+    if not isinstance(saved, dict):
+        raise refusal
+    experiment_id, analysis_id, token = saved.get("experiment_id"), saved.get("analysis_id"), saved.get("token")
+    if not (isinstance(experiment_id, int) and isinstance(analysis_id, int) and isinstance(token, str)) \
+            or isinstance(experiment_id, bool) or isinstance(analysis_id, bool):
+        raise refusal
+    if not hmac.compare_digest(sign_saved(secret, experiment_id, analysis_id), token):
+        raise refusal
+    return experiment_id, analysis_id
+
+
+# -- the report JSON contract, checked before a stored report is shown ---------------------------
+
+_OUTCOMES = frozenset(o.value for o in analytics.Outcome)
+_HEALTH_STATUSES = frozenset(s.value for s in analytics.HealthStatus)
+_GUARDRAIL_STATUSES = frozenset(s.value for s in analytics.GuardrailStatus)
+_RULES = frozenset(RULE_NUMBERS)
+_SEVERITIES = frozenset({"warning", "blocked"})
+_INPUT_KINDS = frozenset({"aggregated", "user_level"})
+_METRIC_TYPES = frozenset({"proportion", "mean", "ratio"})
+_DIRECTIONS = frozenset({"positive", "negative", "none"})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _optional_number(value: Any) -> bool:
+    return value is None or _is_number(value)
+
+
+def _interval_ok(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and len(value) == 2 and all(_optional_number(v) for v in value))
+
+
+def _metric_problems(metric: Any, path: str, *, guardrail: bool = False) -> list[str]:
+    if not isinstance(metric, dict):
+        return [f"{path} is not an object"]
+    problems = []
+    if not isinstance(metric.get("metric"), str):
+        problems.append(f"{path}.metric is not a text")
+    if metric.get("type") not in _METRIC_TYPES:
+        problems.append(f"{path}.type {metric.get('type')!r} is not one of {sorted(_METRIC_TYPES)}")
+    for arm in ("control", "treatment"):
+        side = metric.get(arm)
+        if not isinstance(side, dict) or not _is_number(side.get("n")) or not _optional_number(side.get("value")):
+            problems.append(f"{path}.{arm} needs a number n and a value")
+    for key in ("absolute_effect", "relative_effect", "p_value"):
+        if not _optional_number(metric.get(key)):
+            problems.append(f"{path}.{key} is not a number")
+    for key in ("absolute_ci", "relative_ci"):
+        if not _interval_ok(metric.get(key)):
+            problems.append(f"{path}.{key} is not an interval [low, high]")
+    if guardrail:
+        if metric.get("status") not in _GUARDRAIL_STATUSES:
+            problems.append(f"{path}.status {metric.get('status')!r} is not one of {sorted(_GUARDRAIL_STATUSES)}")
+    else:
+        if not isinstance(metric.get("significant"), bool):
+            problems.append(f"{path}.significant is not true or false")
+        if metric.get("direction") not in _DIRECTIONS:
+            problems.append(f"{path}.direction {metric.get('direction')!r} is not one of {sorted(_DIRECTIONS)}")
+    return problems
+
+
+def _decision_problems(decision: Any, treatments: set[str]) -> list[str]:
+    if not isinstance(decision, dict):
+        return ["decision is not an object"]
+    problems = []
+    outcome = decision.get("outcome")
+    if outcome not in _OUTCOMES:
+        problems.append(f"decision.outcome {outcome!r} is not one of launch, hold, rollback")
+    if decision.get("rule") not in _RULES:
+        problems.append(f"decision.rule {decision.get('rule')!r} is not a known rule")
+    reasons = decision.get("reasons")
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        problems.append("decision.reasons is not a list of texts")
+    winner = decision.get("winner")
+    if outcome == "launch" and (not isinstance(winner, str) or winner not in treatments):
+        problems.append(f"decision.winner {winner!r} is not a treatment of the report, yet the outcome is launch")
+    elif outcome in _OUTCOMES and outcome != "launch" and winner is not None:
+        problems.append(f"decision.winner {winner!r} is set, yet the outcome is {outcome}")
+    arms = decision.get("arms", [])
+    if not isinstance(arms, list):
+        return [*problems, "decision.arms is not a list"]
+    for index, arm in enumerate(arms):
+        if not isinstance(arm, dict) or arm.get("outcome") not in _OUTCOMES or arm.get("rule") not in _RULES \
+                or not isinstance(arm.get("treatment"), str):
+            problems.append(f"decision.arms[{index}] needs a treatment, an outcome and a known rule")
+    return problems
+
+
+def _health_problems(health: Any) -> list[str]:
+    if not isinstance(health, dict):
+        return ["health is not an object"]
+    problems = []
+    if health.get("status") not in _HEALTH_STATUSES:
+        problems.append(f"health.status {health.get('status')!r} is not one of healthy, warning, blocked")
+    issues = health.get("issues")
+    if not isinstance(issues, list):
+        problems.append("health.issues is not a list")
+    else:
+        for index, issue in enumerate(issues):
+            if not isinstance(issue, dict) or not isinstance(issue.get("code"), str) \
+                    or issue.get("severity") not in _SEVERITIES or not isinstance(issue.get("message"), str):
+                problems.append(f"health.issues[{index}] needs a code, a severity (warning or blocked) and a message")
+    srm = health.get("srm")
+    if srm is not None and (not isinstance(srm, dict) or srm.get("status") not in _HEALTH_STATUSES
+                            or not _optional_number(srm.get("p_value")) or not isinstance(srm.get("observed"), dict)
+                            or not isinstance(srm.get("expected_share"), dict)):
+        problems.append("health.srm needs a status, a p_value, observed counts and expected shares")
+    return problems
+
+
+def report_problems(report: Any) -> tuple[str, ...]:
+    """What keeps a stored report from being shown: the required keys, types and closed
+    vocabularies of the report JSON contract (SPEC §5, schema versions 1 and 2) — outcome in
+    launch / hold / rollback with a winner exactly when it launches, health status in healthy /
+    warning / blocked, guardrail statuses, rules, metric types. Empty when the report is fine.
+
+    Fields added after schema 1 (``secondary``, ``arms``, ``segments``, ``risks``) are checked only
+    when present. This is a check of shape, not of the numbers: ``replay`` compares those."""
+    if not isinstance(report, dict):
+        return ("the report is not an object",)
+    version = report.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= analytics.SCHEMA_VERSION:
+        return (f"schema_version {version!r} is not one this version reads (1 to {analytics.SCHEMA_VERSION})",)
+    problems: list[str] = []
+    experiment = report.get("experiment")
+    if not isinstance(experiment, dict) or not isinstance(experiment.get("name"), str) \
+            or not isinstance(experiment.get("primary_metric"), str) \
+            or not isinstance(experiment.get("hypothesis"), str | None):
+        problems.append("experiment needs a name and a primary_metric (texts)")
+    input_info = report.get("input")
+    if not isinstance(input_info, dict) or input_info.get("kind") not in _INPUT_KINDS \
+            or not _is_number(input_info.get("rows")) or not isinstance(input_info.get("sha256"), str):
+        problems.append("input needs a kind (aggregated or user_level), rows and a sha256")
+    problems += _health_problems(report.get("health"))
+    comparisons = report.get("comparisons")
+    treatments: set[str] = set()
+    if not isinstance(comparisons, list):
+        problems.append("comparisons is not a list")
+        comparisons = []
+    for index, comparison in enumerate(comparisons):
+        path = f"comparisons[{index}]"
+        if not isinstance(comparison, dict) or not isinstance(comparison.get("control"), str) \
+                or not isinstance(comparison.get("treatment"), str):
+            problems.append(f"{path} needs a control and a treatment")
+            continue
+        treatments.add(comparison["treatment"])
+        problems += _metric_problems(comparison.get("primary"), f"{path}.primary")
+        for key, guardrail in (("guardrails", True), ("secondary", False)):
+            entries = comparison.get(key, [] if key == "secondary" else None)
+            if not isinstance(entries, list):
+                problems.append(f"{path}.{key} is not a list")
+                continue
+            for position, entry in enumerate(entries):
+                problems += _metric_problems(entry, f"{path}.{key}[{position}]", guardrail=guardrail)
+    problems += _decision_problems(report.get("decision"), treatments)
+    policy = report.get("policy")
+    if not isinstance(policy, dict) or not _is_number(policy.get("alpha")):
+        problems.append("policy needs a number alpha")
+    for key in ("segments", "segment_flags", "risks"):
+        if not isinstance(report.get(key, []), list):
+            problems.append(f"{key} is not a list")
+    segments = report.get("segments")
+    if isinstance(segments, list) and not all(isinstance(row, dict) for row in segments):
+        problems.append("segments holds something other than objects")
+    return tuple(problems)
 
 
 def request_from_form(*, name: str | None, hypothesis: str | None, control: str | None, primary: str | None,

@@ -13,23 +13,28 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from analytics import DEFAULT_POLICY, Margin, Policy, parse_split, plan_sample_size, policy_to_mapping
+from analytics import DEFAULT_POLICY, Margin, Policy, parse_split, plan_sample_size
 from dashapp.formatting import format_count, format_number
 from dashapp.memo import Charter
+from dashapp.pages import context
 from dashapp.services import (
     AnalysisRequest,
+    SessionRejectedError,
     UploadRejectedError,
     analyze_staged,
     analyze_upload,
+    prepare_save,
     report_json,
     request_from_form,
-    request_to_mapping,
     sample_files,
     sample_policy,
     sample_request,
+    sign_saved,
     staged_path,
+    verify_saved,
 )
-from storage.database import ExperimentDatabase, NewAnalysis, NewExperiment
+from storage.database import ExperimentDatabase, NewExperiment
+from storage.errors import InputFileError
 
 __all__ = [
     "FormValues",
@@ -42,18 +47,20 @@ __all__ = [
     "decode_upload",
     "draft",
     "edit_metric",
+    "form_from_session",
     "margin_text",
     "metric_rows",
     "metrics_from_table",
     "plan_answer",
     "plan_into_session",
     "plan_text",
-    "prepare_save_from_json",
     "read_share",
     "reanalyze_session",
     "sample_content",
     "sample_form",
     "save_session",
+    "saved_entry",
+    "verified_saved",
 ]
 
 Session = dict[str, Any]
@@ -179,32 +186,87 @@ def charter_of(state: Session) -> Charter:
                    planned_sample=form.get("planned_sample"), owner=form.get("owner"))
 
 
-def save_session(state: Session, database: ExperimentDatabase, *, staging: Path) -> Session:
-    """Store the session's analysis (and its notes as memo version 1); returns the updated state."""
-    if state.get("saved"):
+def form_from_session(form: Any) -> FormValues:
+    """The New Experiment form as the browser's session holds it, checked field by field (the
+    session is the browser's: a field of the wrong type is refused, never passed on). Keys that
+    are not form fields are ignored. Raises :class:`SessionRejectedError` naming the field."""
+    if form is None:
+        return FormValues()
+    if not isinstance(form, dict):
+        raise SessionRejectedError("the form of this session is not a set of fields; fill in the form again")
+    values: dict[str, Any] = {}
+    for name in _TEXT_FIELDS:
+        value = form.get(name)
+        if value is not None and not isinstance(value, str):
+            raise SessionRejectedError(f"the form field {name} of this session is not a text")
+        values[name] = value
+    planned = form.get("planned_sample")
+    if planned is not None and (not isinstance(planned, int) or isinstance(planned, bool) or planned < 0):
+        raise SessionRejectedError("the planned sample of this session is not a whole number of users")
+    metrics = form.get("metrics")
+    if metrics is not None and not (isinstance(metrics, dict)
+                                    and all(isinstance(k, str) and isinstance(v, dict) for k, v in metrics.items())):
+        raise SessionRejectedError("the metric settings of this session are not a table of metrics")
+    non_inferiority = form.get("require_non_inferiority")
+    if non_inferiority is not None and not isinstance(non_inferiority, bool):
+        raise SessionRejectedError("the non-inferiority setting of this session is not true or false")
+    return FormValues(**values, planned_sample=planned, metrics=metrics, require_non_inferiority=non_inferiority)
+
+
+_TEXT_FIELDS = ("name", "hypothesis", "primary", "control", "split", "owner", "tags", "mde", "segments")
+
+
+def verified_saved(state: Session, secret: bytes) -> tuple[int, int] | None:
+    """``(experiment_id, analysis_id)`` of the session's saved analysis, ``None`` when it has none.
+    Raises :class:`SessionRejectedError` when the ids were not handed out by this server."""
+    saved = state.get("saved")
+    return None if not saved else verify_saved(secret, saved)
+
+
+def saved_entry(secret: bytes, experiment_id: int, analysis_id: int) -> dict[str, Any]:
+    """The session's record of an analysis the server handed to it (the ids and their token)."""
+    return {"experiment_id": experiment_id, "analysis_id": analysis_id,
+            "token": sign_saved(secret, experiment_id, analysis_id)}
+
+
+def save_session(state: Session, database: ExperimentDatabase, *, staging: Path,
+                 secret: bytes | None = None) -> Session:
+    """Store the session's analysis, recomputed on the server; returns the updated state.
+
+    The browser's report is never stored: the staged input it names (by sha256) is analysed again
+    with the request rebuilt from the session's form, checked as the form is, and that report is
+    saved and put in the returned state. ``secret`` signs the saved ids handed back (default: the
+    running app's, :func:`dashapp.pages.context.session_secret`). Raises
+    :class:`SessionRejectedError` (an :class:`UploadRejectedError`) when the input is no longer
+    staged, the form does not validate or the session's ``saved`` ids are not this server's.
+    """
+    secret = secret or context.session_secret()
+    if verified_saved(state, secret) is not None:
         return state
-    report = state["report"]
-    form = FormValues(**(state.get("form") or {}))
-    path = staged_path(staging, state["input"]["sha256"])
+    source = state.get("input")
+    if not isinstance(source, dict) or not isinstance(source.get("filename"), str):
+        raise SessionRejectedError("this session names no uploaded file; upload it again to save")
+    filename, sha256 = source["filename"], source.get("sha256")
+    path = staged_path(staging, sha256 if isinstance(sha256, str) else "")
     if not path.exists():
-        raise UploadRejectedError("the file of this session is no longer on the server; upload it again to save")
+        raise SessionRejectedError(f"{filename} is no longer on the server; upload it again to save")
+    form = form_from_session(state.get("form"))
+    try:
+        request = form.request()
+        report = analyze_staged(staging, path.stem, filename, request)
+    except UploadRejectedError:
+        raise
+    except (ValueError, InputFileError) as error:
+        raise SessionRejectedError(f"the analysis could not be recomputed on the server: {error}") from None
     tags = tuple(t.strip() for t in (form.tags or "").split(",") if t.strip())
-    charter = NewExperiment(name=report["experiment"]["name"], primary_metric=report["experiment"]["primary_metric"],
+    charter = NewExperiment(name=report.experiment.name, primary_metric=report.experiment.primary_metric,
                             hypothesis=form.hypothesis, owner=form.owner, tags=tags, mde=form.mde,
                             planned_sample=form.planned_sample)
-    experiment, analysis = prepare_save_from_json(report, form, charter, path, state["input"]["filename"])
+    experiment, analysis = prepare_save(report, request, filename=filename, source=path, charter=charter)
     experiment_id, analysis_id = database.save_analysis(experiment, analysis)
     # Saved here, the analysis is done: Results and the memo keep showing it, New Experiment starts afresh.
-    return {**state, "saved": {"experiment_id": experiment_id, "analysis_id": analysis_id}, "closed": True}
-
-
-def prepare_save_from_json(report: dict[str, Any], form: FormValues, charter: NewExperiment, source: Path,
-                           filename: str) -> tuple[NewExperiment, NewAnalysis]:
-    """The records to store for a session: the session's report JSON as it is, with its request and
-    policy, and the staged input file (read by the database in chunks, never whole)."""
-    request = form.request()
-    return charter, NewAnalysis(report=report, request=request_to_mapping(request, report["experiment"]["name"]),
-                                policy=policy_to_mapping(request.policy), filename=filename, source=source)
+    return {**state, "report": analysis.report, "saved": saved_entry(secret, experiment_id, analysis_id),
+            "closed": True}
 
 
 @dataclass(frozen=True)

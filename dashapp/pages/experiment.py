@@ -15,23 +15,20 @@ from dashapp import ids
 from dashapp.components import decision_badge, download_card, guardrail_table, health_panel, metric_settings_table, primary_card
 from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title
 from dashapp.formatting import format_count, format_date
-from dashapp.memo import Charter, MemoModel, build_memo, render_html, render_markdown, render_pdf
+from dashapp.memo import MemoModel, build_memo, render_html, render_markdown, render_pdf
 from dashapp.pages import context
-from dashapp.pages.memo import download_name
+from dashapp.pages.memo import download_name, experiment_charter
+from dashapp.services import SessionRejectedError, report_problems, staged_path
+from dashapp.state import saved_entry
+from storage.database import AnalysisRecord
 from storage.errors import NotFoundError, StorageError
 
-__all__ = ["layout", "open_in_workspace", "register_callbacks", "stored_memo_file", "stored_metrics"]
+__all__ = ["broken_report_card", "layout", "open_in_workspace", "register_callbacks", "stored_memo_file",
+           "stored_metrics"]
 
 GRAPH_CONFIG = {"displaylogo": False}
 _DOWNLOAD_KINDS = {ids.EXPERIMENT_DOWNLOAD_MD: "md", ids.EXPERIMENT_DOWNLOAD_HTML: "html",
                    ids.EXPERIMENT_DOWNLOAD_PDF: "pdf"}
-
-
-def _charter(experiment: Any) -> Charter:
-    return Charter(hypothesis=experiment.hypothesis, primary_metric=experiment.primary_metric, mde=experiment.mde,
-                   planned_sample=experiment.planned_sample, owner=experiment.owner,
-                   start_date=experiment.start_date.isoformat() if experiment.start_date else None,
-                   end_date=experiment.end_date.isoformat() if experiment.end_date else None)
 
 
 def _missing(message: Any) -> dbc.Alert:
@@ -39,13 +36,32 @@ def _missing(message: Any) -> dbc.Alert:
                                              className="alert-link"), "."], color="warning")
 
 
+def broken_report_card(problems: Any) -> dbc.Alert:
+    """What the page shows instead of a stored report it cannot draw (edited, damaged, or from an
+    unknown schema): the first problems found, so an admin knows what to repair or replay."""
+    listed = list(problems)[:5]
+    return dbc.Alert([html.Strong("This stored analysis cannot be shown: "), listed[0] if listed else "unknown problem",
+                      html.Ul([html.Li(p) for p in listed[1:]], className="mb-0 mt-1") if len(listed) > 1 else None,
+                      html.Div("Check it with 'experimentos replay' or save the input again.", className="small mt-1")],
+                     color="danger", id=ids.STORED_REPORT_ERROR, className="text-break")
+
+
+def _checked(analysis: AnalysisRecord) -> dict[str, Any]:
+    """The analysis's report when it keeps the report contract; raises :class:`SessionRejectedError`."""
+    problems = report_problems(analysis.report)
+    if problems:
+        raise SessionRejectedError(f"this stored analysis cannot be shown: {problems[0]}")
+    return analysis.report
+
+
 def _stored_memo(experiment_id: int) -> tuple[Any, MemoModel, dict[str, Any]]:
     """The experiment, the memo of its latest analysis (with the latest notes) and the policy."""
     database = context.database()
     experiment = database.experiment(experiment_id)
     analysis = database.latest_analysis(experiment_id)
+    _checked(analysis)
     memos = database.memos(analysis.id)
-    memo = build_memo(analysis.report, charter=_charter(experiment), notes=memos[-1].notes if memos else None,
+    memo = build_memo(analysis.report, charter=experiment_charter(experiment), notes=memos[-1].notes if memos else None,
                       date=analysis.created_at.date().isoformat())
     return experiment, memo, analysis.report["policy"]
 
@@ -113,12 +129,25 @@ def layout(experiment_id: str | None = None, **_: Any) -> html.Div:
     ])
     if latest is None:
         return html.Div([header, dbc.Alert("This experiment has no stored analysis.", color="info")])
+    footer = html.P(f"{format_count(len(analyses))} analysis(es) · analytics {latest.analytics_version} · input "
+                    f"{latest.filename} (sha256 {latest.input_sha256[:16]}…)", className="text-muted small mt-2")
+    problems = report_problems(latest.report)
+    if not problems:
+        try:
+            return html.Div([header, *_report_sections(experiment, latest, memos), footer])
+        except Exception as error:  # a stored report the checks missed must still not 500 the page
+            problems = (f"the page could not draw it ({type(error).__name__}: {str(error)[:200]})",)
+    return html.Div([header, broken_report_card(problems), html.H4("Memo versions"), _versions(memos), footer])
+
+
+def _report_sections(experiment: Any, latest: Any, memos: tuple[Any, ...]) -> list[Any]:
+    """Everything the page shows of a stored report that passed :func:`report_problems`."""
     report = latest.report
-    memo_html = render_html(build_memo(report, charter=_charter(experiment), notes=memos[-1].notes if memos else None,
+    memo_html = render_html(build_memo(report, charter=experiment_charter(experiment),
+                                       notes=memos[-1].notes if memos else None,
                                        date=latest.created_at.date().isoformat()), report["policy"])
     title, probability = posterior_title(report)
-    return html.Div([
-        header,
+    return [
         dcc.Store(id=ids.EXPERIMENT_URL, data=experiment.id),
         dbc.Card(dbc.CardBody([decision_badge(report), html.Hr(), health_panel(report)]), className="mb-3"),
         primary_card(report),
@@ -141,9 +170,7 @@ def layout(experiment_id: str | None = None, **_: Any) -> html.Div:
             dbc.Col([_downloads(), html.H4("Memo versions"), _versions(memos)], lg=4),
             dbc.Col(html.Iframe(srcDoc=memo_html, sandbox="", className="memo-frame", title="Stored memo"), lg=8),
         ], className="g-3"),
-        html.P(f"{format_count(len(analyses))} analysis(es) · analytics {latest.analytics_version} · input "
-               f"{latest.filename} (sha256 {latest.input_sha256[:16]}…)", className="text-muted small mt-2"),
-    ])
+    ]
 
 
 def stored_metrics(policy: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
@@ -158,12 +185,15 @@ def stored_metrics(policy: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
 
 
 def open_in_workspace(experiment_id: int) -> dict[str, Any]:
-    """A session state for a stored experiment (its input bytes are staged so it can be re-run)."""
-    from dashapp.services import staged_path
+    """A session state for a stored experiment (its input bytes are staged so it can be re-run).
 
+    The analysis ids are handed to the session signed, so notes can be added to it; a stored
+    report that breaks the report contract is refused (:class:`SessionRejectedError`), never
+    put in the workspace where every page would fail on it."""
     database = context.database()
     experiment = database.experiment(experiment_id)
     analysis = database.latest_analysis(experiment_id)
+    report = _checked(analysis)
     memos = database.memos(analysis.id)
     staging = context.staging_dir()
     staging.mkdir(parents=True, exist_ok=True)
@@ -181,9 +211,9 @@ def open_in_workspace(experiment_id: int) -> dict[str, Any]:
             "control": request.get("control"), "split": None, "owner": experiment.owner,
             "tags": ", ".join(experiment.tags), "mde": experiment.mde, "planned_sample": experiment.planned_sample,
             "segments": ", ".join(request.get("segments") or ()), "metrics": stored_metrics(analysis.policy)}
-    return {"report": analysis.report, "form": form,
+    return {"report": report, "form": form,
             "input": {"filename": analysis.filename, "sha256": analysis.input_sha256},
-            "saved": {"experiment_id": experiment.id, "analysis_id": analysis.id},
+            "saved": saved_entry(context.session_secret(), experiment.id, analysis.id),
             "notes": memos[-1].notes if memos else None}
 
 
@@ -195,7 +225,10 @@ def register_callbacks(app: Dash) -> None:
         # Dash also calls click callbacks when a page inserts the button (n_clicks None).
         if not clicks or not experiment_id:
             raise PreventUpdate
-        return open_in_workspace(int(experiment_id)), "/results"
+        try:
+            return open_in_workspace(int(experiment_id)), "/results"
+        except (SessionRejectedError, StorageError):
+            raise PreventUpdate from None  # the page shows why instead of this button
 
     # Rendering the PDF takes about half a second: `running` disables the buttons meanwhile.
     @app.callback(Output(ids.EXPERIMENT_DOWNLOAD_FILE, "data"), Input(ids.EXPERIMENT_DOWNLOAD_MD, "n_clicks"),
@@ -208,4 +241,7 @@ def register_callbacks(app: Dash) -> None:
         clicks = {"md": md, "html": html_clicks, "pdf": pdf}.get(kind or "")
         if not kind or not clicks or not experiment_id:
             raise PreventUpdate
-        return stored_memo_file(int(experiment_id), kind)
+        try:
+            return stored_memo_file(int(experiment_id), kind)
+        except (SessionRejectedError, StorageError):
+            raise PreventUpdate from None  # the page shows why instead of these buttons

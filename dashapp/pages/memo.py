@@ -11,13 +11,13 @@ from dash.exceptions import PreventUpdate
 
 from dashapp import ids
 from dashapp.components import data_guard, download_card
-from dashapp.memo import MAX_NOTES_CHARS, build_memo, render_html, render_markdown, render_pdf
+from dashapp.memo import MAX_NOTES_CHARS, Charter, build_memo, render_html, render_markdown, render_pdf
 from dashapp.pages import context
-from dashapp.services import UploadRejectedError
+from dashapp.services import SessionRejectedError, UploadRejectedError, report_problems, verify_saved
 from dashapp.state import charter_of, save_session
 from storage.errors import StorageError
 
-__all__ = ["download_name", "layout", "memo_files", "register_callbacks", "save_notes"]
+__all__ = ["download_name", "experiment_charter", "layout", "memo_files", "register_callbacks", "save_notes"]
 
 MEMO_BODY = "memo-body"
 # The preview is one A4 page: as tall as the page is at the frame's width (the memo's own 190 mm
@@ -78,23 +78,43 @@ def memo_view(state: dict[str, Any] | None) -> Any:
     ])
 
 
+def experiment_charter(experiment: Any) -> Charter:
+    """The charter of a stored experiment, as its memo prints it."""
+    return Charter(hypothesis=experiment.hypothesis, primary_metric=experiment.primary_metric, mde=experiment.mde,
+                   planned_sample=experiment.planned_sample, owner=experiment.owner,
+                   start_date=experiment.start_date.isoformat() if experiment.start_date else None,
+                   end_date=experiment.end_date.isoformat() if experiment.end_date else None)
+
+
 def save_notes(state: dict[str, Any] | None, notes: str | None) -> tuple[Any, Any]:
-    """Store the notes as a new memo version (saving the experiment first when needed)."""
+    """Store the notes as a new memo version (saving the experiment first when needed).
+
+    Notes attach only to an analysis this server handed to the session (saved here or opened from
+    History, its ids signed); the memo stored beside them is built from the *stored* analysis and
+    charter, never from the browser's copy of the report."""
     if not state or "report" not in state:
         raise PreventUpdate
     notes = (notes or "").strip()
     if len(notes) > MAX_NOTES_CHARS:
         return no_update, dbc.Alert(f"Notes are limited to {MAX_NOTES_CHARS:,} characters.", color="danger")
     database = context.database()
+    secret = context.session_secret()
     try:
-        saved_state = save_session(state, database, staging=context.staging_dir())
-        memo = _memo(saved_state, notes)
-        version = database.save_memo(saved_state["saved"]["analysis_id"], render_markdown(memo), notes=notes or None)
+        saved_state = save_session(state, database, staging=context.staging_dir(), secret=secret)
+        experiment_id, analysis_id = verify_saved(secret, saved_state["saved"])
+        record = database.analysis(analysis_id)
+        if record.experiment_id != experiment_id:
+            raise SessionRejectedError("this session's analysis does not belong to its experiment; reopen it")
+        problems = report_problems(record.report)
+        if problems:
+            raise SessionRejectedError(f"the stored analysis cannot be shown: {problems[0]}")
+        memo = build_memo(record.report, charter=experiment_charter(database.experiment(experiment_id)),
+                          notes=notes[:MAX_NOTES_CHARS] or None)
+        version = database.save_memo(analysis_id, render_markdown(memo), notes=notes or None)
     except (StorageError, UploadRejectedError) as error:
         return no_update, dbc.Alert(f"Not saved: {error}", color="danger", className="mb-0 py-1")
     message = html.Span([f"Saved memo version {version.version} of ",
-                         dcc.Link(f"experiment {saved_state['saved']['experiment_id']}",
-                                  href=f"/experiments/{saved_state['saved']['experiment_id']}"), "."],
+                         dcc.Link(f"experiment {experiment_id}", href=f"/experiments/{experiment_id}"), "."],
                         className="text-success")
     return {**saved_state, "notes": notes or None}, message
 

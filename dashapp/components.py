@@ -11,6 +11,7 @@ from dash import dcc, html
 from dashapp import ids
 from dashapp.figures import guardrail_harm, untrusted_reason
 from dashapp.formatting import (
+    cuped_sentence,
     format_absolute,
     format_amount,
     format_count,
@@ -18,7 +19,6 @@ from dashapp.formatting import (
     format_margin,
     format_number,
     format_p,
-    format_percent,
     format_probability,
     format_relative,
     format_value,
@@ -220,12 +220,7 @@ def primary_card(report: dict[str, Any]) -> dbc.Card:
             rows.append(html.Tr(html.Td(metric["note"], colSpan=columns, className="text-muted small")))
         cuped = metric.get("cuped")
         if cuped:
-            rows.append(html.Tr(html.Td(
-                f"CUPED with {cuped['covariate']}: θ = {format_number(cuped['theta'])}, variance "
-                f"−{format_percent(cuped['variance_reduction'], signed=False, digits=0)} "
-                f"({'used for the decision' if cuped['applied'] else 'not applied'}); unadjusted "
-                f"{format_absolute(cuped['unadjusted'])}, p = {format_p(cuped['unadjusted']['p_value'])}.",
-                colSpan=columns, className="text-muted small")))
+            rows.append(html.Tr(html.Td(cuped_sentence(cuped), colSpan=columns, className="text-muted small")))
     secondary = [(c["treatment"], s) for c in comparisons for s in c.get("secondary", [])]
     extra = []
     if secondary:

@@ -17,6 +17,7 @@ from analytics.wording import (
 )
 
 __all__ = [
+    "cuped_sentence",
     "format_absolute",
     "format_amount",
     "format_count",
@@ -91,3 +92,14 @@ def format_margin(metric: dict[str, Any], margin: dict[str, Any] | None) -> str:
         share = value if isinstance(value, str) else f"{float(value) * 100:g}%" if value is not None else None
         return f"{share} ({size})" if share else size
     return size
+
+
+def cuped_sentence(cuped: dict[str, Any]) -> str:
+    """How CUPED changed a metric, said the same way on Results and in the memo:
+    ``CUPED with pre_x (θ = 0.52, variance −31%, used for the decision); unadjusted change +0.55 pp
+    [+0.26, +0.84], p = 0.0123.``"""
+    state = "used for the decision" if cuped["applied"] else "reported only"
+    unadjusted = cuped["unadjusted"]
+    return (f"CUPED with {cuped['covariate']} (θ = {format_number(cuped['theta'])}, variance "
+            f"−{format_percent(cuped['variance_reduction'], signed=False, digits=0)}, {state}); unadjusted change "
+            f"{format_absolute(unadjusted)}, {p_clause(unadjusted.get('p_value'))}.")

@@ -15,6 +15,7 @@ from typing import Any
 
 from analytics.wording import RULE_TITLES
 from dashapp.formatting import (
+    cuped_sentence,
     format_absolute,
     format_amount,
     format_count,
@@ -601,11 +602,7 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
     for comparison in report["comparisons"]:
         cuped = comparison["primary"].get("cuped")
         if cuped:
-            state = "used for the decision" if cuped["applied"] else "reported only"
-            cuped_notes.append(
-                f"{comparison['treatment']}: CUPED with {cuped['covariate']} (θ = {format_number(cuped['theta'])}, "
-                f"variance −{format_percent(cuped['variance_reduction'], signed=False, digits=0)}, {state}); "
-                f"unadjusted change {format_absolute(cuped['unadjusted'])}.")
+            cuped_notes.append(f"{comparison['treatment']}: {cuped_sentence(cuped)}")
     metrics = [m for c in report["comparisons"] for m in (c["primary"], *c.get("secondary", []), *c["guardrails"])]
     tests = "Rates use the unpooled Wald z-test; means use Welch's t-test"
     if any(m["type"] == "ratio" for m in metrics):

@@ -190,6 +190,13 @@ def test_user_level_upload_with_named_segments_and_cuped(app_context: Any) -> No
     assert {r["value"] for r in report["segments"]} == {"KR", "JP"}
     assert report["comparisons"][0]["primary"]["cuped"]["covariate"] == "pre_revenue"
     assert "Segments" in _text(results.results_view(state)) and "CUPED" in _text(results.results_view(state))
+    from dashapp.formatting import cuped_sentence
+    from dashapp.memo import build_memo, render_markdown
+
+    sentence = cuped_sentence(report["comparisons"][0]["primary"]["cuped"])  # one wording on Results and in the memo
+    assert sentence in _text(results.results_view(state)).replace("\u2212", "−")
+    assert sentence in " ".join(build_memo(report).assumptions)
+    assert "unadjusted change" in render_markdown(build_memo(report))
     _assert_renderable(results.results_view(state))
     _assert_renderable(memo.memo_view(state))
     saved, _ = results.save_to_history(state)
@@ -678,3 +685,18 @@ def test_the_same_report_reads_the_same_everywhere(app_context: Any, sample: str
     winner = next((c for c in report["comparisons"] if c["treatment"] == report["decision"].get("winner")),
                   report["comparisons"][0])
     assert any(format_relative(winner["primary"]).split(" [")[0] in json.dumps(row, ensure_ascii=False) for row in rows)
+
+
+def test_a_variant_named_like_a_link_is_text_in_every_chart(app_context: Any) -> None:
+    """Plotly renders a subset of HTML in labels: an <a href> variant must not become a link."""
+    from dashapp.figures import effect_figure, guardrail_figure, posterior_figure
+
+    link = '<a href="https://x.example">x</a>'
+    content = (f"variant,users,conversions,guardrail_cancel\ncontrol,10000,1200,100\n\"{link.replace(chr(34), chr(34) * 2)}\","
+               "10000,1300,100\n").encode()
+    state, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "links.csv", None, FormValues(), None)
+    assert state["report"]["comparisons"], message
+    for figure in (effect_figure(state["report"]), posterior_figure(state["report"]), guardrail_figure(state["report"])):
+        text = json.dumps(figure.to_plotly_json(), default=str)
+        assert "<a href" not in text
+    assert "&lt;a href=" in json.dumps(effect_figure(state["report"]).to_plotly_json(), default=str)

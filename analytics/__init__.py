@@ -64,6 +64,7 @@ from analytics.report import (
 from analytics.sequential import SequentialResult, always_valid, confidence_sequence
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic
+from analytics.timeline import DailySplit, DailySrm, TimelinePoint, daily_srm, has_date_column, split_daily
 from analytics.user_level import (
     ColumnSummary,
     CovariateSummary,
@@ -86,6 +87,8 @@ __all__ = [
     "CovariateStatistic",
     "CovariateSummary",
     "CupedResult",
+    "DailySplit",
+    "DailySrm",
     "Decision",
     "EffectEstimate",
     "ExpectedSplit",
@@ -116,6 +119,7 @@ __all__ = [
     "SegmentSummary",
     "SequentialResult",
     "SrmResult",
+    "TimelinePoint",
     "UserLevelSummary",
     "ValidationResult",
     "VariantSummary",
@@ -126,9 +130,11 @@ __all__ = [
     "compare_metric",
     "confidence_sequence",
     "cuped_test",
+    "daily_srm",
     "detectable_effect",
     "fisher_exact_p",
     "guardrail_status",
+    "has_date_column",
     "holm_adjust",
     "normal_summary",
     "overall_status",
@@ -139,6 +145,7 @@ __all__ = [
     "policy_to_mapping",
     "ratio_ztest",
     "report_to_dict",
+    "split_daily",
     "srm_check",
     "two_proportion_ztest",
     "validate_aggregated",

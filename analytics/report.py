@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -39,6 +40,7 @@ from analytics.power import detectable_effect, plan_sample_size
 from analytics.sequential import SequentialResult, always_valid
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
+from analytics.timeline import DailySrm, TimelinePoint, daily_srm
 from analytics.wording import p_clause
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "SrmSummary",
     "analyze",
     "analyze_segments",
+    "build_timeline",
     "compare_metric",
     "decision_view",
     "metric_estimate",
@@ -161,6 +164,8 @@ class Report:
     segment_flags: tuple[str, ...] = ()
     risks: tuple[str, ...] = ()
     rules_version: int = RULES_VERSION
+    timeline: tuple[TimelinePoint, ...] = ()
+    srm_daily: tuple[DailySrm, ...] = ()
 
 
 def compare_metric(control: Statistic, treatment: Statistic, *, alpha: float) -> EffectEstimate:
@@ -337,6 +342,22 @@ def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: f
     return Comparison(control, treatment, primary_result, guardrails, tuple(secondary))
 
 
+def build_timeline(days: Sequence[tuple[str, ExperimentData]], policy: Policy) -> tuple[TimelinePoint, ...]:
+    """Per date and treatment, the cumulative primary effect (the same comparison the report makes,
+    CUPED and ratios included): fixed-horizon CI and p, and the always-valid ones when
+    ``policy.sequential``."""
+    points = []
+    for day, data in days:
+        for treatment in data.treatments:
+            fixed, _ = metric_estimate(data.primary, data.control, treatment, policy)
+            sequence = always_valid(fixed, alpha=policy.alpha, tuning=policy.tuning) if policy.sequential else None
+            points.append(TimelinePoint(
+                day, treatment, fixed.control_n, fixed.treatment_n, fixed.control_value, fixed.treatment_value,
+                fixed.absolute_effect, fixed.absolute_ci, fixed.p_value,
+                sequence.ci if sequence else None, sequence.p_value if sequence else None))
+    return tuple(points)
+
+
 def _srm_summary(users: dict[str, int], shares: dict[str, float], policy: Policy) -> SrmSummary:
     result = srm_check(users, shares)
     status = HealthStatus.HEALTHY
@@ -467,11 +488,15 @@ def analyze(
     input_info: InputInfo,
     analytics_version: str,
     segments: tuple[Segment, ...] = (),
+    days: tuple[tuple[str, ExperimentData], ...] = (),
+    new_users: tuple[tuple[str, Mapping[str, int]], ...] = (),
 ) -> Report:
     """Run the SRM check, every comparison and the decision rules.
 
     ``data`` is ``None`` when validation found a Blocked issue: the report then has
-    no comparisons and the decision is Hold by rule 1.
+    no comparisons and the decision is Hold by rule 1. ``days`` (each date's cumulative data) and
+    ``new_users`` (each date's new users per arm) come from a daily export (SPEC §3.1): they add
+    the timeline and the per-day SRM check.
     """
     all_issues = list(issues)
     srm_summary: SrmSummary | None = None
@@ -494,6 +519,16 @@ def analyze(
                     f"Sample ratio mismatch: users are split {observed} but the expected split is {expected} "
                     f"(chi-square {srm.chi2:.2f}, {p_clause(srm.p_value)} < {limit:g}). Check assignment, "
                     "bucketing and logging before trusting any effect, or correct the expected split if it is wrong."))
+    srm_days: tuple[DailySrm, ...] = ()
+    if data is not None and shares and new_users:
+        srm_days = daily_srm(new_users, shares, policy)
+        broken = [d for d in srm_days if d.broken]
+        if broken:
+            shown = ", ".join(f"{d.date} ({p_clause(d.p_value)})" for d in broken[:5])
+            more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+            all_issues.append(Issue("srm_daily", "warning", (
+                f"The split of new users broke on {len(broken)} day(s): {shown}{more}. Check assignment and logging "
+                "on those days; a broken day can bias the cumulative effect.")))
     if data is not None:
         known = [m.name for m in data.metrics]
         message = unknown_metric_message(policy.declared_names(), known, where="[metrics.<name>] / harm_directions")
@@ -531,7 +566,7 @@ def analyze(
             f"Sample ratio mismatch ({p_clause(srm_summary.result.p_value)}): the assignment may be broken, so the "
             "effects cannot be trusted. Investigate assignment before deciding.",), None, ())
         return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares,
-                      risks=_risks(comparisons, policy))
+                      risks=_risks(comparisons, policy), timeline=build_timeline(days, policy), srm_daily=srm_days)
     arms = []
     for comparison in comparisons:
         p = comparison.primary
@@ -550,7 +585,8 @@ def analyze(
     decision = _overall(arms, comparisons, data, policy)
     segment_results, segment_flags = analyze_segments(segments, shares, policy)
     return Report(experiment, input_info, health, tuple(comparisons), decision, policy, analytics_version, shares,
-                  segments=segment_results, segment_flags=segment_flags, risks=_risks(comparisons, policy))
+                  segments=segment_results, segment_flags=segment_flags, risks=_risks(comparisons, policy),
+                  timeline=build_timeline(days, policy), srm_daily=srm_days)
 
 
 def _number(value: float | None) -> float | None:
@@ -720,4 +756,15 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         ],
         "segment_flags": list(report.segment_flags),
         "risks": list(report.risks),
+        "timeline": [
+            {"date": t.date, "treatment": t.treatment, "control": {"n": t.control_n, "value": _number(t.control_value)},
+             "treatment_arm": {"n": t.treatment_n, "value": _number(t.treatment_value)},
+             "absolute_effect": _number(t.absolute_effect), "absolute_ci": _interval(t.absolute_ci),
+             "p_value": _number(t.p_value),
+             "sequential": None if t.sequential_ci is None else {"ci": _interval(t.sequential_ci),
+                                                                  "p_value": _number(t.sequential_p_value)}}
+            for t in report.timeline
+        ],
+        "srm_daily": [{"date": d.date, "chi2": _number(d.chi2), "p_value": _number(d.p_value), "broken": d.broken}
+                      for d in report.srm_daily],
     }

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from analytics import DEFAULT_POLICY, Outcome, Policy, parse_mde, parse_split, plan_sample_size, policy_from_mapping
+from analytics.power import MAX_PLANNED_LOOKS, plan_sequential_sample_size
 from dashapp.formatting import format_count, format_date, format_relative
 from dashapp.services import AnalysisRequest, analyze_path, prepare_save, replay_analysis, report_json
 from storage.database import ExperimentDatabase, HistoryQuery
@@ -86,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--split", help="expected split: 50,50 (file order) or control=50,treatment=50")
     analyze.add_argument("--control", help="name of the control variant (default: control)")
     analyze.add_argument("--primary", help="primary metric (default: conversions)")
+    analyze.add_argument("--cumulative", action="store_true",
+                         help="a daily export's rows (with a date column) are running totals, not each day's new counts")
     analyze.add_argument("--segment", action="append", default=[], metavar="COL",
                          help="segment column of a user-level file (repeatable; segment_* columns always are)")
     analyze.add_argument("--alpha", type=_positive_float, help="significance level (default 0.05)")
@@ -140,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--split", default="50,50", help="control,treatment shares (default 50,50)")
     plan.add_argument("--daily-users", type=_positive_int, help="users entering the experiment per day")
     plan.add_argument("--format", choices=("json", "text"), default="text")
+    plan.add_argument("--sequential", action="store_true",
+                      help="size for always-valid (sequential) inference: the confidence sequence excludes 0 with "
+                           "--power when the true effect is --mde (longer than the fixed-horizon sample)")
+    plan.add_argument("--looks", type=_positive_int,
+                      help=f"with --sequential: equally spaced looks assumed (default 20, at most {MAX_PLANNED_LOOKS}); "
+                           "more looks add a little power")
+    plan.add_argument("--tuning", type=_positive_float,
+                      help="with --sequential: the confidence sequence's tuning in users (default: the planned total)")
     return parser
 
 
@@ -221,6 +232,7 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
     request = AnalysisRequest(
         name=args.name, hypothesis=args.hypothesis, control=args.control, primary=args.primary, policy=policy,
         segments=tuple(args.segment),
+        cumulative=args.cumulative,
     )
     reports = []
     terminal = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
@@ -370,20 +382,33 @@ def _plan(args: argparse.Namespace, stdout: TextIO) -> int:
             raise ValueError("--split for plan takes two shares: control,treatment (e.g. 50,50)")
         if args.mean is not None and args.std is None:
             raise ValueError("--mean needs --std")
-        plan = plan_sample_size(
-            mde=args.mde, baseline=args.baseline, mean=args.mean, std=args.std, relative=args.relative,
-            alpha=args.alpha, power=args.power, split=(split.positional[0], split.positional[1]),
-            daily_users=args.daily_users,
-        )
+        if not args.sequential and (args.looks is not None or args.tuning is not None):
+            raise ValueError("--looks and --tuning size a sequential plan: add --sequential")
+        options: dict[str, Any] = {
+            "mde": args.mde, "baseline": args.baseline, "mean": args.mean, "std": args.std, "relative": args.relative,
+            "alpha": args.alpha, "power": args.power, "split": (split.positional[0], split.positional[1]),
+            "daily_users": args.daily_users,
+        }
+        sequential = plan_sequential_sample_size(**options, looks=args.looks or 20, tuning=args.tuning) \
+            if args.sequential else None
+        plan = sequential.plan if sequential is not None else plan_sample_size(**options)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.format == "json":
-        body = {
+        body: dict[str, Any] = {
             "metric_type": plan.metric_type, "baseline": plan.baseline, "absolute_mde": plan.absolute_mde,
             "relative_mde": plan.relative_mde, "alpha": plan.alpha, "power": plan.power,
             "split": list(plan.shares), "control_n": plan.control_n, "treatment_n": plan.treatment_n,
             "total_n": plan.total_n, "daily_users": plan.daily_users, "duration_days": plan.duration_days,
         }
+        if sequential is not None:
+            fixed = sequential.fixed_horizon
+            body.update({
+                "sequential": True, "looks": sequential.looks, "tuning": sequential.tuning,
+                "ratio_to_fixed_horizon": sequential.ratio, "fixed_horizon_power": sequential.fixed_horizon_power,
+                "fixed_horizon": {"control_n": fixed.control_n, "treatment_n": fixed.treatment_n,
+                                  "total_n": fixed.total_n, "duration_days": fixed.duration_days},
+            })
         stdout.write(json.dumps(body, indent=2) + "\n")
         return EXIT_OK
     unit = "pp" if plan.metric_type == "proportion" else ""
@@ -391,13 +416,24 @@ def _plan(args: argparse.Namespace, stdout: TextIO) -> int:
     relative = f" ({plan.relative_mde:+.2%} relative)" if plan.relative_mde is not None else ""
     lines = [
         f"Detect a change of {plan.absolute_mde * scale:.4g}{unit}{relative} from {plan.baseline:.4g} "
-        f"at alpha {plan.alpha:g}, power {plan.power:g}:",
+        f"at alpha {plan.alpha:g}, power {plan.power:g}"
+        + (", with always-valid (sequential) inference:" if sequential is not None else ":"),
         f"  control:   {plan.control_n:,} users",
         f"  treatment: {plan.treatment_n:,} users",
         f"  total:     {plan.total_n:,} users",
     ]
     if plan.duration_days is not None:
         lines.append(f"  duration:  {plan.duration_days} day(s) at {plan.daily_users:,} users/day")
+    if sequential is not None:
+        fixed = sequential.fixed_horizon
+        duration = f", {fixed.duration_days} day(s)" if fixed.duration_days is not None else ""
+        lines += [
+            f"Sized so the always-valid CI excludes 0 with power {plan.power:g} over {sequential.looks} equally spaced "
+            f"looks (tuning {sequential.tuning:,.0f} users: use it as sequential_tuning, or record the total as the "
+            "planned sample).",
+            f"That is {sequential.ratio:.2f}x the fixed-horizon sample ({fixed.total_n:,} users{duration}), "
+            f"which under sequential inference would detect this effect with power {sequential.fixed_horizon_power:.2f}.",
+        ]
     stdout.write("\n".join(lines) + "\n")
     return EXIT_OK
 

@@ -13,12 +13,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy import stats
 
-from dashapp.formatting import format_amount, format_number, format_percent, format_points, format_probability
+from dashapp.formatting import format_amount, format_number, format_p, format_percent, format_points, format_probability
 from storage.database import ComparisonRow, DecisionCount
 
 __all__ = ["HISTORY_DECISION_COLOURS", "compare_figure", "effect_figure", "effect_title", "empty_figure",
            "guardrail_figure", "guardrail_harm", "history_compare_label", "history_legend_groups",
-           "portfolio_timeline_figure", "posterior_figure", "posterior_title", "untrusted_reason"]
+           "portfolio_timeline_figure", "posterior_figure", "posterior_title", "timeline_figure", "untrusted_reason"]
 
 STATUS_COLOURS = {"ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280", "worsened": "#b7791f",
                   "severe": "#b42318"}
@@ -366,4 +366,51 @@ def portfolio_timeline_figure(timeline: Sequence[DecisionCount]) -> go.Figure:
                              sum(c.count for c in timeline if c.day == d) for d in days) / 3))),
                          legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom",
                                      traceorder="normal"), bargap=0.1)
+    return figure
+
+
+def timeline_figure(report: dict[str, Any]) -> go.Figure:
+    """A daily export's cumulative effect over time (SPEC §3.1): per treatment the effect with its
+    fixed-horizon 95% band and, when the analysis is sequential, the wider always-valid band; under
+    it the users per arm that joined each day. Rates in pp, other metrics in their unit."""
+    points = report.get("timeline") or []
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.08)
+    if not points:
+        return figure
+    proportion = report["comparisons"][0]["primary"]["type"] == "proportion" if report["comparisons"] else False
+    scale = 100.0 if proportion else 1.0
+    treatments = list(dict.fromkeys(p["treatment"] for p in points))
+    for index, treatment in enumerate(treatments):
+        colour = ARM_COLOURS[(index + 1) % len(ARM_COLOURS)]
+        rows = [p for p in points if p["treatment"] == treatment]
+        dates = [p["date"] for p in rows]
+        name = _plot_text(treatment)
+        if any(p.get("sequential") for p in rows):
+            figure.add_trace(go.Scatter(
+                x=dates + dates[::-1],
+                y=[p["sequential"]["ci"][1] * scale for p in rows] + [p["sequential"]["ci"][0] * scale for p in rows[::-1]],
+                fill="toself", line=dict(width=0), fillcolor=colour, opacity=0.12, hoverinfo="skip",
+                name=f"{name}: always-valid 95%"), row=1, col=1)
+        figure.add_trace(go.Scatter(
+            x=dates + dates[::-1],
+            y=[p["absolute_ci"][1] * scale for p in rows] + [p["absolute_ci"][0] * scale for p in rows[::-1]],
+            fill="toself", line=dict(width=0), fillcolor=colour, opacity=0.28, hoverinfo="skip",
+            name=f"{name}: fixed-horizon 95%"), row=1, col=1)
+        figure.add_trace(go.Scatter(
+            x=dates, y=[p["absolute_effect"] * scale for p in rows], mode="lines+markers", line=dict(color=colour),
+            name=f"{name}: effect", customdata=[format_p(p["p_value"]) for p in rows],
+            hovertemplate="%{x}: %{y:.3f}" + (" pp" if proportion else "") + " (p = %{customdata})<extra></extra>"),
+            row=1, col=1)
+    figure.add_hline(y=0, line=dict(color="#6b7280", width=1), row=1, col=1)
+    arms = [("control", "control")] + [(t, "treatment_arm") for t in treatments]
+    for index, (arm, key) in enumerate(arms):
+        rows = [p for p in points if p["treatment"] == (treatments[0] if arm == "control" else arm)]
+        totals = [p[key]["n"] for p in rows]
+        daily = [b - a for a, b in zip([0, *totals[:-1]], totals, strict=True)]
+        figure.add_trace(go.Bar(x=[p["date"] for p in rows], y=daily, name=f"{_plot_text(arm)}: new users",
+                                marker_color=ARM_COLOURS[index % len(ARM_COLOURS)], opacity=0.7), row=2, col=1)
+    figure.update_layout(**{**_LAYOUT, "height": 420, "margin": dict(l=10, r=10, t=10, b=40)}, barmode="group",
+                         legend=dict(orientation="h", y=-0.18))
+    figure.update_yaxes(title_text="effect (pp)" if proportion else "effect", row=1, col=1)
+    figure.update_yaxes(title_text="new users", row=2, col=1)
     return figure

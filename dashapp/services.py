@@ -46,6 +46,7 @@ class AnalysisRequest:
     primary: str | None = None
     policy: Policy = field(default_factory=lambda: DEFAULT_POLICY)
     segments: tuple[str, ...] = ()
+    cumulative: bool = False  # a daily export's rows are running totals, not each day's new counts
 
     @property
     def ratios(self) -> tuple[tuple[str, str], ...]:
@@ -60,6 +61,8 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
     data = None
     rows = 0
     segments: tuple[analytics.Segment, ...] = ()
+    days: tuple[tuple[str, analytics.ExperimentData], ...] = ()
+    new_users: tuple[tuple[str, Any], ...] = ()
     if loaded.user_level is not None:
         validation = analytics.validate_user_level(
             loaded.user_level, policy=request.policy, control=request.control, primary=request.primary
@@ -67,6 +70,9 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
         data, issues = validation.data, (*issues, *validation.issues)
         rows = loaded.user_level.rows
         segments = validation.segments
+    elif loaded.table is not None and analytics.has_date_column(loaded.table):
+        data, issues, days, new_users = _validate_daily(loaded.table, request, issues)
+        rows = len(loaded.table.rows)
     elif loaded.table is not None:
         validation = analytics.validate_aggregated(
             loaded.table, policy=request.policy, control=request.control, primary=request.primary
@@ -82,7 +88,34 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
         input_info=InputInfo(kind=loaded.kind, rows=rows, sha256=loaded.sha256),
         analytics_version=analytics.__version__,
         segments=segments,
+        days=days,
+        new_users=new_users,
     )
+
+
+def _validate_daily(table: analytics.RawTable, request: AnalysisRequest, issues: tuple[analytics.Issue, ...]
+                    ) -> tuple[analytics.ExperimentData | None, tuple[analytics.Issue, ...],
+                               tuple[tuple[str, analytics.ExperimentData], ...], tuple[tuple[str, Any], ...]]:
+    """A daily export (SPEC §3.1): the totals are validated and analysed as any aggregated file; each
+    date's cumulative table gives a point of the timeline (dates before every arm has users are left
+    out of it)."""
+    split = analytics.split_daily(table, cumulative=request.cumulative)
+    if split.totals is None:
+        if not split.issues:  # no variant / users column: the usual validation names what is missing
+            validation = analytics.validate_aggregated(table, policy=request.policy, control=request.control,
+                                                       primary=request.primary)
+            return validation.data, (*issues, *validation.issues), (), ()
+        return None, (*issues, *split.issues), (), ()
+    validation = analytics.validate_aggregated(split.totals, policy=request.policy, control=request.control,
+                                               primary=request.primary)
+    days = []
+    if validation.data is not None:
+        for day, cumulative in split.days:
+            found = analytics.validate_aggregated(cumulative, policy=request.policy, control=request.control,
+                                                  primary=request.primary).data
+            if found is not None and found.variants == validation.data.variants:
+                days.append((day, found))
+    return validation.data, (*issues, *split.issues, *validation.issues), tuple(days), split.new_users
 
 
 def analyze_path(path: str | Path, request: AnalysisRequest, *, reader: FileReader | None = None) -> Report:
@@ -102,8 +135,11 @@ def report_json(report: Report) -> dict[str, Any]:
 
 def request_to_mapping(request: AnalysisRequest, name: str) -> dict[str, Any]:
     """What replay needs besides the file and the policy (``name``: the resolved experiment name)."""
-    return {"name": name, "hypothesis": request.hypothesis, "control": request.control,
-            "primary": request.primary, "segments": list(request.segments)}
+    values: dict[str, Any] = {"name": name, "hypothesis": request.hypothesis, "control": request.control,
+                              "primary": request.primary, "segments": list(request.segments)}
+    if request.cumulative:
+        values["cumulative"] = True
+    return values
 
 
 def save_report(database: ExperimentDatabase, report: Report, request: AnalysisRequest, *, content: bytes,
@@ -182,7 +218,8 @@ def replay_analysis(database: ExperimentDatabase, analysis_id: int) -> ReplayRes
     request = AnalysisRequest(name=stored_request.get("name"), hypothesis=stored_request.get("hypothesis"),
                               control=stored_request.get("control"), primary=stored_request.get("primary"),
                               policy=analytics.policy_from_mapping(record.policy),
-                              segments=tuple(stored_request.get("segments") or ()))
+                              segments=tuple(stored_request.get("segments") or ()),
+                              cumulative=bool(stored_request.get("cumulative", False)))
     with FileReader() as reader:
         if stored_path is not None:  # a large input kept as a file: read in place
             loaded = reader.read_path(stored_path, segments=request.segments, ratios=request.ratios, name=record.filename)
@@ -421,7 +458,7 @@ def request_from_form(*, name: str | None, hypothesis: str | None, control: str 
                       split: str | None, alpha: float | None = None, planned_mde: float | None = None,
                       planned_mde_relative: bool = False, segments: str | None = None,
                       metrics: dict[str, dict[str, Any]] | None = None, mde_text: str | None = None,
-                      require_non_inferiority: bool = False) -> AnalysisRequest:
+                      require_non_inferiority: bool = False, cumulative: bool = False) -> AnalysisRequest:
     """Build a request from form fields. Raises ``ValueError`` with a message for the user.
 
     ``metrics`` is the policy's ``[metrics]`` table (name → ``{better, margin, severe_margin}``,
@@ -450,7 +487,7 @@ def request_from_form(*, name: str | None, hypothesis: str | None, control: str 
 
     segment_columns = tuple(part.strip() for part in (segments or "").split(",") if part.strip())
     return AnalysisRequest(name=clean(name), hypothesis=clean(hypothesis), control=clean(control),
-                           primary=clean(primary), policy=policy, segments=segment_columns)
+                           primary=clean(primary), policy=policy, segments=segment_columns, cumulative=cumulative)
 
 
 def staged_path(staging: Path, sha256: str) -> Path:
@@ -517,7 +554,8 @@ def sample_policy(path: Path) -> Policy:
 
 def sample_request(path: Path) -> AnalysisRequest:
     """How each sample is meant to be analysed: its primary metric and its policy."""
-    return AnalysisRequest(primary=SAMPLE_PRIMARY.get(path.name), policy=sample_policy(path))
+    return AnalysisRequest(primary=SAMPLE_PRIMARY.get(path.name), policy=sample_policy(path),
+                           cumulative="cumulative" in path.stem)
 
 
 def load_samples(database: ExperimentDatabase) -> int:

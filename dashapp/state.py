@@ -84,12 +84,15 @@ class FormValues:
     metrics: dict[str, dict[str, Any]] | None = None
     # Rule 6b: only a sample's policy sets it today (None: keep the session's).
     require_non_inferiority: bool | None = None
+    # A daily export's rows are running totals: only a sample sets it today (None: keep the session's).
+    cumulative: bool | None = None
 
     def request(self) -> AnalysisRequest:
         return request_from_form(name=self.name, hypothesis=self.hypothesis, control=self.control,
                                  primary=self.primary, split=self.split, segments=self.segments,
                                  metrics=self.metrics, mde_text=self.mde,
-                                 require_non_inferiority=bool(self.require_non_inferiority))
+                                 require_non_inferiority=bool(self.require_non_inferiority),
+                                 cumulative=bool(self.cumulative))
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -137,6 +140,8 @@ def reanalyze_session(state: Session, form: FormValues, *, staging: Path,
         form = replace(form, metrics=previous.get("metrics"))
     if form.require_non_inferiority is None:
         form = replace(form, require_non_inferiority=previous.get("require_non_inferiority"))
+    if form.cumulative is None:
+        form = replace(form, cumulative=previous.get("cumulative"))
     return analyze_staged_session(state["input"]["sha256"], state["input"]["filename"], form, staging=staging,
                                   notes=state.get("notes"), on_progress=on_progress)
 
@@ -160,7 +165,8 @@ def sample_form(name: str, form: FormValues) -> FormValues:
     declared = {m.name: m.to_json() for m in policy.metrics}
     return replace(form, primary=form.primary or request.primary,
                    metrics=form.metrics if form.metrics is not None else (declared or None),
-                   require_non_inferiority=form.require_non_inferiority or policy.require_non_inferiority)
+                   require_non_inferiority=form.require_non_inferiority or policy.require_non_inferiority,
+                   cumulative=form.cumulative or request.cumulative)
 
 
 def sample_content(name: str) -> bytes:
@@ -207,10 +213,13 @@ def form_from_session(form: Any) -> FormValues:
     if metrics is not None and not (isinstance(metrics, dict)
                                     and all(isinstance(k, str) and isinstance(v, dict) for k, v in metrics.items())):
         raise SessionRejectedError("the metric settings of this session are not a table of metrics")
-    non_inferiority = form.get("require_non_inferiority")
-    if non_inferiority is not None and not isinstance(non_inferiority, bool):
-        raise SessionRejectedError("the non-inferiority setting of this session is not true or false")
-    return FormValues(**values, planned_sample=planned, metrics=metrics, require_non_inferiority=non_inferiority)
+    switches: dict[str, bool | None] = {}
+    for name, what in (("require_non_inferiority", "non-inferiority setting"), ("cumulative", "running-totals setting")):
+        value = form.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise SessionRejectedError(f"the {what} of this session is not true or false")
+        switches[name] = value
+    return FormValues(**values, planned_sample=planned, metrics=metrics, **switches)
 
 
 _TEXT_FIELDS = ("name", "hypothesis", "primary", "control", "split", "owner", "tags", "mde", "segments")

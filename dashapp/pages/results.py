@@ -10,7 +10,7 @@ from dash.exceptions import PreventUpdate
 
 from dashapp import ids
 from dashapp.components import data_guard, decision_badge, guardrail_table, primary_card, segment_table, status_banner
-from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title
+from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title, timeline_figure
 from dashapp.pages import context
 from dashapp.services import UploadRejectedError
 from dashapp.state import save_session
@@ -68,6 +68,16 @@ def _charts(report: dict[str, Any]) -> dbc.Row:
                    className="mt-3")
 
 
+def _timeline(report: dict[str, Any]) -> dbc.Card:
+    sequential = any(p.get("sequential") for p in report["timeline"])
+    title = "Cumulative effect over time, with its fixed-horizon" + (" and always-valid" if sequential else "") + " 95% band"
+    return dbc.Card([
+        dbc.CardHeader(html.Span(title, className="fw-semibold")),
+        dbc.CardBody(dcc.Graph(id=ids.TIMELINE_CHART, figure=timeline_figure(report), config=GRAPH_CONFIG,
+                               style={"height": "420px"}), className="p-1"),
+    ], className="mb-3")
+
+
 def results_view(state: dict[str, Any] | None) -> Any:
     """Everything on the page for a session (or the friendly guard when there is none)."""
     if not state or "report" not in state:
@@ -82,6 +92,7 @@ def results_view(state: dict[str, Any] | None) -> Any:
         ]), className="mb-3"),
         primary_card(report),
         _charts(report) if has_data else None,
+        _timeline(report) if has_data and report.get("timeline") else None,
         segment_table(report),
         html.H4("Guardrails", className="mt-3"),
         guardrail_table(report),

@@ -700,3 +700,20 @@ def test_a_variant_named_like_a_link_is_text_in_every_chart(app_context: Any) ->
         text = json.dumps(figure.to_plotly_json(), default=str)
         assert "<a href" not in text
     assert "&lt;a href=" in json.dumps(effect_figure(state["report"]).to_plotly_json(), default=str)
+
+
+def test_a_daily_export_shows_its_timeline_with_both_bands(app_context: Any) -> None:
+    from dashapp.figures import timeline_figure
+
+    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_daily_cumulative.csv", FormValues(), None)
+    report = state["report"]
+    assert len(report["timeline"]) == 21 and report["health"]["status"] == "healthy"  # loaded as running totals
+    assert ids.TIMELINE_CHART in _text(results.results_view(state))
+    figure = timeline_figure({**report, "timeline": [{**p, "sequential": {"ci": [-1.0, 1.0], "p_value": 1.0}}
+                                                     for p in report["timeline"]]})
+    names = [trace.name for trace in figure.data]
+    assert "treatment: always-valid 95%" in names and "treatment: fixed-horizon 95%" in names
+    effect = next(t for t in figure.data if t.name == "treatment: effect")
+    assert list(effect.y) == pytest.approx([p["absolute_effect"] * 100 for p in report["timeline"]])
+    bars = next(t for t in figure.data if t.name == "control: new users")
+    assert set(bars.y) == {1000}

@@ -25,6 +25,8 @@ SAMPLES = [
     ("sample_latency_guardrail.csv", ["--policy", str(DATA / "sample_latency_guardrail.toml")], "launch", "primary_better"),
     ("sample_ratio.csv", ["--primary", "ctr", "--policy", str(DATA / "sample_ratio.toml")], "launch", "primary_better"),
     ("sample_non_inferiority.csv", ["--policy", str(DATA / "sample_non_inferiority.toml")], "hold", "guardrail_unproven"),
+    ("sample_daily.csv", [], "hold", "inconclusive"),
+    ("sample_daily_cumulative.csv", ["--cumulative"], "hold", "inconclusive"),
 ]
 
 

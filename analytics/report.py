@@ -41,7 +41,7 @@ from analytics.sequential import SequentialResult, always_valid
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
 from analytics.timeline import DailySrm, TimelinePoint, daily_srm
-from analytics.wording import p_clause
+from analytics.wording import format_count, p_clause
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -490,15 +490,28 @@ def analyze(
     segments: tuple[Segment, ...] = (),
     days: tuple[tuple[str, ExperimentData], ...] = (),
     new_users: tuple[tuple[str, Mapping[str, int]], ...] = (),
+    planned_sample: int | None = None,
 ) -> Report:
     """Run the SRM check, every comparison and the decision rules.
 
     ``data`` is ``None`` when validation found a Blocked issue: the report then has
     no comparisons and the decision is Hold by rule 1. ``days`` (each date's cumulative data) and
     ``new_users`` (each date's new users per arm) come from a daily export (SPEC §3.1): they add
-    the timeline and the per-day SRM check.
+    the timeline and the per-day SRM check. ``planned_sample`` (the charter's total users) is the
+    default tuning of sequential inference, and without it an analysis below that sample is a
+    Warning ``interim_look``: peeking early at fixed-horizon p-values inflates false positives.
     """
     all_issues = list(issues)
+    if planned_sample is not None and planned_sample > 0 and policy.sequential and policy.sequential_tuning is None:
+        policy = replace(policy, sequential_tuning=float(planned_sample))
+    if planned_sample is not None and data is not None and not policy.sequential:
+        total = sum(data.users.values())
+        if total < planned_sample:
+            all_issues.append(Issue("interim_look", "warning", (
+                f"This is an interim look: {format_count(total)} users of the {format_count(planned_sample)} planned "
+                f"({total / planned_sample:.0%}). Fixed-horizon p-values read before the planned sample inflate false "
+                "positives; wait for the planned sample, or turn on sequential inference (sequential = true) to look "
+                "as often as you like.")))
     srm_summary: SrmSummary | None = None
     shares: dict[str, float] = {}
     if data is not None:

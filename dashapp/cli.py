@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--format", choices=("json", "md", "html", "pdf"), default="json")
     analyze.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of standard output")
     analyze.add_argument("--save", action="store_true", help="store the analysis in the experiment database")
+    analyze.add_argument("--experiment", type=_positive_int, metavar="ID",
+                         help="with --save: add this analysis to saved experiment ID as a new look (its charter's "
+                              "planned sample gives interim-look warnings and the sequential tuning)")
     analyze.add_argument("--db", metavar="PATH", help="database file (default: data/experimentos.duckdb)")
     analyze.add_argument("--require-launch", action="store_true", help="exit 1 unless every decision is Launch")
 
@@ -229,10 +232,16 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
         raise UsageError(f"--format {args.format} needs exactly one FILE and -o OUT")
     if args.name and len(args.files) > 1:
         raise UsageError("--name applies to one file; give one FILE or omit --name")
+    planned_sample = None
+    if args.experiment is not None:
+        if not args.save or len(args.files) != 1:
+            raise UsageError("--experiment ID adds one FILE to a saved experiment: give exactly one FILE and --save")
+        planned_sample = ExperimentDatabase(args.db).experiment(args.experiment).planned_sample
     request = AnalysisRequest(
         name=args.name, hypothesis=args.hypothesis, control=args.control, primary=args.primary, policy=policy,
         segments=tuple(args.segment),
         cumulative=args.cumulative,
+        planned_sample=planned_sample,
     )
     reports = []
     terminal = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
@@ -249,8 +258,14 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
         database = ExperimentDatabase(args.db)
         items = [prepare_save(report, request, source=Path(file), filename=Path(file).name)
                  for file, report in zip(args.files, reports, strict=True)]
-        for file, (experiment_id, _) in zip(args.files, database.save_analyses(items), strict=True):
-            sys.stderr.write(f"saved {Path(file).name} as experiment {experiment_id} in {database.path}\n")
+        if args.experiment is not None:
+            analysis_id = database.add_analysis(args.experiment, items[0][1])
+            looks = len(database.analyses(args.experiment))
+            sys.stderr.write(f"saved {Path(args.files[0]).name} as analysis {analysis_id} of experiment "
+                             f"{args.experiment} (look {looks}) in {database.path}\n")
+        else:
+            for file, (experiment_id, _) in zip(args.files, database.save_analyses(items), strict=True):
+                sys.stderr.write(f"saved {Path(file).name} as experiment {experiment_id} in {database.path}\n")
     if args.format == "json":
         lines = [json.dumps(report_json(r), allow_nan=False, ensure_ascii=False,
                             indent=None if len(reports) > 1 else 2) for r in reports]

@@ -47,6 +47,7 @@ class AnalysisRequest:
     policy: Policy = field(default_factory=lambda: DEFAULT_POLICY)
     segments: tuple[str, ...] = ()
     cumulative: bool = False  # a daily export's rows are running totals, not each day's new counts
+    planned_sample: int | None = None  # the charter's total users: interim looks and the sequential tuning
 
     @property
     def ratios(self) -> tuple[tuple[str, str], ...]:
@@ -90,6 +91,7 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
         segments=segments,
         days=days,
         new_users=new_users,
+        planned_sample=request.planned_sample,
     )
 
 
@@ -139,6 +141,8 @@ def request_to_mapping(request: AnalysisRequest, name: str) -> dict[str, Any]:
                               "primary": request.primary, "segments": list(request.segments)}
     if request.cumulative:
         values["cumulative"] = True
+    if request.planned_sample is not None:
+        values["planned_sample"] = request.planned_sample
     return values
 
 
@@ -219,7 +223,8 @@ def replay_analysis(database: ExperimentDatabase, analysis_id: int) -> ReplayRes
                               control=stored_request.get("control"), primary=stored_request.get("primary"),
                               policy=analytics.policy_from_mapping(record.policy),
                               segments=tuple(stored_request.get("segments") or ()),
-                              cumulative=bool(stored_request.get("cumulative", False)))
+                              cumulative=bool(stored_request.get("cumulative", False)),
+                              planned_sample=stored_request.get("planned_sample"))
     with FileReader() as reader:
         if stored_path is not None:  # a large input kept as a file: read in place
             loaded = reader.read_path(stored_path, segments=request.segments, ratios=request.ratios, name=record.filename)
@@ -458,7 +463,8 @@ def request_from_form(*, name: str | None, hypothesis: str | None, control: str 
                       split: str | None, alpha: float | None = None, planned_mde: float | None = None,
                       planned_mde_relative: bool = False, segments: str | None = None,
                       metrics: dict[str, dict[str, Any]] | None = None, mde_text: str | None = None,
-                      require_non_inferiority: bool = False, cumulative: bool = False) -> AnalysisRequest:
+                      require_non_inferiority: bool = False, cumulative: bool = False,
+                      planned_sample: int | None = None) -> AnalysisRequest:
     """Build a request from form fields. Raises ``ValueError`` with a message for the user.
 
     ``metrics`` is the policy's ``[metrics]`` table (name → ``{better, margin, severe_margin}``,
@@ -487,7 +493,8 @@ def request_from_form(*, name: str | None, hypothesis: str | None, control: str 
 
     segment_columns = tuple(part.strip() for part in (segments or "").split(",") if part.strip())
     return AnalysisRequest(name=clean(name), hypothesis=clean(hypothesis), control=clean(control),
-                           primary=clean(primary), policy=policy, segments=segment_columns, cumulative=cumulative)
+                           primary=clean(primary), policy=policy, segments=segment_columns, cumulative=cumulative,
+                           planned_sample=planned_sample if planned_sample and planned_sample > 0 else None)
 
 
 def staged_path(staging: Path, sha256: str) -> Path:

@@ -92,7 +92,7 @@ class FormValues:
                                  primary=self.primary, split=self.split, segments=self.segments,
                                  metrics=self.metrics, mde_text=self.mde,
                                  require_non_inferiority=bool(self.require_non_inferiority),
-                                 cumulative=bool(self.cumulative))
+                                 cumulative=bool(self.cumulative), planned_sample=self.planned_sample)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

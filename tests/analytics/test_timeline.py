@@ -108,3 +108,31 @@ def test_a_day_whose_split_broke_is_named(tmp_path) -> None:  # type: ignore[no-
     day3 = next(d for d in report["srm_daily"] if d["date"] == "2026-11-03")
     expected = ((1000 - 1150) ** 2 + (1300 - 1150) ** 2) / 1150
     assert day3["chi2"] == pytest.approx(expected, rel=1e-12) and math.isfinite(day3["p_value"])
+
+
+def test_an_analysis_below_the_planned_sample_is_an_interim_look_unless_sequential() -> None:
+    early = report_json(analyze_path(DATA / "sample_daily.csv", AnalysisRequest(planned_sample=100_000)))
+    (issue,) = [i for i in early["health"]["issues"] if i["code"] == "interim_look"]
+    assert issue["severity"] == "warning" and "42,000 users of the 100,000 planned (42%)" in issue["message"]
+    done = report_json(analyze_path(DATA / "sample_daily.csv", AnalysisRequest(planned_sample=42_000)))
+    assert not [i for i in done["health"]["issues"] if i["code"] == "interim_look"]
+    sequential = report_json(analyze_path(DATA / "sample_daily.csv", AnalysisRequest(
+        planned_sample=100_000, policy=Policy(sequential=True))))
+    assert not [i for i in sequential["health"]["issues"] if i["code"] == "interim_look"]
+    assert sequential["policy"]["sequential_tuning"] == 100_000  # the planned total tunes the sequence
+
+
+def test_a_second_look_is_added_to_a_saved_experiment_through_the_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from storage.database import ExperimentDatabase
+    from tests.conftest import run_cli
+
+    db = str(tmp_path / "looks.duckdb")
+    assert run_cli("analyze", str(DATA / "sample_daily.csv"), "--save", "--db", db).returncode == 0
+    second = run_cli("analyze", str(DATA / "sample_daily_cumulative.csv"), "--cumulative", "--save", "--db", db,
+                     "--experiment", "1")
+    assert second.returncode == 0 and "analysis 2 of experiment 1 (look 2)" in second.stderr
+    assert len(ExperimentDatabase(db).analyses(1)) == 2
+    missing = run_cli("analyze", str(DATA / "sample_daily.csv"), "--save", "--db", db, "--experiment", "7")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "experiment 7 does not exist" in missing.stderr
+    unsaved = run_cli("analyze", str(DATA / "sample_daily.csv"), "--experiment", "1", "--db", db)
+    assert unsaved.returncode == 2 and "--save" in unsaved.stderr

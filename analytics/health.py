@@ -129,9 +129,14 @@ class Segment:
 
 @dataclass(frozen=True)
 class ValidationResult:
+    """Validated data (``None`` when Blocked) with every issue; for user-level files also the
+    segments and, with ``first_exposure``, each day's cumulative data and new users (SPEC §3.1)."""
+
     data: ExperimentData | None
     issues: tuple[Issue, ...] = field(default_factory=tuple)
     segments: tuple[Segment, ...] = ()
+    days: tuple[tuple[str, ExperimentData], ...] = ()
+    new_users: tuple[tuple[str, Mapping[str, int]], ...] = ()
 
 
 @dataclass(frozen=True)

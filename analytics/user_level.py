@@ -93,6 +93,11 @@ class UserLevelSummary:
     example_users: tuple[str, ...] = ()
     segments: tuple[SegmentSummary, ...] = ()
     unknown_segments: tuple[str, ...] = ()
+    # With a first_exposure column: each day's cumulative arms, each day's new users, and the rows
+    # whose first_exposure is empty or not a date.
+    days: tuple[tuple[str, tuple[VariantSummary, ...]], ...] = ()
+    new_users: tuple[tuple[str, Mapping[str, int]], ...] = ()
+    undated_rows: int = 0
 
 
 
@@ -248,18 +253,34 @@ def validate_user_level(
     rates = frozenset(c for c in metric_columns if all(v.columns[c].binary for v in summary.variants))
     data = _experiment_data(summary.variants, ordered, control_label, primary_key, metric_columns, policy, summary.rows,
                             rates)
-    segments = []
-    for segment in summary.segments:
-        present = {v.label.casefold(): v for v in segment.variants}
+    def subset(found: tuple[VariantSummary, ...], *, every_arm: bool) -> ExperimentData | None:
+        """The experiment data of a segment or a day (arms missing there are left out, or — for a
+        day of the timeline, ``every_arm`` — the day is left out until every arm has users)."""
+        present = {v.label.casefold(): v for v in found}
         arms = [label for label in ordered if label.casefold() in present]
-        if control_label not in arms or len(arms) < 2:
-            continue
+        if control_label not in arms or len(arms) < 2 or (every_arm and len(arms) != len(ordered)):
+            return None
         relabelled = tuple(VariantSummary(label, present[label.casefold()].spellings, present[label.casefold()].n,
                                           present[label.casefold()].columns, present[label.casefold()].covariates,
                                           present[label.casefold()].ratios)
                            for label in arms)
         if any(v.n < 2 for v in relabelled):
-            continue
-        segments.append(Segment(segment.column, segment.value, _experiment_data(
-            relabelled, arms, control_label, primary_key, metric_columns, policy, sum(v.n for v in relabelled), rates)))
-    return ValidationResult(data, tuple(issues), tuple(segments))
+            return None
+        return _experiment_data(relabelled, arms, control_label, primary_key, metric_columns, policy,
+                                sum(v.n for v in relabelled), rates)
+
+    segments = []
+    for segment in summary.segments:
+        found = subset(segment.variants, every_arm=False)
+        if found is not None:
+            segments.append(Segment(segment.column, segment.value, found))
+    days = []
+    for day, arms_that_day in summary.days:
+        found = subset(arms_that_day, every_arm=True)
+        if found is not None:
+            days.append((day, found))
+    if summary.undated_rows:
+        issues.append(warning_issue("undated_users", f"{summary.undated_rows:,} user(s) have an empty first_exposure or "
+                                    "one that is not a date or timestamp; they count in the totals but not in the "
+                                    "timeline. Fill first_exposure (e.g. 2026-11-28 or 2026-11-28T09:15:00)."))
+    return ValidationResult(data, tuple(issues), tuple(segments), tuple(days), summary.new_users)

@@ -71,6 +71,7 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
         data, issues = validation.data, (*issues, *validation.issues)
         rows = loaded.user_level.rows
         segments = validation.segments
+        days, new_users = validation.days, validation.new_users
     elif loaded.table is not None and analytics.has_date_column(loaded.table):
         data, issues, days, new_users = _validate_daily(loaded.table, request, issues)
         rows = len(loaded.table.rows)

@@ -244,7 +244,7 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
     segment_keys = [k for k in columns if k.startswith("segment_") or k in wanted]
     numeric, ignored = [], []
     for key, (original, kind) in columns.items():
-        if key in ("variant", "user_id") or key in segment_keys:
+        if key in ("variant", "user_id", "first_exposure") or key in segment_keys:
             continue
         if kind.split("(")[0] in NUMERIC_TYPES:
             numeric.append(key)
@@ -255,6 +255,11 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
                                      if n.strip().casefold() in numeric and d.strip().casefold() in numeric))
     segment_expressions = [f"CAST({_quote(columns[k][0])} AS VARCHAR)" for k in segment_keys]
     keys = [f"CAST({variant} AS VARCHAR)", *segment_expressions]
+    # A first_exposure column (date or timestamp) gives the timeline (SPEC §3.1): its day is one
+    # more grouping key, and each day's cumulative arms are merged from those groups below.
+    exposure = _quote(columns["first_exposure"][0]) if "first_exposure" in columns else None
+    if exposure is not None:
+        keys.append(f"CAST(TRY_CAST({exposure} AS TIMESTAMP) AS DATE)")
     quoted = tuple((_quote(columns[key][0]), columns[key][1].split("(")[0]) for key in numeric)
     indexed = tuple((numeric.index(key), numeric.index("pre_" + key)) for key in pairs) + tuple(
         (numeric.index(numerator), numeric.index(denominator)) for numerator, denominator in ratio_pairs)
@@ -285,6 +290,8 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
     overall: dict[str, _Cell] = {}
     spellings: dict[str, dict[str, int]] = {}
     by_segment: dict[tuple[str, str, str], _Cell] = {}
+    by_day: dict[tuple[str, str], _Cell] = {}
+    undated = 0
     missing = total = 0
     for row, cell in zip(rows, cells, strict=True):
         total += cell.n
@@ -296,6 +303,13 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
         overall[label_key] = overall[label_key].merge(cell) if label_key in overall else cell
         counts = spellings.setdefault(label_key, {})
         counts[raw] = counts.get(raw, 0) + cell.n
+        if exposure is not None:
+            day = row[1 + len(segment_keys)]
+            if day is None:
+                undated += cell.n
+            else:
+                slot_day = (str(day), label_key)
+                by_day[slot_day] = by_day[slot_day].merge(cell) if slot_day in by_day else cell
         for index, segment in enumerate(segment_keys):
             value = "(missing)" if row[1 + index] is None else str(row[1 + index])
             slot = (columns[segment][0], value, label_key)
@@ -331,7 +345,17 @@ def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, pat
             "SELECT CAST(id AS VARCHAR) FROM rows GROUP BY id HAVING min(arm) <> max(arm)",
             [*number, path]).fetchall()
         several, examples = len(found), tuple(str(r[0]) for r in found[:3])
-    return UserLevelSummary(rows=total, numeric=tuple(numeric), ignored=tuple(ignored), variants=tuple(variants),
+    days: list[tuple[str, tuple[VariantSummary, ...]]] = []
+    new_users: list[tuple[str, dict[str, int]]] = []
+    running: dict[str, _Cell] = {}
+    for day in sorted({d for d, _ in by_day}):
+        today = {key: cell for (d, key), cell in by_day.items() if d == day}
+        for key, cell in today.items():
+            running[key] = running[key].merge(cell) if key in running else cell
+        new_users.append((day, {label_of(key): cell.n for key, cell in today.items()}))
+        days.append((day, tuple(variant_summary(key, running[key]) for key in sorted(running))))
+    return UserLevelSummary(rows=total, days=tuple(days), new_users=tuple(new_users), undated_rows=undated,
+                            numeric=tuple(numeric), ignored=tuple(ignored), variants=tuple(variants),
                             missing_variant_rows=missing, users_in_several_variants=several, example_users=examples,
                             segments=tuple(SegmentSummary(column, value, tuple(found))
                                            for (column, value), found in sorted(grouped.items())),

@@ -136,3 +136,31 @@ def test_a_second_look_is_added_to_a_saved_experiment_through_the_cli(tmp_path) 
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "experiment 7 does not exist" in missing.stderr
     unsaved = run_cli("analyze", str(DATA / "sample_daily.csv"), "--experiment", "1", "--db", db)
     assert unsaved.returncode == 2 and "--save" in unsaved.stderr
+
+
+def test_a_user_level_file_with_first_exposure_gives_the_same_timeline_as_its_daily_export(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    rng = np.random.default_rng(8)
+    n = 6_000
+    users = pd.DataFrame({
+        "user_id": np.arange(n),
+        "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
+        "converted": (rng.random(n) < 0.1).astype(int),
+        "first_exposure": [f"2026-11-{1 + int(d):02d}T{int(h):02d}:30:00" for d, h in
+                           zip(rng.integers(0, 10, n), rng.integers(0, 24, n), strict=True)],
+    })
+    users.loc[5, "first_exposure"] = "not a date"
+    users.to_csv(tmp_path / "users.csv", index=False)
+    dated = users.drop(index=5)
+    daily = (dated.assign(date=dated["first_exposure"].str[:10])
+             .groupby(["date", "variant"]).agg(users=("user_id", "size"), conversions=("converted", "sum")).reset_index())
+    daily.to_csv(tmp_path / "daily.csv", index=False)
+    from_users = report_json(analyze_path(tmp_path / "users.csv", AnalysisRequest()))
+    from_daily = report_json(analyze_path(tmp_path / "daily.csv", AnalysisRequest()))
+    assert len(from_users["timeline"]) == 10
+    assert from_users["timeline"] == from_daily["timeline"]
+    assert from_users["srm_daily"] == from_daily["srm_daily"]
+    (issue,) = [i for i in from_users["health"]["issues"] if i["code"] == "undated_users"]
+    assert issue["severity"] == "warning" and issue["message"].startswith("1 user(s)")
+    assert from_users["comparisons"][0]["primary"]["control"]["n"] == int((users["variant"] == "control").sum())

@@ -24,9 +24,6 @@ from analytics.sufficient import Interval
 __all__ = ["DailySplit", "DailySrm", "TimelinePoint", "daily_srm", "has_date_column", "split_daily"]
 
 DATE_COLUMN = "date"
-# Columns summed across days when rows are daily new counts (everything else numeric is a
-# per-day mean/std pair, pooled exactly below).
-_POOLED_SUFFIXES = ("_mean", "_std")
 
 
 @dataclass(frozen=True)
@@ -91,38 +88,61 @@ def _parse_date(cell: Cell) -> str | None:
         return None
 
 
-def _pool(rows: Sequence[Sequence[Cell]], header: Sequence[str], users_index: int) -> list[Cell]:
-    """Combine daily rows of one variant into one: counts and sums add up; ``<m>_mean`` /
-    ``<m>_std`` pairs are pooled exactly (total n, weighted mean, within + between sums of squares)."""
-    combined: list[Cell] = list(rows[0])
-    normal = [name.casefold() for name in header]
-    users = [_number(row[users_index]) or 0.0 for row in rows]
-    total_users = sum(users)
-    for index, name in enumerate(normal):
-        if name in ("variant", DATE_COLUMN):
-            continue
-        values = [_number(row[index]) for row in rows]
-        if any(v is None for v in values):
-            combined[index] = next((row[index] for row, v in zip(rows, values, strict=True) if v is None), None)
-            continue
-        numbers = [float(v) for v in values if v is not None]
-        if name.endswith("_mean"):
-            combined[index] = sum(n * m for n, m in zip(users, numbers, strict=True)) / total_users if total_users else 0.0
-        elif name.endswith("_std"):
-            stem = name[: -len("_std")]
-            mean_index = normal.index(stem + "_mean") if stem + "_mean" in normal else None
-            if mean_index is None:
-                combined[index] = numbers[-1]
+class _Running:
+    """One variant's daily rows added up as they come (so a year of days costs one pass): counts
+    and sums add; ``<m>_mean`` / ``<m>_std`` pairs are pooled exactly with Chan's merge of
+    (n, mean, sum of squared deviations); a cell that is not a number is kept as written, so the
+    validation of the totals names it."""
+
+    def __init__(self, header: Sequence[str], users_index: int) -> None:
+        self._normal = [name.casefold() for name in header]
+        self._users = users_index
+        self._row: list[Cell] = []
+        self._sums: dict[int, float] = {}
+        self._moments: dict[int, tuple[float, float, float]] = {}  # mean column → (n, mean, m2)
+        self._bad: dict[int, Cell] = {}
+
+    def add(self, cells: Sequence[Cell]) -> None:
+        self._row = list(cells)
+        users = _number(cells[self._users]) or 0.0
+        for index, name in enumerate(self._normal):
+            if name in ("variant", DATE_COLUMN) or index in self._bad:
                 continue
-            means = [_number(row[mean_index]) or 0.0 for row in rows]
-            grand = sum(n * m for n, m in zip(users, means, strict=True)) / total_users if total_users else 0.0
-            squares = sum((n - 1) * s * s + n * (m - grand) ** 2
-                          for n, s, m in zip(users, numbers, means, strict=True))
-            combined[index] = math.sqrt(max(squares, 0.0) / (total_users - 1)) if total_users > 1 else 0.0
-        else:
-            total = sum(numbers)
+            value = _number(cells[index])
+            if value is None:
+                self._bad[index] = cells[index]
+            elif name.endswith("_mean"):
+                std_index = self._partner(name)
+                std = _number(cells[std_index]) if std_index is not None else 0.0
+                n, mean, m2 = self._moments.get(index, (0.0, 0.0, 0.0))
+                m2_new = (users - 1) * (std or 0.0) ** 2 if users > 1 else 0.0
+                total = n + users
+                delta = value - mean
+                self._moments[index] = (total, mean + delta * users / total if total else 0.0,
+                                        m2 + m2_new + delta * delta * n * users / total if total else 0.0)
+            elif not name.endswith("_std") or self._mean_of(name) is None:
+                self._sums[index] = self._sums.get(index, 0.0) + value
+
+    def _partner(self, mean_name: str) -> int | None:
+        std = mean_name[: -len("_mean")] + "_std"
+        return self._normal.index(std) if std in self._normal else None
+
+    def _mean_of(self, std_name: str) -> int | None:
+        mean = std_name[: -len("_std")] + "_mean"
+        return self._normal.index(mean) if mean in self._normal else None
+
+    def row(self) -> tuple[Cell, ...]:
+        combined = list(self._row)
+        for index, total in self._sums.items():
             combined[index] = int(total) if total == math.floor(total) and abs(total) < 2**53 else total
-    return combined
+        for index, (n, mean, m2) in self._moments.items():
+            combined[index] = mean
+            std_index = self._partner(self._normal[index])
+            if std_index is not None and std_index not in self._bad:
+                combined[std_index] = math.sqrt(max(m2, 0.0) / (n - 1)) if n > 1 else 0.0
+        for index, cell in self._bad.items():
+            combined[index] = cell
+        return tuple(combined)
 
 
 def _strictly_increasing(values: Sequence[float | None]) -> bool:
@@ -177,7 +197,8 @@ def split_daily(table: RawTable, *, cumulative: bool = False) -> DailySplit:
     days: list[tuple[str, RawTable]] = []
     new_users: list[tuple[str, dict[str, int]]] = []
     previous: dict[str, float] = {}
-    seen_rows: dict[str, list[list[Cell]]] = {key: [] for key in variants}
+    latest: dict[str, list[Cell]] = {}
+    running = {key: _Running(header, users_index) for key in variants}
     for day in dates:
         today: dict[str, int] = {}
         for key in variants:
@@ -194,14 +215,10 @@ def split_daily(table: RawTable, *, cumulative: bool = False) -> DailySplit:
                 previous[key] = users
             elif users is not None:
                 today[spelled[key]] = int(users)
-            seen_rows[key].append(found)
+            latest[key] = found
+            running[key].add(found)
         new_users.append((day, today))
-        rows = []
-        for key in variants:
-            history = seen_rows[key]
-            if not history:
-                continue
-            rows.append(tuple(history[-1]) if cumulative else tuple(_pool(history, header, users_index)))
+        rows = [tuple(latest[key]) if cumulative else running[key].row() for key in variants if key in latest]
         days.append((day, RawTable(tuple(header), tuple(rows))))
     if any(i.severity == "blocked" for i in issues):
         return DailySplit(None, (), (), tuple(issues))

@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashapp.services import AnalysisRequest, analyze_path, report_json  # noqa: E402
-from storage.ingest import FileReader  # noqa: E402
+from dashapp.services import AnalysisRequest, analyze_path, report_json
+from storage.ingest import FileReader
 
 
 def write_daily(path: Path, days: int, arms: int, seed: int = 1) -> None:

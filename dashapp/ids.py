@@ -145,3 +145,13 @@ EXPERIMENT_POSTERIOR_CHART = "experiment-posterior-chart"
 EXPERIMENT_GUARDRAIL_CHART = "experiment-guardrail-chart"
 STORED_REPORT_ERROR = "stored-report-error"
 TIMELINE_CHART = "timeline-chart"
+
+# Experiment page: looks across time (further analyses of a stored experiment)
+EXPERIMENT_ADD_LOOK = "experiment-add-look"
+EXPERIMENT_LOOK_TARGET = "experiment-look-target"
+EXPERIMENT_LOOK_MESSAGE = "experiment-look-message"
+EXPERIMENT_BODY = "experiment-body"
+EXPERIMENT_LOOKS_TABLE = "experiment-looks-table"
+EXPERIMENT_LOOKS_COUNT = "experiment-looks-count"
+EXPERIMENT_LOOKS_CHART = "experiment-looks-chart"
+EXPERIMENT_TIMELINE_CHART = "experiment-timeline-chart"

@@ -580,3 +580,50 @@ def load_samples(database: ExperimentDatabase) -> int:
             items.append(prepare_save(report, request, content=path.read_bytes(), filename=path.name, charter=charter))
     database.save_analyses(items)
     return len(items)
+
+
+# -- looks: further analyses of a stored experiment (SPEC §3.1) ----------------------------------
+
+
+class LookBlockedError(UploadRejectedError):
+    """A look whose data is Blocked: it is not stored (a look that cannot be analysed would only
+    hide the previous one). ``report`` holds the analysis, so its health issues can be shown."""
+
+    def __init__(self, message: str, report: Report) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def look_request(stored_request: dict[str, Any], stored_policy: dict[str, Any], *,
+                 planned_sample: int | None = None) -> AnalysisRequest:
+    """How a new look is analysed: as the experiment's stored analysis was (same name, primary,
+    control, segments, policy and cumulative switch); ``planned_sample`` from the charter wins over
+    the stored one. Raises ``ValueError`` when the stored policy no longer parses."""
+    stored_sample = stored_request.get("planned_sample")
+    return AnalysisRequest(name=stored_request.get("name"), hypothesis=stored_request.get("hypothesis"),
+                           control=stored_request.get("control"), primary=stored_request.get("primary"),
+                           policy=analytics.policy_from_mapping(stored_policy),
+                           segments=tuple(stored_request.get("segments") or ()),
+                           cumulative=bool(stored_request.get("cumulative", False)),
+                           planned_sample=planned_sample if planned_sample is not None else stored_sample)
+
+
+def add_look(database: ExperimentDatabase, experiment_id: int, content: bytes, filename: str, *, staging: Path,
+             limit_bytes: int = DEFAULT_UPLOAD_LIMIT_BYTES) -> tuple[int, Report]:
+    """Analyse an uploaded file as a new look at a stored experiment and store it; returns
+    ``(analysis id, report)``.
+
+    The file is analysed on the server with the request and policy of the experiment's latest
+    analysis and the charter's planned sample (:func:`look_request`), never with anything the
+    browser sends. Raises :class:`storage.errors.NotFoundError` for an unknown experiment or one
+    without an analysis, :class:`UploadRejectedError` for a file above ``limit_bytes`` and
+    :class:`LookBlockedError` (nothing stored) when the data is Blocked."""
+    experiment = database.experiment(experiment_id)
+    latest = database.latest_analysis(experiment_id)
+    request = look_request(latest.request, latest.policy, planned_sample=experiment.planned_sample)
+    report = analyze_upload(content, filename, request, staging=staging, limit_bytes=limit_bytes)
+    if report.health.status == analytics.HealthStatus.BLOCKED:
+        raise LookBlockedError(f"{filename} is Blocked, so it was not stored as a look: fix the data and upload it "
+                               "again", report)
+    _, analysis = prepare_save(report, request, filename=filename, content=content)
+    return database.add_analysis(experiment_id, analysis), report

@@ -5,26 +5,53 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from html import escape
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, ctx, dcc, html
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
-from dashapp.components import decision_badge, download_card, guardrail_table, health_panel, metric_settings_table, primary_card
-from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title
-from dashapp.formatting import format_count, format_date
+from dashapp.components import (
+    decision_badge,
+    decision_label,
+    download_card,
+    guardrail_table,
+    health_panel,
+    issue_list,
+    metric_settings_table,
+    primary_card,
+)
+from dashapp.figures import (
+    ARM_COLOURS,
+    effect_figure,
+    effect_title,
+    guardrail_figure,
+    posterior_figure,
+    posterior_title,
+    timeline_figure,
+    untrusted_reason,
+)
+from dashapp.formatting import format_amount, format_count, format_date, format_interval, format_p
 from dashapp.memo import MemoModel, build_memo, render_html, render_markdown, render_pdf
 from dashapp.pages import context
 from dashapp.pages.memo import download_name, experiment_charter
-from dashapp.services import SessionRejectedError, report_problems, staged_path
-from dashapp.state import saved_entry
+from dashapp.services import (
+    LookBlockedError,
+    SessionRejectedError,
+    add_look,
+    report_json,
+    report_problems,
+    staged_path,
+)
+from dashapp.state import decode_upload, saved_entry
 from storage.database import AnalysisRecord
 from storage.errors import NotFoundError, StorageError
 
-__all__ = ["broken_report_card", "layout", "open_in_workspace", "register_callbacks", "stored_memo_file",
-           "stored_metrics"]
+__all__ = ["add_look_from_upload", "broken_report_card", "experiment_body", "layout", "looks_figure", "open_in_workspace",
+           "register_callbacks", "stored_memo_file", "stored_metrics"]
 
 GRAPH_CONFIG = {"displaylogo": False}
 _DOWNLOAD_KINDS = {ids.EXPERIMENT_DOWNLOAD_MD: "md", ids.EXPERIMENT_DOWNLOAD_HTML: "html",
@@ -110,11 +137,8 @@ def layout(experiment_id: str | None = None, **_: Any) -> html.Div:
     except ValueError:
         return _missing(f"{experiment_id!r} is not an experiment id.")
     try:
-        database = context.database()
-        experiment = database.experiment(number)
-        analyses = database.analyses(number)
-        latest = analyses[-1] if analyses else None
-        memos = database.memos(latest.id) if latest else ()
+        experiment = context.database().experiment(number)
+        body = experiment_body(number)
     except NotFoundError:
         return _missing(f"Experiment {number} does not exist.")
     except StorageError as error:
@@ -127,20 +151,187 @@ def layout(experiment_id: str | None = None, **_: Any) -> html.Div:
                                   for tag in experiment.tags] if experiment.tags else [])], className="text-muted"),
         html.P(f"Hypothesis: {experiment.hypothesis}", className="text-break") if experiment.hypothesis else None,
     ])
-    if latest is None:
+    if body is None:
         return html.Div([header, dbc.Alert("This experiment has no stored analysis.", color="info")])
+    return html.Div([header, _add_look_card(experiment.id), html.Div(body, id=ids.EXPERIMENT_BODY)])
+
+
+def experiment_body(experiment_id: int) -> list[Any] | None:
+    """What the page shows under the header: the latest analysis, the looks across time and the
+    memo versions (``None`` when the experiment has no analysis). Raises storage errors."""
+    database = context.database()
+    experiment = database.experiment(experiment_id)
+    analyses = database.analyses(experiment_id)
+    if not analyses:
+        return None
+    latest = analyses[-1]
+    memos = database.memos(latest.id)
     footer = html.P(f"{format_count(len(analyses))} analysis(es) · analytics {latest.analytics_version} · input "
                     f"{latest.filename} (sha256 {latest.input_sha256[:16]}…)", className="text-muted small mt-2")
+    looks = _looks_section(analyses)
     problems = report_problems(latest.report)
     if not problems:
         try:
-            return html.Div([header, *_report_sections(experiment, latest, memos), footer])
+            return [*_report_sections(experiment, latest, memos, looks), footer]
         except Exception as error:  # a stored report the checks missed must still not 500 the page
             problems = (f"the page could not draw it ({type(error).__name__}: {str(error)[:200]})",)
-    return html.Div([header, broken_report_card(problems), html.H4("Memo versions"), _versions(memos), footer])
+    return [broken_report_card(problems), *looks, html.H4("Memo versions"), _versions(memos), footer]
 
 
-def _report_sections(experiment: Any, latest: Any, memos: tuple[Any, ...]) -> list[Any]:
+# -- looks across time -----------------------------------------------------------------------------
+
+
+def _add_look_card(experiment_id: int) -> dbc.Card:
+    """The upload of a further look; it is analysed on the server as the stored analysis was."""
+    return dbc.Card(dbc.CardBody([
+        dcc.Store(id=ids.EXPERIMENT_LOOK_TARGET, data=experiment_id),
+        dcc.Upload(id=ids.EXPERIMENT_ADD_LOOK, multiple=False, className="upload-box",
+                   children=html.Div(["Add a look: upload today's export ", html.A("(choose a CSV or Parquet file)")]),
+                   style={"borderWidth": "1px", "borderStyle": "dashed", "borderRadius": "6px", "padding": "0.75rem",
+                          "textAlign": "center", "cursor": "pointer"}),
+        html.Div("The file is analysed with this experiment's stored settings (primary metric, control, policy, "
+                 "running totals or daily counts) and the charter's planned sample.", className="small text-muted mt-1"),
+        dcc.Loading(html.Div(id=ids.EXPERIMENT_LOOK_MESSAGE, className="mt-2"), type="dot"),
+    ]), className="mb-3")
+
+
+def _primary_of(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(treatment, primary result) of each comparison of a report that keeps the contract."""
+    return [(c["treatment"], c["primary"]) for c in report.get("comparisons") or []]
+
+
+def _decision_interval(primary: dict[str, Any]) -> tuple[list[float], float | None, bool]:
+    """The CI and p the decision used: always-valid ones when the analysis was sequential."""
+    sequential = primary.get("sequential")
+    if isinstance(sequential, dict) and sequential.get("ci"):
+        return sequential["ci"], sequential.get("p_value"), True
+    return primary["absolute_ci"], primary.get("p_value"), False
+
+
+def _users(report: dict[str, Any]) -> int:
+    pairs = _primary_of(report)
+    if not pairs:
+        return 0
+    return int(pairs[0][1]["control"]["n"] + sum(primary["treatment"]["n"] for _, primary in pairs))
+
+
+def _look_row(number: int, analysis: AnalysisRecord) -> html.Tr:
+    report = analysis.report
+    cells: list[Any] = [html.Td(number), html.Td(format_date(analysis.created_at)),
+                        html.Td(analysis.filename, className="text-break")]
+    if report_problems(report):
+        return html.Tr([*cells, html.Td("cannot be shown (damaged or unknown schema)", colSpan=4,
+                                        className="text-muted")])
+    text, colour = decision_label(report)
+    effects = []
+    for treatment, primary in _primary_of(report):
+        interval, p_value, sequential = _decision_interval(primary)
+        label = f"{treatment}: " if len(report["comparisons"]) > 1 else ""
+        effects.append(html.Div([label, format_amount(primary, primary["absolute_effect"]), " ",
+                                 html.Span(format_interval(primary, interval), className="text-muted"),
+                                 html.Span(" always-valid", className="small text-muted") if sequential else None,
+                                 html.Span(f" · p = {format_p(p_value)}" if p_value is not None else "",
+                                           className="small")]))
+    return html.Tr([*cells, html.Td(format_count(_users(report))),
+                    html.Td(dbc.Badge(text, color=colour)), html.Td(effects)])
+
+
+def looks_figure(analyses: tuple[AnalysisRecord, ...]) -> go.Figure:
+    """The primary effect with the CI the decision used (always-valid when sequential) at each look;
+    looks whose data could not be trusted are hollow grey markers. Rates in pp."""
+    figure = go.Figure()
+    points: dict[str, list[tuple[str, float, float, float, bool]]] = {}
+    proportion = False
+    for number, analysis in enumerate(analyses, start=1):
+        report = analysis.report
+        if report_problems(report):
+            continue
+        untrusted = untrusted_reason(report) is not None
+        for treatment, primary in _primary_of(report):
+            proportion = primary["type"] == "proportion"
+            scale = 100.0 if proportion else 1.0
+            interval, _, _ = _decision_interval(primary)
+            label = f"Look {number} · {analysis.created_at.date().isoformat()}"
+            points.setdefault(treatment, []).append((label, primary["absolute_effect"] * scale, interval[0] * scale,
+                                                     interval[1] * scale, untrusted))
+    for index, (treatment, rows) in enumerate(points.items()):
+        colour = ARM_COLOURS[(index + 1) % len(ARM_COLOURS)]
+        figure.add_trace(go.Scatter(
+            x=[r[0] for r in rows], y=[r[1] for r in rows], mode="lines+markers", name=escape(str(treatment), quote=False),
+            line=dict(color=colour), marker=dict(size=9, color=["#9ca3af" if r[4] else colour for r in rows],
+                                                 symbol=["circle-open" if r[4] else "circle" for r in rows]),
+            error_y=dict(type="data", symmetric=False, array=[r[3] - r[1] for r in rows],
+                         arrayminus=[r[1] - r[2] for r in rows], color=colour, thickness=1.5),
+            hovertemplate="%{x}: %{y:.3f}" + (" pp" if proportion else "") + "<extra>%{fullData.name}</extra>"))
+    figure.add_hline(y=0, line=dict(color="#6b7280", width=1))
+    figure.update_layout(template="plotly_white", height=280, margin=dict(l=10, r=10, t=10, b=40),
+                         showlegend=len(points) > 1, xaxis=dict(type="category"),
+                         yaxis=dict(title="Effect (pp)" if proportion else "Effect"))
+    return figure
+
+
+def _looks_section(analyses: tuple[AnalysisRecord, ...]) -> list[Any]:
+    """Every analysis of the experiment as a look: a table and the primary effect across looks."""
+    count = len(analyses)
+    table = dbc.Table([
+        html.Thead(html.Tr([html.Th("Look"), html.Th("Saved"), html.Th("Input"), html.Th("Users"),
+                            html.Th("Decision"), html.Th("Primary effect, CI and p")])),
+        html.Tbody([_look_row(number, analysis) for number, analysis in reversed(list(enumerate(analyses, start=1)))]),
+    ], size="sm", hover=True, responsive=True, id=ids.EXPERIMENT_LOOKS_TABLE, className="mb-0")
+    header = html.Div([html.Span("Looks across time", className="fw-semibold me-2"),
+                       dbc.Badge(f"{count} look{'s' if count != 1 else ''}", color="light", text_color="dark",
+                                 className="border", id=ids.EXPERIMENT_LOOKS_COUNT)])
+    chart = dbc.Card([
+        dbc.CardHeader("Primary effect at each look, with the 95% CI the decision used"),
+        dbc.CardBody(dcc.Graph(id=ids.EXPERIMENT_LOOKS_CHART, figure=looks_figure(analyses), config=GRAPH_CONFIG,
+                               style={"height": "280px"}), className="p-1"),
+    ], className="h-100")
+    return [dbc.Card([dbc.CardHeader(header), dbc.CardBody(dbc.Row([dbc.Col(table, lg=6), dbc.Col(chart, lg=6)],
+                                                                   className="g-3"))], className="mt-3")]
+
+
+def _timeline_card(report: dict[str, Any]) -> dbc.Card | None:
+    """The latest look's cumulative effect over time, when its input was a daily export."""
+    if not report.get("timeline"):
+        return None
+    sequential = any(p.get("sequential") for p in report["timeline"])
+    title = ("Latest look: cumulative effect over time, with its fixed-horizon"
+             + (" and always-valid" if sequential else "") + " 95% band, and new users per day")
+    return dbc.Card([dbc.CardHeader(html.Span(title, className="fw-semibold")),
+                     dbc.CardBody(dcc.Graph(id=ids.EXPERIMENT_TIMELINE_CHART, figure=timeline_figure(report),
+                                            config=GRAPH_CONFIG, style={"height": "420px"}), className="p-1")],
+                    className="mt-3")
+
+
+def add_look_from_upload(contents: str | None, filename: str | None, experiment_id: Any) -> tuple[Any, Any]:
+    """The add-a-look callback's body: (message, the page body redrawn, or ``no_update``).
+
+    The bytes are analysed and stored on the server (:func:`dashapp.services.add_look`); only the
+    experiment id comes from the page, and the experiment's stored settings decide the analysis."""
+    if not contents:
+        raise PreventUpdate
+    name = filename or "upload.csv"
+    try:
+        number = int(experiment_id)
+        limit = context.upload_limit()
+        look_id, report = add_look(context.database(), number, decode_upload(contents, limit), name,
+                                   staging=context.staging_dir(), limit_bytes=limit)
+        body = experiment_body(number)
+    except LookBlockedError as refused:
+        issues = report_json(refused.report)["health"]["issues"]
+        return dbc.Alert([html.B(str(refused)), html.Div(issue_list(issues), className="mt-2")],
+                         color="danger"), no_update
+    except (TypeError, ValueError, StorageError) as error:  # UploadRejectedError is a ValueError
+        return dbc.Alert(f"{name} was not added as a look: {error}", color="danger"), no_update
+    status = report.health.status.value
+    looks = len(context.database().analyses(number))
+    warning = " Check the data-quality warnings below before acting on it." if status == "warning" else ""
+    text, _ = decision_label(report_json(report))
+    return dbc.Alert(f"Added {name} as look {looks} (analysis {look_id}): {text}.{warning}",
+                     color="warning" if status == "warning" else "success"), body
+
+
+def _report_sections(experiment: Any, latest: Any, memos: tuple[Any, ...], looks: list[Any]) -> list[Any]:
     """Everything the page shows of a stored report that passed :func:`report_problems`."""
     report = latest.report
     memo_html = render_html(build_memo(report, charter=experiment_charter(experiment),
@@ -151,6 +342,8 @@ def _report_sections(experiment: Any, latest: Any, memos: tuple[Any, ...]) -> li
         dcc.Store(id=ids.EXPERIMENT_URL, data=experiment.id),
         dbc.Card(dbc.CardBody([decision_badge(report), html.Hr(), health_panel(report)]), className="mb-3"),
         primary_card(report),
+        *looks,
+        _timeline_card(report),
         dbc.Row([
             dbc.Col(_chart_card(effect_title(report), effect_figure(report, titled=False), ids.EXPERIMENT_EFFECT_CHART),
                     lg=6),
@@ -218,6 +411,16 @@ def open_in_workspace(experiment_id: int) -> dict[str, Any]:
 
 
 def register_callbacks(app: Dash) -> None:
+    # Resetting the upload's contents lets the same file name be picked again for tomorrow's look.
+    @app.callback(Output(ids.EXPERIMENT_LOOK_MESSAGE, "children"), Output(ids.EXPERIMENT_BODY, "children"),
+                  Output(ids.EXPERIMENT_ADD_LOOK, "contents"),
+                  Input(ids.EXPERIMENT_ADD_LOOK, "contents"), State(ids.EXPERIMENT_ADD_LOOK, "filename"),
+                  State(ids.EXPERIMENT_LOOK_TARGET, "data"), prevent_initial_call=True,
+                  running=[(Output(ids.EXPERIMENT_ADD_LOOK, "disabled"), True, False)])
+    def look(contents: str | None, filename: str | None, experiment_id: Any) -> tuple[Any, Any, None]:
+        message, body = add_look_from_upload(contents, filename, experiment_id)
+        return message, body, None
+
     @app.callback(Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.EXPERIMENT_REDIRECT, "href"),
                   Input(ids.OPEN_IN_WORKSPACE, "n_clicks"), State(ids.EXPERIMENT_URL, "data"),
                   prevent_initial_call=True)

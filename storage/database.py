@@ -7,11 +7,20 @@ with exponential backoff and jitter until ``lock_timeout`` seconds have passed
 (:class:`DatabaseLockedError` after that). Threads of one process share the process's
 DuckDB instance and are serialised by a lock, so a save never sees a half-written
 experiment.
+
+Processes are also serialised by an advisory lock (``flock``) on ``<database>.lock``,
+held from before DuckDB opens the file until after it has closed it (checkpointed).
+DuckDB alone is not enough: ``duckdb.connect`` reads the file's headers *before* it
+takes its own file lock and does not re-read them afterwards, so a process that read
+the headers while another was committing and checkpointing opened a stale database —
+the other process's last committed save vanished and its ids were handed out again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -377,8 +386,50 @@ class ExperimentDatabase:
         self._ready = False
 
     # -- connections -------------------------------------------------------------------------
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        deadline = self._clock() + self.lock_timeout
+    def _locked_error(self) -> DatabaseLockedError:
+        return DatabaseLockedError(
+            f"{self.path} is locked by another process for more than {self.lock_timeout:g} s; stop the "
+            "other writer (or raise the lock timeout) and try again")
+
+    @contextmanager
+    def _process_file_lock(self, deadline: float) -> Iterator[None]:
+        """Hold the exclusive advisory lock on ``<database>.lock`` (see the module docstring).
+
+        Without a usable lock file (a read-only folder holding an existing database) it goes
+        on unlocked: DuckDB's own lock still keeps writers apart."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        descriptor = -1
+        for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+            try:
+                descriptor = os.open(lock_path, flags | os.O_CLOEXEC, 0o666)
+                break
+            except OSError:
+                continue
+        if descriptor < 0:
+            yield
+            return
+        try:
+            delay = 0.01
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as error:
+                    if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                        break  # a file system without flock: DuckDB's own lock is all there is
+                    if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise DatabaseError(f"cannot lock {lock_path}: {error.strerror or error}") from None
+                    if self._clock() >= deadline:
+                        raise self._locked_error() from None
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.5)
+            yield
+        finally:
+            os.close(descriptor)  # releases the flock
+
+    def _open(self, deadline: float | None = None) -> duckdb.DuckDBPyConnection:
+        if deadline is None:
+            deadline = self._clock() + self.lock_timeout
         delay = 0.01
         while True:
             try:
@@ -390,9 +441,7 @@ class ExperimentDatabase:
                 lowered = text.lower()
                 if any(marker in lowered for marker in _LOCK_MARKERS):
                     if self._clock() >= deadline:
-                        raise DatabaseLockedError(
-                            f"{self.path} is locked by another process for more than {self.lock_timeout:g} s; stop the "
-                            "other writer (or raise the lock timeout) and try again") from None
+                        raise self._locked_error() from None
                     time.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.5)
                     continue
@@ -417,14 +466,18 @@ class ExperimentDatabase:
             if not self.path.exists() and not os.access(self.path.parent, os.W_OK):
                 raise DatabaseError(f"cannot create {self.path}: the folder {self.path.parent} is not writable; "
                                     "choose another location with --db or EXPERIMENTOS_DB")
-            connection = self._open()
-            try:
-                if not self._ready:
-                    self._migrate(connection)
-                    self._ready = True
-                yield connection
-            finally:
-                connection.close()
+            deadline = self._clock() + self.lock_timeout
+            # The file lock is taken before DuckDB reads the headers and released only after
+            # close() has checkpointed and released DuckDB's own lock.
+            with self._process_file_lock(deadline):
+                connection = self._open(deadline)
+                try:
+                    if not self._ready:
+                        self._migrate(connection)
+                        self._ready = True
+                    yield connection
+                finally:
+                    connection.close()
 
     def _transaction(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         with self._connection() as connection:

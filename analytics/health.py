@@ -15,7 +15,7 @@ from typing import Literal
 
 from analytics.cuped import CovariateStatistic
 from analytics.inference import MetricType
-from analytics.policy import HarmDirection, Policy
+from analytics.policy import Policy
 from analytics.sufficient import ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
 
 __all__ = [
@@ -90,7 +90,6 @@ class MetricData:
     role: MetricRole
     metric_type: MetricType
     statistics: Mapping[str, Statistic]
-    harm_direction: HarmDirection = "increase"
     covariate: str | None = None
     covariate_statistics: Mapping[str, CovariateStatistic] | None = None
 
@@ -401,8 +400,7 @@ def validate_aggregated(
             return
         is_guardrail = metric.startswith(GUARDRAIL_PREFIX)
         short = metric[len(GUARDRAIL_PREFIX):] if is_guardrail else metric
-        metrics.append(MetricData(short, "guardrail" if is_guardrail else role(metric), kind, statistics,
-                                  policy.harm_direction(short)))
+        metrics.append(MetricData(short, "guardrail" if is_guardrail else role(metric), kind, statistics))
 
     metrics.append(MetricData("conversions", role("conversions"), "proportion",
                               {v: ProportionStatistic(users[v], conversions[v]) for v in variants}))
@@ -422,8 +420,7 @@ def validate_aggregated(
                                    f"not analysed. Give per-user counts as {name}_mean and {name}_std instead."))
             continue
         metrics.append(MetricData(short, "guardrail", "proportion",
-                                  {v: ProportionStatistic(users[v], counts[v]) for v in variants},
-                                  policy.harm_direction(short)))
+                                  {v: ProportionStatistic(users[v], counts[v]) for v in variants}))
     for metric, (first, second) in mean_forms.items():
         statistics: dict[str, Statistic] = {}
         for number, label in labels:

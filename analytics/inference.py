@@ -35,6 +35,7 @@ __all__ = [
     "benjamini_hochberg_adjust",
     "fisher_exact_p",
     "holm_adjust",
+    "interval_at",
     "ratio_ztest",
     "two_proportion_ztest",
     "welch_ttest",
@@ -239,6 +240,17 @@ def welch_ttest(
     statistic = delta / se
     return _estimate("mean", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=df,
                      p_value=2.0 * t_sf(abs(statistic), df), note=None)
+
+
+def interval_at(estimate: EffectEstimate, alpha: float) -> Interval:
+    """The estimate's absolute CI at another level, from its own SE and test: Δ ± c·SE with c the
+    t quantile at its degrees of freedom (Welch, CUPED) or the normal one (rates, ratios).
+    Raises ``ValueError`` for ``alpha`` outside (0, 1)."""
+    _check_alpha(alpha)
+    df = estimate.degrees_of_freedom
+    critical = t_ppf(1.0 - alpha / 2.0, df) if df is not None else z_critical(alpha)
+    return Interval(estimate.absolute_effect - critical * estimate.standard_error,
+                    estimate.absolute_effect + critical * estimate.standard_error)
 
 
 def holm_adjust(p_values: Sequence[float]) -> list[float]:

@@ -372,10 +372,6 @@ class Policy:
         return MetricSettings(better, declared.margin or default_margin, declared.severe_margin or default_severe,
                               better_default, declared.margin is None, declared.severe_margin is None)
 
-    def harm_direction(self, guardrail: str) -> HarmDirection:
-        """The harmful direction of a guardrail (lower is better unless declared otherwise)."""
-        return self.settings(guardrail, "guardrail", "mean").harm_direction
-
     def with_alpha(self, alpha: float) -> Policy:
         return replace(self, alpha=alpha)
 

@@ -31,6 +31,7 @@ from analytics.inference import (
     benjamini_hochberg_adjust,
     fisher_exact_p,
     holm_adjust,
+    interval_at,
     ratio_ztest,
     two_proportion_ztest,
     welch_ttest,
@@ -292,18 +293,18 @@ def sparse_arms(metric: MetricData) -> list[str]:
             if isinstance(s, ProportionStatistic) and min(s.successes, s.n - s.successes) < SPARSE_COUNT]
 
 
-def _compare(data: ExperimentData, treatment: str, policy: Policy, adjusted_p: float, exact_p: float | None,
-             arms: int) -> Comparison:
+def _compare(data: ExperimentData, treatment: str, policy: Policy, primary_estimate: tuple[EffectEstimate,
+             CupedResult | None], adjusted_p: float, exact_p: float | None, arms: int) -> Comparison:
     control = data.control
     primary = data.primary
-    estimate, primary_cuped = metric_estimate(primary, control, treatment, policy)
+    estimate, primary_cuped = primary_estimate
     _, sequence = decision_view(estimate, policy)
     # A zero-variance comparison is uninformative, never "significant".
     significant = adjusted_p < policy.alpha and estimate.standard_error > 0
     simultaneous = None
-    if arms > 1:
-        wide, _ = metric_estimate(primary, control, treatment, replace(policy, alpha=policy.alpha / arms))
-        simultaneous = decision_view(wide, policy, alpha=policy.alpha / arms)[0].absolute_ci
+    if arms > 1:  # Bonferroni at α/k, on the scale the decision reads (always-valid when sequential)
+        simultaneous = decision_view(estimate, policy, alpha=policy.alpha / arms)[0].absolute_ci if policy.sequential \
+            else interval_at(estimate, policy.alpha / arms)
     settings = policy.settings(primary.name, "primary", primary.metric_type)
     bayesian = _bayesian(primary, control, treatment, estimate) if primary_cuped is None or not policy.use_cuped \
         else normal_summary(estimate)
@@ -564,7 +565,8 @@ def analyze(
 
     treatments = data.treatments
     primary = data.primary
-    raw = [decision_view(metric_estimate(primary, data.control, t, policy)[0], policy)[0].p_value for t in treatments]
+    estimates = [metric_estimate(primary, data.control, t, policy) for t in treatments]
+    raw = [decision_view(estimate, policy)[0].p_value for estimate, _ in estimates]
     adjusted = holm_adjust(raw) if len(raw) > 1 else raw
     exact = [_exact_p(primary, data.control, t) for t in treatments]
     if any(p is not None for p in exact) and len(exact) > 1:
@@ -572,8 +574,8 @@ def analyze(
         corrected = holm_adjust([exact[i] or 0.0 for i in present])
         for i, value in zip(present, corrected, strict=True):
             exact[i] = value
-    comparisons = [_compare(data, t, policy, p, e, len(treatments))
-                   for t, p, e in zip(treatments, adjusted, exact, strict=True)]
+    comparisons = [_compare(data, t, policy, estimate, p, e, len(treatments))
+                   for t, estimate, p, e in zip(treatments, estimates, adjusted, exact, strict=True)]
     if srm_summary is not None and srm_summary.status is not HealthStatus.HEALTHY:
         decision = Decision(Outcome.HOLD, "srm", (
             f"Sample ratio mismatch ({p_clause(srm_summary.result.p_value)}): the assignment may be broken, so the "

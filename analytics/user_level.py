@@ -155,7 +155,7 @@ def _experiment_data(variants: tuple[VariantSummary, ...], ordered: list[str], c
         name = column[len(GUARDRAIL_PREFIX):] if is_guardrail else column
         role: MetricRole = "guardrail" if is_guardrail else ("primary" if column == primary_key else "secondary")
         metrics.append(MetricData(name, role, "proportion" if binary else "mean", statistics,
-                                  policy.harm_direction(name), *_covariate(column, ordered, by_label)))
+                                  *_covariate(column, ordered, by_label)))
     for declared in policy.ratio_metrics():
         ratio = _ratio_metric(declared, ordered, by_label, primary_key)
         if ratio is not None:

@@ -27,7 +27,6 @@ from dashapp.services import (
     report_json,
     request_from_form,
     sample_files,
-    sample_policy,
     sample_request,
     sign_saved,
     staged_path,
@@ -161,7 +160,8 @@ def sample_form(name: str, form: FormValues) -> FormValues:
     matches = [p for p in sample_files() if p.name == name]
     if not matches:
         raise UploadRejectedError(f"unknown sample {name!r}")
-    request, policy = sample_request(matches[0]), sample_policy(matches[0])
+    request = sample_request(matches[0])
+    policy = request.policy
     declared = {m.name: m.to_json() for m in policy.metrics}
     return replace(form, primary=form.primary or request.primary,
                    metrics=form.metrics if form.metrics is not None else (declared or None),

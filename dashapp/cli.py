@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--primary", help="primary metric (default: conversions)")
     analyze.add_argument("--cumulative", action="store_true",
                          help="a daily export's rows (with a date column) are running totals, not each day's new counts")
+    analyze.add_argument("--sequential", action="store_true",
+                         help="always-valid (sequential) inference for every decision rule: for experiments you look "
+                              "at more than once (policy: sequential = true)")
     analyze.add_argument("--segment", action="append", default=[], metavar="COL",
                          help="segment column of a user-level file (repeatable; segment_* columns always are)")
     analyze.add_argument("--alpha", type=_positive_float, help="significance level (default 0.05)")
@@ -174,6 +177,8 @@ def _load_policy(args: argparse.Namespace) -> Policy:
             changes["alpha"] = args.alpha
         if args.split:
             changes["expected_split"] = parse_split(args.split)
+        if args.sequential:
+            changes["sequential"] = True
         if args.mde is not None:
             value, relative = args.mde
             changes["planned_mde"] = value

@@ -465,7 +465,7 @@ def request_from_form(*, name: str | None, hypothesis: str | None, control: str 
                       planned_mde_relative: bool = False, segments: str | None = None,
                       metrics: dict[str, dict[str, Any]] | None = None, mde_text: str | None = None,
                       require_non_inferiority: bool = False, cumulative: bool = False,
-                      planned_sample: int | None = None) -> AnalysisRequest:
+                      sequential: bool = False, planned_sample: int | None = None) -> AnalysisRequest:
     """Build a request from form fields. Raises ``ValueError`` with a message for the user.
 
     ``metrics`` is the policy's ``[metrics]`` table (name → ``{better, margin, severe_margin}``,
@@ -480,6 +480,8 @@ def request_from_form(*, name: str | None, hypothesis: str | None, control: str 
         planned_mde, planned_mde_relative = analytics.parse_mde(mde_text)
     if require_non_inferiority:
         changes["require_non_inferiority"] = True
+    if sequential:
+        changes["sequential"] = True
     if split and split.strip():
         changes["expected_split"] = analytics.parse_split(split)
     if alpha is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics import DEFAULT_POLICY, Margin, Policy, parse_split, plan_sample_size
+from analytics.power import plan_sequential_sample_size
 from dashapp.formatting import format_count, format_number
 from dashapp.memo import Charter
 from dashapp.pages import context
@@ -83,15 +84,18 @@ class FormValues:
     metrics: dict[str, dict[str, Any]] | None = None
     # Rule 6b: only a sample's policy sets it today (None: keep the session's).
     require_non_inferiority: bool | None = None
-    # A daily export's rows are running totals: only a sample sets it today (None: keep the session's).
+    # A daily export's rows are running totals (the switch, or a sample's settings; None: not set).
     cumulative: bool | None = None
+    # Always-valid (sequential) inference for every decision rule (the switch, or a sample's policy).
+    sequential: bool | None = None
 
     def request(self) -> AnalysisRequest:
         return request_from_form(name=self.name, hypothesis=self.hypothesis, control=self.control,
                                  primary=self.primary, split=self.split, segments=self.segments,
                                  metrics=self.metrics, mde_text=self.mde,
                                  require_non_inferiority=bool(self.require_non_inferiority),
-                                 cumulative=bool(self.cumulative), planned_sample=self.planned_sample)
+                                 cumulative=bool(self.cumulative), sequential=bool(self.sequential),
+                                 planned_sample=self.planned_sample)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -141,6 +145,8 @@ def reanalyze_session(state: Session, form: FormValues, *, staging: Path,
         form = replace(form, require_non_inferiority=previous.get("require_non_inferiority"))
     if form.cumulative is None:
         form = replace(form, cumulative=previous.get("cumulative"))
+    if form.sequential is None:
+        form = replace(form, sequential=previous.get("sequential"))
     return analyze_staged_session(state["input"]["sha256"], state["input"]["filename"], form, staging=staging,
                                   notes=state.get("notes"), on_progress=on_progress)
 
@@ -166,7 +172,8 @@ def sample_form(name: str, form: FormValues) -> FormValues:
     return replace(form, primary=form.primary or request.primary,
                    metrics=form.metrics if form.metrics is not None else (declared or None),
                    require_non_inferiority=form.require_non_inferiority or policy.require_non_inferiority,
-                   cumulative=form.cumulative or request.cumulative)
+                   cumulative=form.cumulative or request.cumulative,
+                   sequential=form.sequential or policy.sequential)
 
 
 def sample_content(name: str) -> bytes:
@@ -214,7 +221,8 @@ def form_from_session(form: Any) -> FormValues:
                                     and all(isinstance(k, str) and isinstance(v, dict) for k, v in metrics.items())):
         raise SessionRejectedError("the metric settings of this session are not a table of metrics")
     switches: dict[str, bool | None] = {}
-    for name, what in (("require_non_inferiority", "non-inferiority setting"), ("cumulative", "running-totals setting")):
+    for name, what in (("require_non_inferiority", "non-inferiority setting"), ("cumulative", "running-totals setting"),
+                       ("sequential", "sequential-inference setting")):
         value = form.get(name)
         if value is not None and not isinstance(value, bool):
             raise SessionRejectedError(f"the {what} of this session is not true or false")
@@ -290,6 +298,8 @@ class PlanInputs:
     power: float = 0.8
     split: str = "50,50"
     daily_users: int | None = None
+    sequential: bool = False  # size for always-valid inference over ``looks`` equally spaced looks
+    looks: int = 20
 
 
 def plan_text(inputs: PlanInputs) -> tuple[str, int | None]:
@@ -300,17 +310,25 @@ def plan_text(inputs: PlanInputs) -> tuple[str, int | None]:
         split = parse_split(inputs.split or "50,50")
         if len(split.positional) != 2:
             raise ValueError("the split for planning takes two shares: control,treatment (e.g. 50,50)")
-        plan = plan_sample_size(
-            mde=inputs.mde, relative=inputs.relative, alpha=inputs.alpha, power=inputs.power,
-            split=(split.positional[0], split.positional[1]), daily_users=inputs.daily_users,
+        options: dict[str, Any] = {
+            "mde": inputs.mde, "relative": inputs.relative, "alpha": inputs.alpha, "power": inputs.power,
+            "split": (split.positional[0], split.positional[1]), "daily_users": inputs.daily_users,
             **({"baseline": inputs.baseline} if inputs.metric_type == "proportion"
-               else {"mean": inputs.mean, "std": inputs.std}))
+               else {"mean": inputs.mean, "std": inputs.std})}
+        sequential = plan_sequential_sample_size(**options, looks=inputs.looks) if inputs.sequential else None
+        plan = sequential.plan if sequential is not None else plan_sample_size(**options)
     except (ValueError, TypeError) as error:
         return f"Cannot plan: {error}", None
     duration = (f" — about {plan.duration_days} day(s) at {format_count(plan.daily_users)} users/day"
                 if plan.duration_days and plan.daily_users else "")
-    return (f"{format_count(plan.control_n)} users in control and {format_count(plan.treatment_n)} in treatment "
-            f"({format_count(plan.total_n)} in total){duration}."), plan.total_n
+    text = (f"{format_count(plan.control_n)} users in control and {format_count(plan.treatment_n)} in treatment "
+            f"({format_count(plan.total_n)} in total){duration}.")
+    if sequential is not None:
+        text += (f" Sized for always-valid inference over {sequential.looks} looks: "
+                 f"{format_number(sequential.ratio)}× the fixed-horizon {format_count(sequential.fixed_horizon.total_n)}"
+                 f" users, which would find this effect only {sequential.fixed_horizon_power:.0%} of the time "
+                 f"under sequential inference.")
+    return text, plan.total_n
 
 
 def read_share(value: Any, name: str) -> tuple[float | None, str | None, str | None]:

@@ -3,6 +3,10 @@
 Two panels: the primary metric's relative change (% vs control), and each guardrail's harm
 in multiples of its own margin, so a rate in pp and a latency in ms share one axis: 1 is the
 margin, the red tick on each row its severe margin, right of 0 is worse.
+
+For a daily export, :func:`timeline_chart_svg` draws the cumulative effect over time with its
+fixed-horizon band (and the wider always-valid band when sequential) beside the users each arm
+gained per day.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Sequence
 
 from dashapp.memo.model import ChartRow, MemoModel
 
-__all__ = ["LABEL_CHARS", "MAX_HEIGHT_INCHES", "STATUS_COLOURS", "effect_chart_svg", "svg_data_uri"]
+__all__ = ["LABEL_CHARS", "MAX_HEIGHT_INCHES", "STATUS_COLOURS", "effect_chart_svg", "svg_data_uri",
+           "timeline_chart_svg"]
 
 STATUS_COLOURS = {
     "primary": "#1f5fbf", "ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280",
@@ -103,6 +108,86 @@ def effect_chart_svg(memo: MemoModel, *, max_height: float = MAX_HEIGHT_INCHES) 
             positions = _panel(axes[index], memo.guardrail_chart, f"Guardrails{arm}: harm ÷ margin (worse →)",
                                "× margin (dashed: margin = 1, red: severe)", label_size)
             _margin_lines(axes[index], memo.guardrail_chart, positions)
+        figure.tight_layout(pad=0.4)
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
+
+
+TIMELINE_HEIGHT_INCHES = 1.5
+FIXED_BAND_COLOUR = "#1f5fbf"
+CONTROL_COLOUR = "#6b7280"
+
+
+def _date_ticks(axis: object, dates: Sequence[str]) -> None:
+    """At most five date labels (MM-DD), first and last always shown."""
+    from matplotlib.axes import Axes
+
+    assert isinstance(axis, Axes)
+    count = len(dates)
+    step = max(1, round((count - 1) / 4)) if count > 1 else 1
+    positions = sorted({*range(0, count, step), count - 1})
+    if len(positions) > 1 and positions[-1] - positions[-2] < step / 2:
+        positions.pop(-2)
+    axis.set_xticks(positions)
+    axis.set_xticklabels([dates[i][5:] if len(dates[i]) >= 10 else dates[i] for i in positions])
+
+
+def _headroom(axis: object, share: float = 0.45) -> None:
+    """Room above the data for a one-line legend, so it never covers a band or a bar."""
+    from matplotlib.axes import Axes
+
+    assert isinstance(axis, Axes)
+    low, high = axis.get_ylim()
+    axis.set_ylim(low, high + (high - low) * share)
+
+
+def timeline_chart_svg(memo: MemoModel, *, height: float = TIMELINE_HEIGHT_INCHES) -> str | None:
+    """An SVG of the primary metric over time (``None`` without a timeline): the cumulative
+    effect with its fixed-horizon 95% band, the always-valid band when the analysis is sequential,
+    and the new users per arm and day."""
+    if not memo.timeline:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    points = memo.timeline
+    x = list(range(len(points)))
+    dates = [p.date for p in points]
+    figure = Figure(figsize=(7.3, height), dpi=100)
+    effect_axis, users_axis = figure.subplots(1, 2, gridspec_kw={"width_ratios": [2.3, 1]})
+    unit = f" ({memo.timeline_unit})" if memo.timeline_unit else ""
+    arm = f" — {_label(memo.timeline_arm)}" if memo.timeline_arm and memo.arm_count > 1 else ""
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.family": ["DejaVu Sans", "Noto Sans CJK JP"],
+                                "svg.hashsalt": "experimentos"}):
+        colour = UNTRUSTED_COLOUR if memo.untrusted else FIXED_BAND_COLOUR
+        if any(p.sequential_low is not None for p in points):
+            effect_axis.fill_between(x, [p.sequential_low if p.sequential_low is not None else p.low for p in points],
+                                     [p.sequential_high if p.sequential_high is not None else p.high for p in points],
+                                     color=colour, alpha=0.12, linewidth=0, label="always-valid 95%")
+        effect_axis.fill_between(x, [p.low for p in points], [p.high for p in points], color=colour, alpha=0.3,
+                                 linewidth=0, label="fixed-horizon 95%")
+        effect_axis.plot(x, [p.effect for p in points], color=colour, linewidth=1.4, marker="o", markersize=2,
+                         label="effect")
+        effect_axis.axhline(0, color="#111827", linewidth=0.8)
+        effect_axis.set_title(f"Primary over time: cumulative effect{unit}{arm}", fontsize=8, loc="left")
+        _headroom(effect_axis)
+        effect_axis.legend(fontsize=6, frameon=False, loc="upper right", ncol=3)
+        width = 0.4
+        users_axis.bar([i - width / 2 for i in x], [p.control_new for p in points], width=width,
+                       color=CONTROL_COLOUR, label="control")
+        users_axis.bar([i + width / 2 for i in x], [p.treatment_new for p in points], width=width,
+                       color=colour, label=_label(memo.timeline_arm or "treatment"))
+        users_axis.set_title("New users per day", fontsize=8, loc="left")
+        _headroom(users_axis)
+        users_axis.legend(fontsize=6, frameon=False, loc="upper right", ncol=2)
+        for axis in (effect_axis, users_axis):
+            _date_ticks(axis, dates)
+            axis.tick_params(labelsize=6.5)
+            for side in ("top", "right"):
+                axis.spines[side].set_visible(False)
         figure.tight_layout(pad=0.4)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})

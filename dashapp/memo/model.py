@@ -42,6 +42,7 @@ __all__ = [
     "GuardrailRow",
     "MemoModel",
     "MetricThreshold",
+    "TimelinePoint",
     "build_memo",
 ]
 
@@ -85,6 +86,23 @@ class EvidenceRow:
     p_exact: str | None = None
     control_n: str = "—"
     treatment_n: str = "—"
+    sequential: str | None = None  # the always-valid CI and p the decision used (sequential analyses)
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One date of the memo's timeline chart (one arm): the cumulative effect in the chart's unit
+    (pp for rates) with its fixed-horizon and, when sequential, always-valid 95% intervals, and
+    the users each arm gained that day."""
+
+    date: str
+    effect: float
+    low: float
+    high: float
+    sequential_low: float | None
+    sequential_high: float | None
+    control_new: int
+    treatment_new: int
 
 
 @dataclass(frozen=True)
@@ -181,6 +199,11 @@ class MemoModel:
     planned_sample_text: str | None = None
     chart_arm: str | None = None
     arms: tuple[str, ...] = ()
+    timeline: tuple[TimelinePoint, ...] = ()
+    timeline_arm: str | None = None
+    timeline_unit: str = ""
+    timeline_summary: str | None = None
+    sequential: bool = False
 
     @property
     def guardrail_matrix(self) -> tuple[GuardrailMatrixRow, ...]:
@@ -209,6 +232,10 @@ class MemoModel:
     def has_exact(self) -> bool:
         return any(r.p_exact for r in self.evidence)
 
+    @property
+    def has_sequential(self) -> bool:
+        return any(r.sequential for r in self.evidence)
+
 
 def _clip(text: str | None, limit: int = MAX_TEXT_CHARS) -> str | None:
     if text is None:
@@ -222,6 +249,10 @@ def _effect_phrase(metric: dict[str, Any], *, signed: bool = False) -> str:
     by 0.31 pp"), or ``signed`` where nothing else does ("no significant change (−0.31 pp …)")."""
     effect = metric["absolute_effect"]
     size = format_amount(metric, effect) if signed else format_amount(metric, abs(effect), signed=False)
+    sequential = metric.get("sequential")
+    if isinstance(sequential, dict) and sequential.get("ci"):  # the interval the decision used
+        low, high = sequential["ci"]
+        return f"{size} (always-valid 95% CI {format_amount(metric, low)} to {format_amount(metric, high)})"
     if metric.get("relative_effect") is not None and metric.get("relative_ci") is not None:
         low, high = metric["relative_ci"]
         return (f"{size} ({format_percent(metric['relative_effect'])}, 95% CI {format_percent(low)} to "
@@ -577,11 +608,15 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
             evidence.append(EvidenceRow(
                 treatment, metric["metric"], format_value(metric, metric["control"]["value"]),
                 format_value(metric, metric["treatment"]["value"]), format_absolute(metric), format_relative(metric),
-                format_p(metric.get("p_value_adjusted", metric["p_value"])), _prob_better(metric),
+                # Sequential: the adjusted p is the always-valid one (its own column); this one is fixed-horizon.
+                format_p(metric["p_value"] if _sequential_text(metric) else metric.get("p_value_adjusted",
+                                                                                        metric["p_value"])),
+                _prob_better(metric),
                 metric["significant"], role=role, better=better,
                 simultaneous=format_interval(metric, simultaneous) if simultaneous else None,
                 p_exact=format_p(metric["p_value_exact"]) if metric.get("p_value_exact") is not None else None,
-                control_n=_count(metric["control"]), treatment_n=_count(metric["treatment"])))
+                control_n=_count(metric["control"]), treatment_n=_count(metric["treatment"]),
+                sequential=_sequential_text(metric)))
         primary = comparison["primary"]
         if primary.get("relative_ci") is not None:
             low, high = primary["relative_ci"]
@@ -616,8 +651,10 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
         "Users are independent and each saw one variant for the whole experiment.",
         tests + ".",
         f"Tests are two-sided at α = {format_number(policy['alpha'])}; {correction}.",
-        "Results were read once at the end (no optional stopping); Bayesian numbers (flat priors) are for "
-        "reference and do not drive the decision.",
+        ("Decisions use always-valid (sequential) CIs and p-values, valid however often the results were "
+         f"looked at (confidence sequence tuned for {format_count(_tuning(report))} users)"
+         if policy.get("sequential") else "Results were read once at the end (no optional stopping)")
+        + "; Bayesian numbers (flat priors) are for reference and do not drive the decision.",
         *cuped_notes,
     )
     primary_metric = report["comparisons"][0]["primary"] if report["comparisons"] else None
@@ -659,4 +696,67 @@ def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes:
         planned_sample_text=format_count(charter.planned_sample) if charter.planned_sample else None,
         chart_arm=chart_arm,
         arms=tuple(c["treatment"] for c in report["comparisons"]),
+        sequential=bool(policy.get("sequential")),
+        **_timeline(report, deciding["treatment"] if deciding else None),
     )
+
+
+def _sequential_text(metric: dict[str, Any]) -> str | None:
+    """``[+0.05, +1.05] pp (p = 0.0161)``: the always-valid CI and p of a sequential analysis."""
+    sequential = metric.get("sequential")
+    if not isinstance(sequential, dict) or not sequential.get("ci"):
+        return None
+    p_value = metric.get("p_value_adjusted", sequential["p_value"])  # the decision's p: always-valid, Holm-adjusted
+    return f"{format_interval(metric, sequential['ci'])} (p = {format_p(p_value)})"
+
+
+def _tuning(report: dict[str, Any]) -> float:
+    for comparison in report["comparisons"]:
+        sequential = comparison["primary"].get("sequential")
+        if isinstance(sequential, dict) and sequential.get("tuning"):
+            return float(sequential["tuning"])
+    tuning = report["policy"].get("sequential_tuning")
+    return float(tuning) if isinstance(tuning, int | float) else 5000.0
+
+
+def _timeline(report: dict[str, Any], arm: str | None) -> dict[str, Any]:
+    """The timeline chart's points for the deciding arm (the first when none decides) and a
+    sentence on when each interval first excluded zero."""
+    points = [p for p in report.get("timeline") or [] if isinstance(p, dict)]
+    if not points or not report["comparisons"]:
+        return {}
+    arm = arm if any(p["treatment"] == arm for p in points) else points[0]["treatment"]
+    rows = [p for p in points if p["treatment"] == arm]
+    primary = next(c["primary"] for c in report["comparisons"] if c["treatment"] == arm)
+    scale, unit = (100.0, "pp") if primary["type"] == "proportion" else (1.0, "")
+    timeline, previous = [], (0, 0)
+    for p in rows:
+        sequential = p.get("sequential") or {}
+        low, high = sequential.get("ci") or (None, None)
+        counts = (int(p["control"]["n"]), int(p["treatment_arm"]["n"]))
+        timeline.append(TimelinePoint(
+            p["date"], p["absolute_effect"] * scale, p["absolute_ci"][0] * scale, p["absolute_ci"][1] * scale,
+            None if low is None else low * scale, None if high is None else high * scale,
+            counts[0] - previous[0], counts[1] - previous[1]))
+        previous = counts
+
+    def first(excludes: Any) -> str | None:
+        return next((t.date for t in timeline if excludes(t)), None)
+
+    fixed = first(lambda t: t.low > 0 or t.high < 0)
+    sequential = any(t.sequential_low is not None for t in timeline)
+    def amount(value: float) -> str:
+        return f"{value:+.2f} pp" if unit else format_number(value, signed=True)
+
+    summary = (f"Across {len(timeline)} days the cumulative effect moved from {amount(timeline[0].effect)} to "
+               f"{amount(timeline[-1].effect)}. ")
+    summary += (f"The fixed-horizon 95% CI first excluded 0 on {fixed}" if fixed
+                else "The fixed-horizon 95% CI never excluded 0")
+    if sequential:
+        always = first(lambda t: (t.sequential_low or 0) > 0 or (t.sequential_high or 0) < 0)
+        summary += (f"; the always-valid CI first did on {always}." if always
+                    else "; the always-valid CI, valid at every look, never did.")
+    else:
+        summary += "." + (" Deciding at an interim look needs sequential inference: fixed-horizon CIs checked "
+                          "daily exclude 0 by chance far more often than 5%." if fixed else "")
+    return {"timeline": tuple(timeline), "timeline_arm": arm, "timeline_unit": unit, "timeline_summary": summary}

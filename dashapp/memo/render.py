@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 
 import jinja2
 
-from dashapp.memo.chart import effect_chart_svg, svg_data_uri
+from dashapp.memo.chart import effect_chart_svg, svg_data_uri, timeline_chart_svg
 from dashapp.memo.model import MemoModel
 
 __all__ = [
@@ -40,6 +40,7 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 PDF_TIMEOUT_SECONDS = 20.0
 DENSITIES = (0, 1, 2, 3, 4, 5)  # body type 8.4, 7.7, 7.1, 6.6, 6.2 and 6.2 pt (memo.css)
 CHART_HEIGHTS = {0: 2.5, 1: 2.2, 2: 1.9, 3: 1.6, 4: 1.5, 5: 1.4}  # inches, per density
+TIMELINE_HEIGHTS = {0: 1.6, 1: 1.45, 2: 1.3, 3: 1.15, 4: 1.05, 5: 1.0}
 NOTES_MARKER = "… (full notes in the dashboard / Markdown)"
 # Markdown syntax that can change how user text reads. `_` only at a word's edge (CommonMark never
 # reads snake_case as emphasis), `<` only where it could open a tag, `&` only where it could be an
@@ -118,8 +119,10 @@ def render_markdown(memo: MemoModel) -> str:
 def _html(memo: MemoModel, step: FitStep) -> str:
     css = (STATIC_DIR / "memo.css").read_text(encoding="utf-8")
     svg = effect_chart_svg(memo, max_height=CHART_HEIGHTS[step.density])
+    timeline = timeline_chart_svg(memo, height=TIMELINE_HEIGHTS[step.density])
     return _ENVIRONMENT.get_template("memo.html.j2").render(
         m=memo, css=css, chart=svg_data_uri(svg) if svg else None, density=step.density,
+        timeline_chart=svg_data_uri(timeline) if timeline else None,
         notes_limit=step.notes_limit, risks_limit=step.risks_limit)
 
 

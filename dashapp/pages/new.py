@@ -10,6 +10,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, MATCH, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from analytics.power import MAX_PLANNED_LOOKS
 from dashapp import ids
 from dashapp.components import decision_label, default_mark, health_badge, health_panel, upload_outcome
 from dashapp.formatting import format_count, format_margin, format_number, rule_title
@@ -84,6 +85,17 @@ def _charter_card() -> dbc.Card:
             _field("Segment columns (user-level files)", dbc.Input(id=ids.SEGMENTS, placeholder="country, platform",
                                                                    maxLength=300),
                    "segment_* columns are always used; name others here, separated by commas"),
+            html.Div([
+                dbc.Switch(id=ids.SEQUENTIAL, value=False, className="mb-0",
+                           label="Always-valid (sequential) inference"),
+                html.Small("For experiments you look at more than once: every decision uses a confidence "
+                           "sequence that stays valid however often you peek (wider than the fixed-horizon CI).",
+                           className="text-muted d-block mb-2"),
+                dbc.Switch(id=ids.CUMULATIVE, value=False, className="mb-0",
+                           label="Daily rows are running totals"),
+                html.Small("For files with a date column whose rows hold totals so far rather than each day's "
+                           "new users.", className="text-muted d-block"),
+            ], className="mt-1"),
         ]),
     ], className="mb-3")
 
@@ -93,7 +105,7 @@ _KEEP: dict[str, Any] = {"persistence": True, "persistence_type": "session"}
 PLAN_DEFAULTS: dict[str, Any] = {ids.PLAN_METRIC_TYPE: "proportion", ids.PLAN_BASELINE: 0.12, ids.PLAN_MEAN: None,
                                  ids.PLAN_STD: None, ids.PLAN_MDE: 0.05, ids.PLAN_RELATIVE: ["relative"],
                                  ids.PLAN_DAILY_USERS: 5000, ids.PLAN_ALPHA: 0.05, ids.PLAN_POWER: 0.8,
-                                 ids.PLAN_USE: False}
+                                 ids.PLAN_USE: False, ids.PLAN_SEQUENTIAL: False, ids.PLAN_LOOKS: 20}
 
 
 def _plan_card() -> dbc.Card:
@@ -130,6 +142,14 @@ def _plan_card() -> dbc.Card:
                 dbc.Col(_field("Power", dbc.Input(id=ids.PLAN_POWER, type="number", value=PLAN_DEFAULTS[ids.PLAN_POWER],
                                                   min=0, max=100, step="any", **_KEEP), "0–1, e.g. 0.8, or 80 (%)")),
             ]),
+            dbc.Row([
+                dbc.Col(dbc.Switch(id=ids.PLAN_SEQUENTIAL, value=PLAN_DEFAULTS[ids.PLAN_SEQUENTIAL], **_KEEP,
+                                   label="Size for sequential inference (daily looks)"), className="pt-1"),
+                dbc.Col(_field("Looks", dbc.Input(id=ids.PLAN_LOOKS, type="number", min=1, max=MAX_PLANNED_LOOKS,
+                                                  step=1, value=PLAN_DEFAULTS[ids.PLAN_LOOKS], **_KEEP),
+                               "equally spaced, e.g. one a day"),
+                        id=ids.PLAN_LOOKS_BOX, width=4, style={"display": "none"}),
+            ]),
             dbc.Alert(id=ids.PLAN_RESULT, color="light", className="mb-2"),
             dbc.Switch(id=ids.PLAN_USE, value=PLAN_DEFAULTS[ids.PLAN_USE], **_KEEP,
                        label="Record this as the planned sample in the charter"),
@@ -140,13 +160,17 @@ def _plan_card() -> dbc.Card:
 
 
 def plan_view(metric_type: str | None, baseline: Any, mean: Any, std: Any, mde: Any, relative: list[str] | None,
-              alpha: Any, power: Any, split: str | None, daily: Any, use: bool | None) -> tuple[Any, ...]:
+              alpha: Any, power: Any, split: str | None, daily: Any, use: bool | None,
+              sequential: bool | None = False, looks: Any = 20) -> tuple[Any, ...]:
     """The calculator callback as a plain function: (answer, its colour, planned total to record,
-    the record's confirmation, the styles of the baseline, mean and std fields)."""
+    the record's confirmation, the styles of the baseline, mean, std and looks fields)."""
     kind = metric_type or "proportion"
+    # A whole number typed as 20.0 is 20; anything else reaches the planner, which names the problem.
+    looks_count = int(looks) if isinstance(looks, float) and looks.is_integer() else looks
     answer = plan_answer(PlanInputs(metric_type=kind, baseline=baseline, mean=mean, std=std,
                                     mde=mde, relative=bool(relative), split=split or "50,50",
-                                    daily_users=int(daily) if daily else None), alpha=alpha, power=power)
+                                    daily_users=int(daily) if daily else None, sequential=bool(sequential),
+                                    looks=20 if looks_count is None else looks_count), alpha=alpha, power=power)
     shown, hidden = {}, {"display": "none"}
     text: Any = answer.text
     if answer.notes:
@@ -159,7 +183,7 @@ def plan_view(metric_type: str | None, baseline: Any, mean: Any, std: Any, mde: 
         confirm = html.Span("Nothing recorded: the calculator has no answer to record.", className="text-danger")
     return (text, "light" if answer.ok else "danger", answer.total if use else None, confirm,
             shown if kind == "proportion" else hidden, hidden if kind == "proportion" else shown,
-            hidden if kind == "proportion" else shown)
+            hidden if kind == "proportion" else shown, shown if sequential else hidden)
 
 
 _SENDING = "Sending the file to the server…"
@@ -352,6 +376,9 @@ def outcome_bar(state: dict[str, Any] | None) -> Any:
     return html.Div([
         html.Span("Health", className="small text-muted me-1"), health_badge(report["health"]["status"], element_id=None),
         html.Span("Decision", className="small text-muted ms-2 me-1"), dbc.Badge(text, color=colour, className="fs-6 me-2"),
+        html.Span("always-valid inference", className="badge text-bg-info me-2",
+                  title="Sequential inference: every decision uses the confidence sequence")
+        if report["policy"].get("sequential") else None,
         html.Span(current["input"]["filename"], className="small text-muted text-truncate me-auto outcome-file"),
         dcc.Link(dbc.Button("See results →", color="primary", className="me-2"), href="/results"),
         dcc.Link(dbc.Button("Decision memo", color="outline-primary"), href="/memo"),
@@ -367,7 +394,7 @@ def start_over() -> tuple[Any, ...]:
 
 
 _PLAN_RESET = (ids.PLAN_METRIC_TYPE, ids.PLAN_BASELINE, ids.PLAN_MEAN, ids.PLAN_STD, ids.PLAN_MDE, ids.PLAN_RELATIVE,
-               ids.PLAN_DAILY_USERS, ids.PLAN_ALPHA, ids.PLAN_POWER, ids.PLAN_USE)
+               ids.PLAN_DAILY_USERS, ids.PLAN_ALPHA, ids.PLAN_POWER, ids.PLAN_USE, ids.PLAN_SEQUENTIAL, ids.PLAN_LOOKS)
 _FORM_FIELDS = (ids.EXPERIMENT_NAME, ids.HYPOTHESIS, ids.PRIMARY_METRIC, ids.CONTROL_NAME, ids.EXPECTED_SPLIT,
                 ids.OWNER, ids.TAGS, ids.PLANNED_MDE, ids.SEGMENTS)
 
@@ -388,6 +415,29 @@ def collect_metric_edits(state: dict[str, Any] | None, shown: Sequence[dict[str,
     if table == current:
         return no_update, None
     return {"metrics": table}, None
+
+
+def switch_trigger(triggered: Any, state: dict[str, Any] | None, *, sequential: bool, cumulative: bool) -> Any:
+    """What the analyse callback was asked to do. Flipping the sequential or running-totals switch
+    re-runs the loaded file, unless the draft already has that setting (the switches are set from
+    the session when a sample brings its own, which must not run the analysis twice)."""
+    if triggered == ids.UPLOAD_CHECKED:
+        return ids.UPLOAD_DATA
+    if triggered in (ids.SEQUENTIAL, ids.CUMULATIVE):
+        form = (state or {}).get("form") or {}
+        if not state or (bool(form.get("sequential")) == sequential and bool(form.get("cumulative")) == cumulative):
+            raise PreventUpdate
+        return ids.REANALYZE
+    return triggered
+
+
+def switches_view(state: dict[str, Any] | None, sequential: bool | None, cumulative: bool | None) -> tuple[Any, Any]:
+    """The sequential and running-totals switches as the draft's analysis used them (left alone
+    when they already agree, so that setting them does not re-run the analysis)."""
+    form = ((draft(state) or {}).get("form") or {})
+    wanted = bool(form.get("sequential")), bool(form.get("cumulative"))
+    return (no_update if wanted[0] == bool(sequential) else wanted[0],
+            no_update if wanted[1] == bool(cumulative) else wanted[1])
 
 
 def layout(**_: Any) -> html.Div:
@@ -530,16 +580,19 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(
         Output(ids.PLAN_RESULT, "children"), Output(ids.PLAN_RESULT, "color"), Output(ids.PLAN_STORE, "data"),
         Output(ids.PLAN_CONFIRM, "children"), Output(ids.PLAN_BASELINE_BOX, "style"),
-        Output(ids.PLAN_MEAN_BOX, "style"), Output(ids.PLAN_STD_BOX, "style"),
+        Output(ids.PLAN_MEAN_BOX, "style"), Output(ids.PLAN_STD_BOX, "style"), Output(ids.PLAN_LOOKS_BOX, "style"),
         Input(ids.PLAN_METRIC_TYPE, "value"), Input(ids.PLAN_BASELINE, "value"), Input(ids.PLAN_MEAN, "value"),
         Input(ids.PLAN_STD, "value"), Input(ids.PLAN_MDE, "value"), Input(ids.PLAN_RELATIVE, "value"),
         Input(ids.PLAN_ALPHA, "value"), Input(ids.PLAN_POWER, "value"), Input(ids.EXPECTED_SPLIT, "value"),
-        Input(ids.PLAN_DAILY_USERS, "value"), Input(ids.PLAN_USE, "value"),
+        Input(ids.PLAN_DAILY_USERS, "value"), Input(ids.PLAN_USE, "value"), Input(ids.PLAN_SEQUENTIAL, "value"),
+        Input(ids.PLAN_LOOKS, "value"),
     )
     def update_plan(metric_type: str, baseline: float | None, mean: float | None, std: float | None,
                     mde: float | None, relative: list[str] | None, alpha: float | None, power: float | None,
-                    split: str | None, daily: int | None, use: bool | None) -> tuple[Any, ...]:
-        return plan_view(metric_type, baseline, mean, std, mde, relative, alpha, power, split, daily, use)
+                    split: str | None, daily: int | None, use: bool | None, sequential: bool | None,
+                    looks: float | None) -> tuple[Any, ...]:
+        return plan_view(metric_type, baseline, mean, std, mde, relative, alpha, power, split, daily, use,
+                         sequential, looks)
 
     @app.callback(
         Output(ids.SESSION_STORE, "data", allow_duplicate=True),
@@ -572,6 +625,7 @@ def register_callbacks(app: Dash) -> None:
         Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.UPLOAD_MESSAGE, "children"),
         Input(ids.UPLOAD_CHECKED, "data"), Input(ids.LOAD_SAMPLE, "n_clicks"), Input(ids.REANALYZE, "n_clicks"),
         Input(ids.LARGE_UPLOAD_STAGED, "data"), Input(ids.METRICS_EDIT, "data"),
+        Input(ids.SEQUENTIAL, "value"), Input(ids.CUMULATIVE, "value"),
         State(ids.SAMPLE_SELECT, "value"),
         State(ids.EXPERIMENT_NAME, "value"), State(ids.HYPOTHESIS, "value"), State(ids.PRIMARY_METRIC, "value"),
         State(ids.CONTROL_NAME, "value"), State(ids.EXPECTED_SPLIT, "value"), State(ids.OWNER, "value"),
@@ -590,15 +644,18 @@ def register_callbacks(app: Dash) -> None:
     )
     def analyze(set_progress: Callable[[tuple[float, str, str]], None], upload: dict[str, str] | None,
                 sample_clicks: int | None, rerun_clicks: int | None, staged: dict[str, Any] | None,
-                metrics_edit: dict[str, Any] | None, sample: str | None, name: str | None, hypothesis: str | None,
-                primary: str | None,
+                metrics_edit: dict[str, Any] | None, sequential: bool | None, cumulative: bool | None,
+                sample: str | None, name: str | None, hypothesis: str | None, primary: str | None,
                 control: str | None, split: str | None, owner: str | None, tags: str | None, mde: str | None,
                 segments: str | None, planned: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
         form = FormValues(name=name, hypothesis=hypothesis, primary=primary, control=control, split=split,
-                          owner=owner, tags=tags, mde=mde, planned_sample=planned, segments=segments)
-        trigger = ids.UPLOAD_DATA if ctx.triggered_id == ids.UPLOAD_CHECKED else ctx.triggered_id
+                          owner=owner, tags=tags, mde=mde, planned_sample=planned, segments=segments,
+                          sequential=bool(sequential), cumulative=bool(cumulative))
+        trigger = switch_trigger(ctx.triggered_id, draft(state), sequential=bool(sequential),
+                                 cumulative=bool(cumulative))
         # Dash also calls click callbacks when a page inserts the buttons (n_clicks None).
-        if (trigger == ids.LOAD_SAMPLE and not sample_clicks) or (trigger == ids.REANALYZE and not rerun_clicks):
+        clicked = ctx.triggered_id == ids.REANALYZE
+        if (trigger == ids.LOAD_SAMPLE and not sample_clicks) or (clicked and not rerun_clicks):
             raise PreventUpdate
         upload = upload or {}
         # A saved analysis is not re-run or edited from here: the form has started a new one.
@@ -653,6 +710,13 @@ def register_callbacks(app: Dash) -> None:
     )
     def show_health(state: dict[str, Any] | None) -> tuple[Any, ...]:
         return health_view(state)
+
+    @app.callback(
+        Output(ids.SEQUENTIAL, "value"), Output(ids.CUMULATIVE, "value"),
+        Input(ids.SESSION_STORE, "data"), State(ids.SEQUENTIAL, "value"), State(ids.CUMULATIVE, "value"),
+    )
+    def show_switches(state: dict[str, Any] | None, sequential: bool | None, cumulative: bool | None) -> tuple[Any, Any]:
+        return switches_view(state, sequential, cumulative)
 
     @app.callback(
         Output(ids.EXPERIMENT_NAME, "value"), Output(ids.HYPOTHESIS, "value"), Output(ids.PRIMARY_METRIC, "value"),

@@ -1,24 +1,32 @@
-"""User-level analysis at scale: 10M users, Parquet and CSV.
+"""User-level analysis at scale (10M users by default): our whole CLI process against its floor, in one run.
 
-Generates (with DuckDB) a file of one row per user with a primary metric (`converted`),
-two guardrails, `revenue` with its pre-period covariate `pre_revenue`, and three segment
-columns; then, in the same run and each in its own process, times:
-  - the full analysis (`experimentos analyze FILE` in-process via the services layer, and
-    the CLI end to end),
-  - the floor: one bare DuckDB aggregate scan of the same file (count, sum and sum of
-    squares of every metric and the revenue × pre_revenue cross-product) at the grain the
-    analysis needs, variant × segments; the same scan by variant only is printed too,
-  - a pandas baseline (read the file, groupby variant and each segment).
-It prints wall time (median of --repeat fresh processes for the floor and the full analysis),
-ratios and each process's peak RSS (sampled every 10 ms).
+Generates (with DuckDB, into a temporary folder under /tmp or $BENCH_TMP, never the repository)
+a file of one row per user: unique integer ``user_id``, ``variant``, a primary metric
+(``converted``), two guardrails, ``revenue`` with its CUPED covariate ``pre_revenue`` and three
+segment columns. Then, each in fresh processes, interleaved, median of --repeat runs:
 
-    .venv/bin/python benchmarks/user_level_bench.py [--users 10000000] [--formats parquet,csv]
+  - the floor: one DuckDB ``GROUP BY ALL`` of the same sufficient statistics (count, sum and
+    sum of squares of every metric and the revenue × pre_revenue cross-product, at the grain the
+    analysis needs: variant × segments) plus the user-id uniqueness check (a bitmap of the ids,
+    ``bitstring_agg``, over the id range the scan returns), as a whole process: interpreter,
+    ``import duckdb``, both queries;
+  - ours: the whole CLI process, ``experimentos analyze FILE --primary revenue --format json``
+    (interpreter, imports, any worker process it starts, the scan, the report);
+  - for reference, the analysis inside an already started process (``analyze_path``), without
+    start-up; and pandas (``--pandas``; it needs ~3 GB at 10M users).
+
+It prints wall times and peak RSS (the process and its children, sampled every 10 ms) with the
+ratios against the floor: targets ≤ 1.5× in time, ≤ 1.2× in peak RSS.
+
+    .venv/bin/python benchmarks/user_level_bench.py [--users 10000000] [--formats parquet,csv] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,10 +39,12 @@ import duckdb
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+TIME_TARGET, MEMORY_TARGET = 1.5, 1.2
 
 GENERATE = """
 COPY (
     SELECT
+        i + 1000000 AS user_id,
         variant,
         pre_revenue,
         (u1 < (CASE WHEN variant = 'treatment' THEN 0.123 ELSE 0.12 END))::INTEGER AS converted,
@@ -54,60 +64,55 @@ COPY (
 ) TO '{path}' ({options})
 """
 
-FULL = """
-import time, sys
-started = time.perf_counter()
-from dashapp.services import AnalysisRequest, analyze_path
-imported = time.perf_counter()
-report = analyze_path(sys.argv[1], AnalysisRequest(primary="revenue"))
-done = time.perf_counter()
-assert report.input.kind == "user_level" and report.comparisons, report.health
-print(f"{done - imported:.3f} {imported - started:.3f} {len(report.segments)}")
-"""
-
+# The floor: what any exact analysis must at least do — the sufficient statistics at the grain
+# the report needs (variant × the three segments: 36 groups) and the proof that no user id repeats.
 FLOOR = """
-import time, sys
-started = time.perf_counter()
+import sys
 import duckdb
-imported = time.perf_counter()
 source = "read_parquet(?)" if sys.argv[1].endswith(".parquet") else "read_csv(?)"
-keys = sys.argv[2]
 metrics = ["converted", "guardrail_error", "guardrail_refund", "revenue", "pre_revenue"]
 aggregates = ", ".join(f"sum({m}), sum({m} * {m})" for m in metrics) + ", sum(revenue * pre_revenue)"
 connection = duckdb.connect()
-connection.execute("SET enable_progress_bar = false")  # it would print on stdout after 2 s
-rows = connection.execute(f"SELECT {keys}, count(*), {aggregates} FROM {source} GROUP BY ALL",
-                          [sys.argv[1]]).fetchall()
-done = time.perf_counter()
-assert len(rows) >= 2
-print(f"{done - imported:.3f} {imported - started:.3f} 0")
+connection.execute("SET enable_progress_bar = false")
+rows = connection.execute(
+    f"SELECT variant, segment_country, segment_platform, segment_tier, count(*), {aggregates}, "
+    f"min(user_id), max(user_id) FROM {source} GROUP BY ALL", [sys.argv[1]]).fetchall()
+low, high = min(r[-2] for r in rows), max(r[-1] for r in rows)
+ids = connection.execute(f"SELECT bit_count(bitstring_agg(user_id, {low}, {high})), count(user_id) FROM {source}",
+                         [sys.argv[1]]).fetchone()
+assert len(rows) >= 2 and ids is not None and ids[0] == ids[1]
 """
 
-# The floor groups at the grain the analysis needs (variant × the three segments: 36 groups);
-# the variant-only scan is printed for reference (it cannot give segment breakdowns).
-GRAIN = "variant, segment_country, segment_platform, segment_tier"
+IN_PROCESS = """
+import time, sys
+from dashapp.services import AnalysisRequest, analyze_path
+started = time.perf_counter()
+report = analyze_path(sys.argv[1], AnalysisRequest(primary="revenue"))
+done = time.perf_counter()
+assert report.input.kind == "user_level" and report.comparisons, report.health
+print(f"{done - started:.3f}")
+"""
 
 PANDAS = """
 import time, sys
-started = time.perf_counter()
 import pandas as pd
-imported = time.perf_counter()
+started = time.perf_counter()
 frame = pd.read_parquet(sys.argv[1]) if sys.argv[1].endswith(".parquet") else pd.read_csv(sys.argv[1])
 metrics = ["converted", "guardrail_error", "guardrail_refund", "revenue", "pre_revenue"]
 overall = frame.groupby("variant")[metrics].agg(["count", "mean", "var"])
 cross = frame.groupby("variant")[["revenue", "pre_revenue"]].cov()
 segments = [frame.groupby(["variant", s])[metrics].agg(["count", "mean", "var"])
             for s in ("segment_country", "segment_platform", "segment_tier")]
-done = time.perf_counter()
-print(f"{done - imported:.3f} {imported - started:.3f} {sum(len(s) for s in segments)}")
+unique = frame["user_id"].is_unique
+print(f"{time.perf_counter() - started:.3f}")
 """
 
 
-def run(script: str, path: Path, *arguments: str) -> tuple[float, float, float]:
-    """(work seconds, wall seconds, peak RSS MB) of a script in its own process."""
+def measure(command: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB of the process and its children, standard output) of one process."""
     started = time.perf_counter()
-    process = psutil.Popen([sys.executable, "-c", textwrap.dedent(script), str(path), *arguments], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     peak = 0
     done = threading.Event()
 
@@ -115,7 +120,12 @@ def run(script: str, path: Path, *arguments: str) -> tuple[float, float, float]:
         nonlocal peak
         while not done.is_set():
             try:
-                peak = max(peak, process.memory_info().rss)
+                tree = [process, *process.children(recursive=True)]
+                total = 0
+                for member in tree:
+                    with contextlib.suppress(psutil.Error):  # a child may end between the two calls
+                        total += member.memory_info().rss
+                peak = max(peak, total)
             except psutil.Error:
                 return
             time.sleep(0.01)
@@ -127,60 +137,56 @@ def run(script: str, path: Path, *arguments: str) -> tuple[float, float, float]:
     done.set()
     sampler.join()
     if process.returncode != 0:
-        raise RuntimeError(stderr[-2000:])
-    work = float(stdout.split()[0])
-    return work, wall, peak / 2**20
+        raise RuntimeError(f"{' '.join(command[:4])} failed: {stderr[-2000:]}")
+    return wall, peak / 2**20, stdout
 
 
-def median_run(script: str, path: Path, repeat: int, *arguments: str) -> tuple[float, float, float]:
-    """The run with the median work time out of ``repeat`` (each in a fresh process)."""
-    runs = sorted((run(script, path, *arguments) for _ in range(repeat)), key=lambda r: r[0])
-    return runs[len(runs) // 2]
+def script(text: str, path: Path) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(text), str(path)]
 
 
-def cli(path: Path) -> tuple[float, float]:
-    started = time.perf_counter()
-    process = psutil.Popen([sys.executable, "-m", "dashapp.cli", "analyze", str(path), "--primary", "revenue"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    peak = 0
-    while process.poll() is None:
-        try:
-            peak = max(peak, process.memory_info().rss)
-        except psutil.Error:
-            break
-        time.sleep(0.01)
-    return time.perf_counter() - started, peak / 2**20
+def cli(path: Path) -> list[str]:
+    return [sys.executable, "-m", "dashapp.cli", "analyze", str(path), "--primary", "revenue", "--format", "json"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=10_000_000)
-    parser.add_argument("--formats", default="parquet,csv")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of the floor and the full analysis (median)")
+    parser.add_argument("--users", type=int, default=10_000_000, help="rows of the generated file (default 10M)")
+    parser.add_argument("--formats", default="parquet", help="parquet, csv or both (comma-separated)")
+    parser.add_argument("--repeat", type=int, default=3, help="fresh processes per measurement (median)")
+    parser.add_argument("--pandas", action="store_true", help="also time pandas (~3 GB of memory at 10M users)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as folder:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP", "/tmp"), prefix="user-level-bench-") as folder:
         for file_format in args.formats.split(","):
             path = Path(folder) / f"users.{file_format}"
             options = "FORMAT parquet" if file_format == "parquet" else "FORMAT csv, HEADER"
             started = time.perf_counter()
             with duckdb.connect() as connection:
+                connection.execute("SET memory_limit = '2GB'")
                 connection.execute(GENERATE.format(users=args.users, path=path, options=options))
             print(f"\n{args.users:,} users as {file_format}: {path.stat().st_size / 2**20:.0f} MB "
                   f"(generated in {time.perf_counter() - started:.1f} s)")
-            # Fresh processes, median of --repeat runs (one run of a ~0.3 s scan is noisy); pandas,
-            # twenty times slower, runs once.
-            results = {"floor": median_run(FLOOR, path, args.repeat, GRAIN),
-                       "floor by variant only": median_run(FLOOR, path, args.repeat, "variant"),
-                       "full": median_run(FULL, path, args.repeat), "pandas": run(PANDAS, path)}
-            cli_wall, cli_peak = cli(path)
-            floor = results["floor"][0]
-            for name, (work, wall, peak) in results.items():
-                print(f"  {name:22s} work {work:6.2f} s  ({work / floor:5.2f}x floor)   process wall {wall:6.2f} s   "
-                      f"peak RSS {peak:5.0f} MB")
-            print(f"  CLI end to end {cli_wall:6.2f} s (interpreter, imports, scan, JSON)   peak RSS {cli_peak:5.0f} MB")
-            print(f"  full analysis is {results['full'][0] / floor:.2f}x the floor "
-                  f"({results['full'][0] / results['floor by variant only'][0]:.2f}x the variant-only scan) and "
-                  f"{results['pandas'][0] / results['full'][0]:.1f}x faster than pandas")
+            runs: dict[str, list[tuple[float, float, str]]] = {"floor": [], "cli": [], "in-process": []}
+            for _ in range(args.repeat):  # interleaved, so a burst of load elsewhere hits both sides
+                runs["floor"].append(measure(script(FLOOR, path)))
+                runs["cli"].append(measure(cli(path)))
+                runs["in-process"].append(measure(script(IN_PROCESS, path)))
+            floor_wall = statistics.median(r[0] for r in runs["floor"])
+            floor_peak = statistics.median(r[1] for r in runs["floor"])
+            cli_wall = statistics.median(r[0] for r in runs["cli"])
+            cli_peak = statistics.median(r[1] for r in runs["cli"])
+            in_process = statistics.median(float(r[2].split()[0]) for r in runs["in-process"])
+            print(f"  floor (GROUP BY ALL + id bitmap), whole process  {floor_wall:6.2f} s   peak RSS {floor_peak:6.0f} MB")
+            print(f"  experimentos analyze, whole CLI process           {cli_wall:6.2f} s   peak RSS {cli_peak:6.0f} MB")
+            print(f"  analysis inside a started process (no start-up)   {in_process:6.2f} s")
+            print(f"  ratio to the floor: time {cli_wall / floor_wall:.2f}x (target <= {TIME_TARGET}x), "
+                  f"peak RSS {cli_peak / floor_peak:.2f}x (target <= {MEMORY_TARGET}x)")
+            print("  all runs (wall s / peak MB): " + "; ".join(
+                f"{name} " + ", ".join(f"{w:.2f}/{p:.0f}" for w, p, _ in found) for name, found in runs.items()))
+            if args.pandas:
+                wall, peak, out = measure(script(PANDAS, path))
+                print(f"  pandas, whole process {wall:6.2f} s (work {float(out.split()[0]):.2f} s)   peak RSS {peak:6.0f} MB")
+
 
 if __name__ == "__main__":
     main()

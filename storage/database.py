@@ -4,7 +4,10 @@ DuckDB lets one process at a time hold a database file open for writing. Every
 operation here therefore opens a short-lived connection, does its work in one
 transaction and closes it; when another process holds the file, the open is retried
 with exponential backoff and jitter until ``lock_timeout`` seconds have passed
-(:class:`DatabaseLockedError` after that). Threads of one process share the process's
+(:class:`DatabaseLockedError` after that; reads may be given a shorter ``read_timeout``, after
+which they raise :class:`DatabaseBusyError` so a caller can answer from data it read before).
+A write that finds the disk full is rolled back and raises :class:`DiskFullError`; a damaged
+file found by any query raises :class:`DatabaseCorruptError`. Threads of one process share the process's
 DuckDB instance and are serialised by a lock, so a save never sees a half-written
 experiment.
 
@@ -28,7 +31,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,16 +39,21 @@ from typing import Any, TypeVar
 import duckdb
 
 from storage.errors import (
+    DatabaseBusyError,
     DatabaseCorruptError,
     DatabaseError,
     DatabaseLockedError,
+    DiskFullError,
     NotFoundError,
+    ReportTooLargeError,
     SchemaTooNewError,
 )
 from storage.migrations import MIGRATIONS, latest_version
+from storage.users import insert_audit_event
 
 __all__ = [
     "DEFAULT_DB_PATH",
+    "REPORT_LIMIT_BYTES",
     "UNTRUSTWORTHY_RULES",
     "AnalysisRecord",
     "ComparisonRow",
@@ -60,12 +68,21 @@ __all__ = [
     "NewExperiment",
     "PortfolioSummary",
     "default_db_path",
+    "default_report_limit",
     "untrustworthy_reason",
 ]
 
 DEFAULT_DB_PATH = Path("data") / "experimentos.duckdb"
 T = TypeVar("T")
 _LOCK_MARKERS = ("could not set lock", "conflicting lock")
+# DuckDB reports a full disk as an IO error, or — when the commit's WAL write fails — as a
+# TransactionException ("Failed to commit: Could not write file ...: No space left on device"),
+# the same class as a write-write conflict: the text tells them apart.
+_DISK_FULL_MARKERS = ("no space left on device", "disk quota exceeded", "disk is full", "not enough space")
+_CORRUPT_MARKERS = ("not a valid duckdb database", "serialization", "corrupt", "could not read enough bytes",
+                    "checksum", "invalid block")
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+REPORT_LIMIT_BYTES = 5 * 1024 * 1024
 _PROCESS_LOCKS: dict[str, threading.RLock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
@@ -74,6 +91,19 @@ def default_db_path() -> Path:
     """``$EXPERIMENTOS_DB`` or ``data/experimentos.duckdb`` under the current directory."""
     configured = os.environ.get("EXPERIMENTOS_DB")
     return Path(configured) if configured else Path.cwd() / DEFAULT_DB_PATH
+
+
+def default_report_limit() -> int:
+    """The largest report JSON stored, in bytes: ``$EXPERIMENTOS_REPORT_LIMIT_MB`` or 5 MB.
+
+    A report grows with segments and metrics (tens of KB usually); the cap keeps one forged or
+    runaway report from bloating every History query that reads ``report_json``."""
+    configured = os.environ.get("EXPERIMENTOS_REPORT_LIMIT_MB")
+    try:
+        megabytes = float(configured) if configured else 0.0
+    except ValueError:
+        megabytes = 0.0
+    return int(megabytes * 1024 * 1024) if megabytes > 0 else REPORT_LIMIT_BYTES
 
 
 def _process_lock(path: Path) -> threading.RLock:
@@ -123,6 +153,8 @@ class NewAnalysis:
     filename: str
     content: bytes | None = None
     source: Path | None = None
+    #: Who stored it (the signed-in dashboard user); recorded on the analysis and in the audit log.
+    author: str | None = None
 
     def size(self) -> int:
         if self.content is not None:
@@ -145,6 +177,7 @@ class AnalysisRecord:
     decision: str
     health: str
     created_at: dt.datetime
+    author: str | None = None  # the signed-in user who saved it (None: the CLI, samples, older saves)
 
 
 @dataclass(frozen=True)
@@ -212,6 +245,8 @@ class HistoryQuery:
     text: str | None = None
     limit: int = 50
     offset: int = 0
+    #: Archived experiments (see :meth:`storage.users.UserDirectory.set_archived`) are left out unless set.
+    include_archived: bool = False
 
     def __post_init__(self) -> None:
         if self.decision is not None and self.decision not in ("launch", "hold", "rollback"):
@@ -282,6 +317,8 @@ def _history_filters(query: HistoryQuery) -> tuple[str, list[Any]]:
     """The WHERE clause (over ``experiments e`` joined to latest analyses ``l``) and its parameters."""
     where: list[str] = ["1 = 1"]
     parameters: list[Any] = []
+    if not query.include_archived:
+        where.append("e.archived_at IS NULL")
     if query.decision:
         where.append("l.decision = ?")
         parameters.append(query.decision)
@@ -302,7 +339,7 @@ def _history_filters(query: HistoryQuery) -> tuple[str, list[Any]]:
 _EXPERIMENT_COLUMNS = ("id, name, primary_metric, hypothesis, owner, tags, mde, planned_sample, start_date, end_date, "
                        "created_at")
 _ANALYSIS_COLUMNS = ("a.id, a.experiment_id, a.input_sha256, i.filename, a.request_json, a.policy_json, a.report_json, "
-                     "a.analytics_version, a.decision, a.health, a.created_at")
+                     "a.analytics_version, a.decision, a.health, a.created_at, a.author")
 
 
 def row_to_experiment(row: Sequence[Any]) -> ExperimentRecord:
@@ -312,7 +349,7 @@ def row_to_experiment(row: Sequence[Any]) -> ExperimentRecord:
 
 def row_to_analysis(row: Sequence[Any]) -> AnalysisRecord:
     return AnalysisRecord(int(row[0]), int(row[1]), row[2], row[3], json.loads(row[4]), json.loads(row[5]),
-                          json.loads(row[6]), row[7], row[8], row[9], row[10])
+                          json.loads(row[6]), row[7], row[8], row[9], row[10], row[11])
 
 
 def row_to_memo(row: Sequence[Any]) -> MemoVersion:
@@ -355,6 +392,13 @@ def _chunks(analysis: NewAnalysis) -> Iterator[bytes]:
             yield chunk
 
 
+def _rollback(connection: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if any: after a failed COMMIT DuckDB has already ended it,
+    and a second error here would hide the first."""
+    with suppress(duckdb.Error):
+        connection.execute("ROLLBACK")
+
+
 def _read_verified(analysis: NewAnalysis, sha256: str) -> bytes:
     content = b"".join(_chunks(analysis))
     if hashlib.sha256(content).hexdigest() != sha256:
@@ -367,20 +411,31 @@ class ExperimentDatabase:
 
     Raises :class:`DatabaseCorruptError` for a file that is not a DuckDB database,
     :class:`SchemaTooNewError` for a database written by a newer ExperimentOS,
-    :class:`DatabaseLockedError` when the file stays locked past ``lock_timeout`` and
-    :class:`DatabaseError` for anything else that prevents using it (e.g. a read-only
-    folder). The user's file is never overwritten or deleted.
+    :class:`DatabaseLockedError` when the file stays locked past ``lock_timeout`` (a read:
+    :class:`DatabaseBusyError` past ``read_timeout``), :class:`DiskFullError` when a write finds
+    no space left (rolled back: nothing committed before is lost), :class:`DatabaseCorruptError`
+    also for a damaged (e.g. truncated) file found while reading it, and :class:`DatabaseError`
+    for anything else that prevents using it (e.g. a read-only folder). The user's file is never
+    overwritten or deleted.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic, inline_input_limit: int = INLINE_INPUT_LIMIT) -> None:
+                 clock: Callable[[], float] = time.monotonic, inline_input_limit: int = INLINE_INPUT_LIMIT,
+                 read_timeout: float | None = None, report_limit: int | None = None) -> None:
         """``inline_input_limit``: input files up to this size are stored inside the database;
         larger ones in the folder ``<database file>.inputs/`` next to it, named by their sha256
-        (DuckDB takes ~30 s and gigabytes of memory to write a 600 MB BLOB)."""
+        (DuckDB takes ~30 s and gigabytes of memory to write a 600 MB BLOB).
+
+        ``read_timeout``: how long a read (history, experiment, analyses, compare, …) waits for a
+        writer before :class:`DatabaseBusyError` (default: ``lock_timeout``; the dashboard uses
+        2 s and answers from what it read before). ``report_limit``: the largest report JSON
+        stored, in bytes (default :func:`default_report_limit`)."""
         self.path = Path(path) if path is not None else default_db_path()
         self.inline_input_limit = inline_input_limit
         self.inputs_dir = self.path.with_name(self.path.name + ".inputs")
         self.lock_timeout = lock_timeout
+        self.read_timeout = lock_timeout if read_timeout is None else read_timeout
+        self.report_limit = default_report_limit() if report_limit is None else report_limit
         self._clock = clock
         self._lock = _process_lock(self.path.resolve())
         self._ready = False
@@ -390,6 +445,33 @@ class ExperimentDatabase:
         return DatabaseLockedError(
             f"{self.path} is locked by another process for more than {self.lock_timeout:g} s; stop the "
             "other writer (or raise the lock timeout) and try again")
+
+    def _busy_error(self) -> DatabaseBusyError:
+        return DatabaseBusyError(f"{self.path} is locked by another process writing to it (waited "
+                                 f"{self.read_timeout:g} s to read it); try again in a moment")
+
+    def _corrupt_error(self, detail: str) -> DatabaseCorruptError:
+        return DatabaseCorruptError(
+            f"{self.path} is not a usable DuckDB database, it may be damaged ({detail}); it was left untouched. "
+            "Stop ExperimentOS and restore the file from a backup, or choose another file with --db / EXPERIMENTOS_DB")
+
+    def _storage_error(self, error: BaseException) -> DatabaseError:
+        """The :class:`DatabaseError` a DuckDB or OS error stands for: a full disk and a damaged
+        file are told apart from everything else (shown with DuckDB's first line)."""
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        lowered = text.lower()
+        if (isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS) \
+                or any(marker in lowered for marker in _DISK_FULL_MARKERS):
+            return DiskFullError(
+                f"the disk holding {self.path} is full, so this write was not saved (everything saved before is "
+                f"intact); free space in {self.path.parent} (df -h shows how much is left) and try again")
+        if any(marker in lowered for marker in _CORRUPT_MARKERS):
+            return self._corrupt_error(first)
+        if "invalidated" in lowered:
+            return DatabaseError(f"{self.path} hit an earlier fatal error in this process ({first}); restart "
+                                 "ExperimentOS")
+        return DatabaseError(f"{self.path}: {first}")
 
     @contextmanager
     def _process_file_lock(self, deadline: float) -> Iterator[None]:
@@ -421,7 +503,7 @@ class ExperimentDatabase:
                         raise DatabaseError(f"cannot lock {lock_path}: {error.strerror or error}") from None
                     if self._clock() >= deadline:
                         raise self._locked_error() from None
-                    time.sleep(delay * (0.5 + random.random()))
+                    time.sleep(min(delay * (0.5 + random.random()), max(deadline - self._clock(), 0.001)))
                     delay = min(delay * 2, 0.5)
             yield
         finally:
@@ -442,41 +524,71 @@ class ExperimentDatabase:
                 if any(marker in lowered for marker in _LOCK_MARKERS):
                     if self._clock() >= deadline:
                         raise self._locked_error() from None
-                    time.sleep(delay * (0.5 + random.random()))
+                    time.sleep(min(delay * (0.5 + random.random()), max(deadline - self._clock(), 0.001)))
                     delay = min(delay * 2, 0.5)
                     continue
-                if "not a valid duckdb database" in lowered or "serialization" in lowered or "corrupt" in lowered:
-                    raise DatabaseCorruptError(
-                        f"{self.path} exists but is not a usable DuckDB database; it was left untouched. Move it "
-                        "away or choose another file with --db / EXPERIMENTOS_DB") from None
                 if "version" in lowered and "storage" in lowered:
                     raise DatabaseCorruptError(f"{self.path} was written by an incompatible DuckDB version; export it "
                                                "with that version or use another file") from None
+                if any(marker in lowered for marker in (*_CORRUPT_MARKERS, *_DISK_FULL_MARKERS)):
+                    raise self._storage_error(error) from None
                 raise DatabaseError(f"{self.path} cannot be opened: {text.splitlines()[0]}") from None
 
     @contextmanager
-    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._lock:
-            if not self.path.parent.exists():
-                try:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as error:
-                    raise DatabaseError(f"cannot create the folder {self.path.parent}: "
-                                        f"{error.strerror or error}") from None
-            if not self.path.exists() and not os.access(self.path.parent, os.W_OK):
-                raise DatabaseError(f"cannot create {self.path}: the folder {self.path.parent} is not writable; "
-                                    "choose another location with --db or EXPERIMENTOS_DB")
-            deadline = self._clock() + self.lock_timeout
-            # The file lock is taken before DuckDB reads the headers and released only after
-            # close() has checkpointed and released DuckDB's own lock.
-            with self._process_file_lock(deadline):
-                connection = self._open(deadline)
-                try:
-                    if not self._ready:
-                        self._migrate(connection)
-                        self._ready = True
-                    yield connection
-                finally:
+    def _thread_lock(self, timeout: float, *, read: bool) -> Iterator[None]:
+        """Hold this process's lock on the file, waiting at most ``timeout`` seconds (another
+        thread may be writing a large input for many seconds)."""
+        if not self._lock.acquire(timeout=max(timeout, 0.0)):
+            raise self._busy_error() if read else self._locked_error()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _connection(self, *, read: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation. ``read``: give up after ``read_timeout`` (not
+        ``lock_timeout``) with :class:`DatabaseBusyError`, so a page never queues behind a long
+        write. DuckDB errors raised inside become the :class:`DatabaseError` they stand for."""
+        # A read with the writers' own deadline (the CLI) reports a lock held too long, as they do.
+        quick = read and self.read_timeout < self.lock_timeout
+        timeout = self.read_timeout if quick else self.lock_timeout
+        try:
+            with self._thread_lock(timeout, read=quick), self._connection_within(timeout) as connection:
+                yield connection
+        except DatabaseLockedError as error:
+            if quick and not isinstance(error, DatabaseBusyError):
+                raise self._busy_error() from None
+            raise
+
+    @contextmanager
+    def _connection_within(self, timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
+        """:meth:`_connection` once this thread holds the process lock."""
+        if not self.path.parent.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseError(f"cannot create the folder {self.path.parent}: "
+                                    f"{error.strerror or error}") from None
+        if not self.path.exists() and not os.access(self.path.parent, os.W_OK):
+            raise DatabaseError(f"cannot create {self.path}: the folder {self.path.parent} is not writable; "
+                                "choose another location with --db or EXPERIMENTOS_DB")
+        deadline = self._clock() + timeout
+        # The file lock is taken before DuckDB reads the headers and released only after
+        # close() has checkpointed and released DuckDB's own lock.
+        with self._process_file_lock(deadline):
+            connection = self._open(deadline)
+            try:
+                if not self._ready:
+                    self._migrate(connection)
+                    self._ready = True
+                yield connection
+            except duckdb.Error as error:  # e.g. a truncated file is found only when a query reads it
+                raise self._storage_error(error) from None
+            finally:
+                # A checkpoint on close that fails (a full disk) loses nothing: what was committed is
+                # in the write-ahead log, which the next open replays, so the operation did succeed.
+                with suppress(duckdb.Error):
                     connection.close()
 
     def _transaction(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
@@ -487,16 +599,24 @@ class ExperimentDatabase:
                     result = work(connection)
                     connection.execute("COMMIT")
                     return result
-                except duckdb.TransactionException:
-                    connection.execute("ROLLBACK")
+                except duckdb.TransactionException as error:
+                    _rollback(connection)
+                    # A commit that could not be written (a full disk) is a TransactionException
+                    # too, but retrying it cannot help: only a write-write conflict is retried.
+                    failure = self._storage_error(error)
+                    if "failed to commit" in str(error).lower() or isinstance(failure, DiskFullError):
+                        raise failure from None
                     if attempt == 4:
                         raise DatabaseError(f"{self.path}: too many write conflicts; try again") from None
                     time.sleep(0.01 * (attempt + 1))
                 except duckdb.Error as error:
-                    connection.execute("ROLLBACK")
-                    raise DatabaseError(f"{self.path}: {str(error).splitlines()[0]}") from None
+                    _rollback(connection)
+                    raise self._storage_error(error) from None
+                except OSError as error:  # writing a large input beside the database
+                    _rollback(connection)
+                    raise self._storage_error(error) from None
                 except BaseException:
-                    connection.execute("ROLLBACK")
+                    _rollback(connection)
                     raise
         raise AssertionError("unreachable")
 
@@ -506,6 +626,8 @@ class ExperimentDatabase:
             connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                                "name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())")
         except duckdb.Error as error:
+            if type(self._storage_error(error)) is not DatabaseError:  # a full disk, a damaged file
+                raise self._storage_error(error) from None
             raise DatabaseError(f"{self.path} cannot be written: {str(error).splitlines()[0]}") from None
         row = connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
         current = int(row[0]) if row else 0
@@ -522,9 +644,11 @@ class ExperimentDatabase:
                                    [migration.version, migration.name])
                 connection.execute("COMMIT")
             except duckdb.Error as error:
-                connection.execute("ROLLBACK")
+                _rollback(connection)
                 if "primary key" in str(error).lower() or "already exists" in str(error).lower():
                     continue  # another process applied it first
+                if type(self._storage_error(error)) is not DatabaseError:  # a full disk, a damaged file
+                    raise self._storage_error(error) from None
                 raise DatabaseError(f"migration {migration.version} failed: {str(error).splitlines()[0]}") from None
 
     def schema_version(self) -> int:
@@ -558,7 +682,11 @@ class ExperimentDatabase:
                      experiment.end_date]).fetchone()
                 assert row is not None
                 experiment_id = int(row[0])
-                saved.append((experiment_id, self._insert_analysis(connection, experiment_id, analysis)))
+                analysis_id = self._insert_analysis(connection, experiment_id, analysis)
+                if analysis.author is not None:
+                    insert_audit_event(connection, "saved", analysis.author, experiment_id=experiment_id,
+                                       analysis_id=analysis_id)
+                saved.append((experiment_id, analysis_id))
             return saved
         return self._transaction(work)
 
@@ -567,11 +695,22 @@ class ExperimentDatabase:
         def work(connection: duckdb.DuckDBPyConnection) -> int:
             if connection.execute("SELECT 1 FROM experiments WHERE id = ?", [experiment_id]).fetchone() is None:
                 raise NotFoundError(f"experiment {experiment_id} does not exist; list them with 'experimentos history'")
-            return self._insert_analysis(connection, experiment_id, analysis)
+            analysis_id = self._insert_analysis(connection, experiment_id, analysis)
+            if analysis.author is not None:
+                insert_audit_event(connection, "look_added", analysis.author, experiment_id=experiment_id,
+                                   analysis_id=analysis_id)
+            return analysis_id
         return self._transaction(work)
 
     def _insert_analysis(self, connection: duckdb.DuckDBPyConnection, experiment_id: int, analysis: NewAnalysis) -> int:
         report = analysis.report
+        report_text = json.dumps(report, allow_nan=False, ensure_ascii=False)
+        report_size = len(report_text.encode())
+        if report_size > self.report_limit:
+            raise ReportTooLargeError(
+                f"the report of {analysis.filename} is {report_size / 2**20:.1f} MB of JSON, above the "
+                f"{self.report_limit / 2**20:,.1f} MB stored reports may take (EXPERIMENTOS_REPORT_LIMIT_MB); nothing was "
+                "saved: analyse it with fewer segments or metrics")
         sha = report["input"]["sha256"]
         if connection.execute("SELECT 1 FROM inputs WHERE sha256 = ?", [sha]).fetchone() is None:
             size = analysis.size()
@@ -586,11 +725,11 @@ class ExperimentDatabase:
         row = connection.execute(
             "INSERT INTO analyses (experiment_id, input_sha256, request_json, policy_json, report_json, "
             "analytics_version, decision, health, primary_treatment, absolute_effect, absolute_ci_low, "
-            "absolute_ci_high, relative_effect, relative_ci_low, relative_ci_high, p_value) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "absolute_ci_high, relative_effect, relative_ci_low, relative_ci_high, p_value, author) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             [experiment_id, sha, json.dumps(analysis.request, sort_keys=True), json.dumps(analysis.policy, sort_keys=True),
-             json.dumps(report, allow_nan=False, ensure_ascii=False), str(report.get("analytics_version", "")),
-             report["decision"]["outcome"], report["health"]["status"], *summary.values()]).fetchone()
+             report_text, str(report.get("analytics_version", "")),
+             report["decision"]["outcome"], report["health"]["status"], *summary.values(), analysis.author]).fetchone()
         assert row is not None
         return int(row[0])
 
@@ -605,6 +744,9 @@ class ExperimentDatabase:
                 "RETURNING id, analysis_id, version, markdown, notes, author, created_at",
                 [analysis_id, markdown, notes, author, analysis_id]).fetchone()
             assert row is not None
+            if author is not None:
+                insert_audit_event(connection, "annotated", author, analysis_id=analysis_id,
+                                   detail=f"memo version {row[2]}")
             return row_to_memo(row)
         return self._transaction(work)
 
@@ -623,7 +765,7 @@ class ExperimentDatabase:
 
     # -- reads -------------------------------------------------------------------------------
     def experiment(self, experiment_id: int) -> ExperimentRecord:
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             row = connection.execute(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
                                      [experiment_id]).fetchone()
         if row is None:
@@ -631,14 +773,14 @@ class ExperimentDatabase:
         return row_to_experiment(row)
 
     def analyses(self, experiment_id: int) -> tuple[AnalysisRecord, ...]:
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             rows = connection.execute(
                 f"SELECT {_ANALYSIS_COLUMNS} FROM analyses a JOIN inputs i ON i.sha256 = a.input_sha256 "
                 "WHERE a.experiment_id = ? ORDER BY a.id", [experiment_id]).fetchall()
         return tuple(row_to_analysis(r) for r in rows)
 
     def analysis(self, analysis_id: int) -> AnalysisRecord:
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             row = connection.execute(
                 f"SELECT {_ANALYSIS_COLUMNS} FROM analyses a JOIN inputs i ON i.sha256 = a.input_sha256 "
                 "WHERE a.id = ?", [analysis_id]).fetchone()
@@ -657,7 +799,7 @@ class ExperimentDatabase:
         path = self.input_path(sha256)
         if path is not None:
             return path.read_bytes()
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             row = connection.execute("SELECT content FROM inputs WHERE sha256 = ?", [sha256]).fetchone()
         assert row is not None and row[0] is not None
         return bytes(row[0])
@@ -666,7 +808,7 @@ class ExperimentDatabase:
         """Where a large stored input file is kept (``None`` for one stored inside the database).
 
         Raises :class:`NotFoundError` when there is no such input, or its file has gone missing."""
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             row = connection.execute("SELECT content IS NULL FROM inputs WHERE sha256 = ?", [sha256]).fetchone()
         if row is None:
             raise NotFoundError(f"no stored input with sha256 {sha256}")
@@ -695,19 +837,21 @@ class ExperimentDatabase:
                 raise DatabaseError(f"{analysis.filename} changed since it was analysed; analyse it again, then save")
             partial.replace(target)
         except OSError as error:
+            if error.errno in _DISK_FULL_ERRNOS:
+                raise self._storage_error(error) from None
             raise DatabaseError(f"cannot store {analysis.filename} in {self.inputs_dir}: "
                                 f"{error.strerror or error}") from None
         finally:
             partial.unlink(missing_ok=True)
 
     def memos(self, analysis_id: int) -> tuple[MemoVersion, ...]:
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             rows = connection.execute("SELECT id, analysis_id, version, markdown, notes, author, created_at FROM memos "
                                       "WHERE analysis_id = ? ORDER BY version", [analysis_id]).fetchall()
         return tuple(row_to_memo(r) for r in rows)
 
     def count_experiments(self) -> int:
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             row = connection.execute("SELECT count(*) FROM experiments").fetchone()
         return int(row[0]) if row else 0
 
@@ -725,7 +869,7 @@ class ExperimentDatabase:
             ORDER BY e.created_at DESC, e.id DESC
             LIMIT ? OFFSET ?
         """
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             rows = connection.execute(sql, [*parameters, query.limit, query.offset]).fetchall()
             total = int(rows[0][-1]) if rows else 0
             if not rows and query.offset:
@@ -764,7 +908,7 @@ class ExperimentDatabase:
             GROUP BY day, l.decision
             ORDER BY day, l.decision
         """
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             totals = connection.execute(totals_sql, parameters).fetchone()
             timeline = connection.execute(timeline_sql, parameters).fetchall()
         assert totals is not None
@@ -791,7 +935,7 @@ class ExperimentDatabase:
             WHERE e.id IN (SELECT unnest(?::BIGINT[]))
               AND a.id = (SELECT max(b.id) FROM analyses b WHERE b.experiment_id = e.id)
         """
-        with self._connection() as connection:
+        with self._connection(read=True) as connection:
             rows = {int(r[0]): r for r in connection.execute(sql, [ids]).fetchall()}
         missing = [i for i in ids if i not in rows]
         if missing:

@@ -24,12 +24,38 @@ from analytics import Issue, RawTable, UserLevelSummary
 from storage.errors import InputFileError
 from storage.user_level import summarise_user_level
 
-__all__ = ["FileReader", "LoadedFile", "file_sha256"]
+__all__ = [
+    "INPUT_CAP_CODES",
+    "MAX_AGGREGATED_ROWS",
+    "MAX_COLUMNS",
+    "MAX_LINE_BYTES",
+    "FileReader",
+    "LoadedFile",
+    "file_sha256",
+]
 
-FileFormat = Literal["csv", "parquet"]
+FileFormat = Literal["csv", "parquet", "spark"]  # "spark": a table or query scanned by Spark (storage.spark)
 _PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 20
 PROGRESS_EVERY_SECONDS = 0.2  # how often the progress watcher asks DuckDB
+
+# -- input caps: what a file may hold before it is refused (Blocked) without being read ----------
+
+#: More columns than any experiment export needs. Wider files are refused before DuckDB reads them:
+#: a user-level file with 6,000 columns crashed DuckDB (SIGFPE) in one aggregate, taking the server
+#: down, and 4,000 columns cost 7.7 s of CPU.
+MAX_COLUMNS = 500
+#: The longest line of a CSV file, in bytes: an export's line is a few hundred bytes; a longer one
+#: is not an export, and DuckDB would hold it whole.
+MAX_LINE_BYTES = 1 << 20
+#: Rows of an aggregated file read into Python (one row per variant, or per date and variant). A
+#: 45 MB file with one row per user but no ``variant`` column took 2.6 GB as Python rows.
+MAX_AGGREGATED_ROWS = 100_000
+#: The Blocked codes of the caps above: the file was refused unread (the CLI exits 2 on them).
+INPUT_CAP_CODES = frozenset({"too_many_columns", "line_too_long", "too_many_rows"})
+#: DuckDB's limits in this process, when set (the isolated worker sets them from its own limits).
+DUCKDB_MEMORY_LIMIT_ENV = "EXPERIMENTOS_DUCKDB_MEMORY_LIMIT"
+DUCKDB_THREADS_ENV = "EXPERIMENTOS_DUCKDB_THREADS"
 
 
 @dataclass(frozen=True)
@@ -72,7 +98,7 @@ class FileReader:
         """``on_progress``: called from a watcher thread, about every 0.2 s while a file is read, with
         DuckDB's estimate of the running query's percentage done (the dashboard's progress bar,
         the CLI's bar on a terminal); it must not call back into this reader."""
-        self._connection = duckdb.connect(":memory:")
+        self._connection = duckdb.connect(":memory:", config=_duckdb_config())
         # DuckDB draws its own bar on standard output for queries over 2 s, even when that is a
         # file or a pipe: it would corrupt `analyze --format json > report.json`.
         self._connection.execute("SET enable_progress_bar_print = false")
@@ -107,6 +133,12 @@ class FileReader:
             size = file.stat().st_size
         except OSError as error:
             raise InputFileError(f"{name}: cannot be read ({error.strerror or error})") from None
+        if size <= _CHUNK:  # a small file: hashing it (~µs) costs less than starting a thread
+            try:
+                digest = file_sha256(file)
+            except OSError as error:
+                raise InputFileError(f"{name}: cannot be read ({error.strerror or error})") from None
+            return replace(self._read(name, file, head, "", size, segments, ratios), sha256=digest)
         # The digest is computed while DuckDB scans (hashlib releases the GIL): on a large file
         # this hides most of its cost instead of adding a second full read.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
@@ -140,6 +172,12 @@ class FileReader:
                    segments: Sequence[str] = (), ratios: Sequence[tuple[str, str]] = ()) -> LoadedFile:
         if head[:4] == _PARQUET_MAGIC:
             return self._read_parquet(name, file, digest, size, segments, ratios)
+        if head == b'{"format':  # a Spark query's stored statistics (storage.spark): analysed, not scanned
+            from storage.spark import load_stored_input
+
+            stored = load_stored_input(name, file.read_bytes(), digest, segments, ratios)
+            if stored is not None:
+                return stored
         if size == 0:
             return LoadedFile(name, RawTable((), ()), (), digest, size, "csv")
         with open(file, "rb") as handle:
@@ -153,17 +191,28 @@ class FileReader:
         too_wide = _too_many_columns(name, _csv_columns(sample))
         if too_wide is not None:
             return LoadedFile(name, None, (too_wide,), digest, size, "csv")
+        if _has_long_line(file, MAX_LINE_BYTES):
+            return LoadedFile(name, None, (_blocked("line_too_long", f"{Path(name).name} has a line longer than "
+                              f"{MAX_LINE_BYTES / 2**20:g} MB; ExperimentOS reads at most that per line. Export one "
+                              "row per line with only the columns the analysis needs."),), digest, size, "csv")
         try:
-            header_row = self._connection.execute(
-                "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true) LIMIT 1", [str(file)]
-            ).fetchone()
+            # One query (its sniffing costs as much as reading a small file). Unless the header surely
+            # names a users column (aggregated), the result is streamed: its first row, the header,
+            # says whether the file is user level before more is read. DuckDB's header decides.
+            result = self._connection.execute(  # the header row, the rows allowed and one more to notice
+                "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true) LIMIT ?",
+                [str(file), MAX_AGGREGATED_ROWS + 2]
+            )
+            streamed = not _header_names_users(sample)
+            rows = [] if streamed else result.fetchall()
+            header_row = result.fetchone() if streamed else (rows[0] if rows else None)
             if header_row is not None and _is_user_level([str(c) for c in header_row if c is not None]):
                 summary = summarise_user_level(self._connection, "read_csv(?)", str(file), segments, ratios)
                 return LoadedFile(name, None, (), digest, size, "csv", summary)
-            result = self._connection.execute(
-                "SELECT * FROM read_csv(?, all_varchar = true, header = false, null_padding = true)", [str(file)]
-            )
-            rows = result.fetchall()
+            if streamed and header_row is not None:
+                rows = [header_row, *result.fetchall()]
+        except duckdb.OutOfMemoryException:
+            raise MemoryError(f"{name}: DuckDB ran out of memory reading it") from None
         except duckdb.Error as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             return LoadedFile(name, None, (_blocked("unparseable_file", f"{Path(name).name} could not be read as CSV "
@@ -171,6 +220,8 @@ class FileReader:
                               "header row."),), digest, size, "csv")
         if not rows:
             return LoadedFile(name, RawTable((), ()), (), digest, size, "csv")
+        if len(rows) > MAX_AGGREGATED_ROWS + 1:
+            return LoadedFile(name, None, (_too_many_rows(name),), digest, size, "csv")
         first = list(rows[0])
         while first and first[-1] is None:  # null padding added for longer rows below, not real columns
             first.pop()
@@ -188,13 +239,18 @@ class FileReader:
             if _is_user_level([str(row[0]) for row in described]):
                 summary = summarise_user_level(self._connection, "read_parquet(?)", str(file), segments, ratios)
                 return LoadedFile(name, None, (), digest, size, "parquet", summary)
-            result = self._connection.execute("SELECT * FROM read_parquet(?)", [str(file)])
+            result = self._connection.execute("SELECT * FROM read_parquet(?) LIMIT ?", [str(file),
+                                                                                       MAX_AGGREGATED_ROWS + 1])
             header = tuple(d[0] for d in result.description)
             rows = result.fetchall()
+        except duckdb.OutOfMemoryException:
+            raise MemoryError(f"{name}: DuckDB ran out of memory reading it") from None
         except duckdb.Error as error:
             first = str(error).splitlines()[0]
             return LoadedFile(name, None, (_blocked("unparseable_file", f"{Path(name).name} could not be read as "
                               f"Parquet ({first}); re-export it."),), digest, size, "parquet")
+        if len(rows) > MAX_AGGREGATED_ROWS:
+            return LoadedFile(name, None, (_too_many_rows(name),), digest, size, "parquet")
         cells = tuple(tuple(_cell(v) for v in row) for row in rows)
         return LoadedFile(name, RawTable(header, cells), (), digest, size, "parquet")
 
@@ -232,12 +288,6 @@ class _ProgressWatcher:
                 self._report(min(done, 100.0))
 
 
-#: More columns than any experiment export needs. Wider files are refused before DuckDB reads them:
-#: a user-level file with 6,000 columns crashed DuckDB (SIGFPE) in one aggregate, taking the server
-#: down, and 4,000 columns cost 7.7 s of CPU.
-MAX_COLUMNS = 500
-
-
 def _csv_columns(sample: bytes) -> int | None:
     """Columns in a CSV's header line (the most of the usual delimiters); ``None`` when the header
     line does not even end within the sample (far too many)."""
@@ -253,6 +303,54 @@ def _too_many_columns(name: str, columns: int | None) -> Issue | None:
     counted = f"{columns:,}" if columns is not None else f"more than {MAX_COLUMNS}"
     return _blocked("too_many_columns", f"{Path(name).name} has {counted} columns; ExperimentOS reads at most "
                     f"{MAX_COLUMNS}. Export only the variant, metric and segment columns the analysis needs.")
+
+
+def _too_many_rows(name: str) -> Issue:
+    return _blocked("too_many_rows", f"{Path(name).name} has more than {MAX_AGGREGATED_ROWS:,} rows and no "
+                    "variant column. A file with one row per user needs a column named variant (and no users "
+                    "column); an aggregated file has one row per variant (or per date and variant).")
+
+
+def _has_long_line(file: Path, limit: int) -> bool:
+    """True when some line of ``file`` is longer than ``limit`` bytes (``\n`` or ``\r`` ends a line).
+
+    Read in chunks of ``limit`` bytes: a line inside one chunk is shorter than the chunk, so only
+    the run of bytes since the last line end, carried across chunks, needs counting."""
+    run = 0
+    with open(file, "rb") as handle:
+        while chunk := handle.read(limit):
+            first = min((i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0), default=-1)
+            if first < 0:
+                run += len(chunk)
+                if run > limit:
+                    return True
+                continue
+            if run + first > limit:
+                return True
+            run = len(chunk) - 1 - max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+    return run > limit
+
+
+def _duckdb_config() -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB's ``memory_limit`` and ``threads`` from the environment, when set there."""
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    memory = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV, "").strip()
+    if memory:
+        config["memory_limit"] = memory
+    threads = os.environ.get(DUCKDB_THREADS_ENV, "").strip()
+    if threads.isdigit() and int(threads) > 0:
+        config["threads"] = int(threads)
+    return config
+
+
+def _header_names_users(sample: bytes) -> bool:
+    """Whether the first line of a CSV sample, split at any usual delimiter, has a field ``users``
+    (an aggregated file's header, SPEC §2.2): a guess that only saves time, since DuckDB's own
+    parse of the header decides what the file is."""
+    line = sample.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf")
+    for delimiter in (b";", b"\t", b"|"):
+        line = line.replace(delimiter, b",")
+    return any(field.strip().strip(b"\"'").strip().lower() == b"users" for field in line.split(b","))
 
 
 def _is_user_level(header: list[str]) -> bool:

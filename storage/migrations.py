@@ -80,6 +80,27 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "large inputs kept as files next to the database (content NULL)", """
         ALTER TABLE inputs ALTER COLUMN content DROP NOT NULL;
     """),
+    Migration(4, "users, the audit log, archived experiments and analysis authors", """
+        CREATE SEQUENCE audit_event_ids START 1;
+        CREATE TABLE users (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL CHECK (role IN ('viewer', 'analyst', 'admin')),
+            password_hash VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp()
+        );
+        CREATE TABLE audit_events (
+            id BIGINT PRIMARY KEY DEFAULT nextval('audit_event_ids'),
+            occurred_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            actor VARCHAR,
+            event VARCHAR NOT NULL,
+            experiment_id BIGINT,
+            analysis_id BIGINT,
+            target_user VARCHAR,
+            detail VARCHAR
+        );
+        ALTER TABLE experiments ADD COLUMN archived_at TIMESTAMP;
+        ALTER TABLE analyses ADD COLUMN author VARCHAR;
+    """),
 )
 
 

@@ -87,3 +87,54 @@ def test_files_wider_than_the_column_cap_are_refused_before_duckdb_reads_them(tm
             columns = ", ".join(f"1 AS m{i}" for i in range(MAX_COLUMNS))
             connection.execute(f"COPY (SELECT 'control' AS variant, {columns}) TO '{parquet}' (FORMAT parquet)")
         assert [i.code for i in reader.read_path(parquet).issues] == ["too_many_columns"]
+
+
+def test_a_line_longer_than_the_cap_is_refused_before_duckdb_reads_it(tmp_path: Path) -> None:
+    from storage.ingest import MAX_LINE_BYTES
+
+    header = b"variant,users,conversions\n"
+    with FileReader() as reader:
+        long_cell = header + b"control,1000,100\ntreatment,1000," + b"9" * (MAX_LINE_BYTES + 10) + b"\n"
+        refused = reader.read_bytes(long_cell, "long.csv")
+        assert refused.table is None and [i.code for i in refused.issues] == ["line_too_long"]
+        assert "long.csv has a line longer than 1 MB" in refused.issues[0].message
+        # the cap is on each line, never on the file: many short lines, and CR line ends, pass
+        many = header + b"control,1000,100\ntreatment,1000,96\n" * 40_000
+        assert reader.read_bytes(many[: MAX_LINE_BYTES * 2], "many.csv").issues == ()
+        classic = (header + b"control,1000,100\ntreatment,1000,96\n").replace(b"\n", b"\r")
+        assert all(i.code != "line_too_long" for i in reader.read_bytes(classic, "classic.csv").issues)
+        at_cap = header.rstrip(b"\n") + b"," + b"x" * (MAX_LINE_BYTES - len(header)) + b"\ncontrol,1,1\n"
+        assert all(i.code != "line_too_long" for i in reader.read_bytes(at_cap, "at_cap.csv").issues)
+
+
+def test_an_aggregated_file_with_more_rows_than_the_cap_is_refused(tmp_path: Path) -> None:
+    """A 45 MB file with one row per user and no variant column took 2.6 GB as Python rows."""
+    from storage.ingest import MAX_AGGREGATED_ROWS
+
+    rows = MAX_AGGREGATED_ROWS + 1
+    per_user = "user_id,group,converted\n" + "".join(f"u{i},{'ab'[i % 2]},{i % 2}\n" for i in range(rows))
+    allowed = "date,variant,users,conversions\n" + "".join(
+        f"2026-{1 + i // 28 % 12:02d}-{1 + i % 28:02d},{'ab'[i % 2]},100,{i % 9}\n" for i in range(MAX_AGGREGATED_ROWS))
+    with FileReader() as reader:
+        refused = reader.read_bytes(per_user.encode(), "users.csv")
+        assert refused.table is None and [i.code for i in refused.issues] == ["too_many_rows"]
+        assert f"more than {MAX_AGGREGATED_ROWS:,} rows" in refused.issues[0].message
+        assert "variant" in refused.issues[0].message
+        at_cap = reader.read_bytes(allowed.encode(), "daily.csv")
+        assert at_cap.table is not None and len(at_cap.table.rows) == MAX_AGGREGATED_ROWS
+        parquet = tmp_path / "users.parquet"
+        with duckdb.connect() as connection:
+            connection.execute(f"COPY (SELECT range AS user_id, range % 2 AS converted FROM range({rows})) "
+                               f"TO '{parquet}' (FORMAT parquet)")
+        assert [i.code for i in reader.read_path(parquet).issues] == ["too_many_rows"]
+
+
+def test_duckdb_takes_its_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXPERIMENTOS_DUCKDB_MEMORY_LIMIT", "300MB")
+    monkeypatch.setenv("EXPERIMENTOS_DUCKDB_THREADS", "1")
+    with FileReader() as reader:
+        connection = reader._connection
+        memory = connection.execute("SELECT current_setting('memory_limit')").fetchone()
+        threads = connection.execute("SELECT current_setting('threads')").fetchone()
+    assert memory is not None and memory[0] == "286.1 MiB"
+    assert threads is not None and threads[0] == 1

@@ -27,12 +27,16 @@ import dash_bootstrap_components as dbc
 import flask
 from dash import Dash, dcc, html
 
-from dashapp import ids
+from dashapp import auth, faults, ids, spark_panel
+from dashapp.isolation import default_pool
 from dashapp.jobs import ThreadJobManager
-from dashapp.pages import experiment, history, home, memo, new, results
+from dashapp.pages import admin, experiment, history, home, memo, new, results
 from dashapp.services import DEFAULT_LARGE_UPLOAD_LIMIT_BYTES, DEFAULT_UPLOAD_LIMIT_BYTES, load_samples
-from dashapp.uploads import prune_staging, register_large_upload
+from dashapp.spark_source import SparkService
+from dashapp.staging import install_staging
+from dashapp.uploads import register_large_upload
 from storage.database import ExperimentDatabase, default_db_path
+from storage.users import UserDirectory
 
 __all__ = ["LOOPBACK_HOSTS", "allowed_hosts_for", "create_app", "make_server", "run_server", "waitress_options"]
 
@@ -44,6 +48,7 @@ PAGES = (
     (memo, "/memo", "Decision Memo", None),
     (history, "/history", "History", None),
     (experiment, None, "Experiment", "/experiments/<experiment_id>"),
+    (admin, "/admin", "Admin", None),
 )
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 # Seconds a connection may sit idle (no bytes either way) before waitress closes it: long
@@ -54,16 +59,21 @@ WORKER_THREADS = 8
 
 
 def _shell() -> html.Div:
-    links = [dbc.NavItem(dbc.NavLink(title, href=path, active="exact")) for _, path, title, _ in PAGES if path]
+    """The app shell, built for each page load: the navbar offers only the pages the signed-in
+    user's role may use, and names the user with a Sign out link."""
+    links = [dbc.NavItem(dbc.NavLink(title, href=path, active="exact")) for _, path, title, _ in PAGES
+             if path and auth.may(auth.PAGE_ROLES.get(path, "viewer"))]
     navbar = dbc.Navbar(dbc.Container([
         dbc.NavbarBrand([html.Span("Experiment", className="fw-light"), html.Span("OS", className="fw-bold")],
                         href="/"),
         dbc.Nav(links, navbar=True, className="ms-auto"),
+        auth.navbar_user(),
     ], fluid=True), color="dark", dark=True, className="mb-3", id=ids.NAVBAR)
     return html.Div([
         dcc.Store(id=ids.SESSION_STORE, storage_type="session"),
         navbar,
-        dbc.Container(dash.page_container, fluid=True, className="pb-5 app-main"),
+        # A callback's database fault or stale (busy) data is announced here (dashapp/faults.py).
+        dbc.Container([html.Div(id=ids.FAULT_BANNER), dash.page_container], fluid=True, className="pb-5 app-main"),
         html.Footer(dbc.Container(html.Small(
             "ExperimentOS · decisions for A/B tests · data stays on this machine", className="text-muted"),
             fluid=True), className="py-3 border-top mt-4"),
@@ -177,10 +187,16 @@ def allowed_hosts_for(host: str, extra: Sequence[str] = ()) -> tuple[str, ...]:
 
 def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experiments: bool = True,
                upload_limit_bytes: int | None = None, large_upload_limit_bytes: int | None = None,
-               allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> Dash:
+               allowed_hosts: Sequence[str] = LOOPBACK_HOSTS, auth_mode: auth.AuthMode = "password",
+               trusted_proxies: Sequence[str] = (), auth_header: str = "X-Forwarded-User",
+               loopback_bind: bool = True, spark_remote: str | None = None) -> Dash:
     """Build the app on the database at ``db`` (default: SPEC §6), loading the samples into a new one.
 
-    Requests whose ``Host`` (without port) is not in ``allowed_hosts`` get 400."""
+    Requests whose ``Host`` (without port) is not in ``allowed_hosts`` get 400. ``auth_mode``,
+    ``trusted_proxies``, ``auth_header`` and ``loopback_bind`` (the server listens on loopback
+    only): see :mod:`dashapp.auth`; with no users in the database the app is single-user.
+    ``spark_remote`` (``sc://host:15002`` or ``local[N]``) adds New Experiment's "Spark table or
+    SQL" source; the session opens on first use (:mod:`dashapp.spark_panel`)."""
     database = ExperimentDatabase(db)
     if load_sample_experiments:
         load_samples(database)
@@ -201,25 +217,33 @@ def create_app(*, db: str | os.PathLike[str] | None = None, load_sample_experime
         title="ExperimentOS",
         suppress_callback_exceptions=True,
         update_title=None,
+        on_error=faults.on_callback_error,  # a DatabaseError in any callback: one banner, never a 500
     )
     for module, path, title, template in PAGES:
         options: dict[str, Any] = {"path_template": template} if template else {"path": path}
-        dash.register_page(module.__name__, name=title, title=f"{title} · ExperimentOS", layout=module.layout,
-                           **options)
+        layout = auth.guard_layout(module.layout, auth.PAGE_ROLES[path]) if path in auth.PAGE_ROLES \
+            else module.layout
+        dash.register_page(module.__name__, name=title, title=f"{title} · ExperimentOS",
+                           layout=faults.guard_layout(layout), **options)
         module.register_callbacks(app)
-    app.layout = _shell()
+    app.layout = _shell
     server = app.server
     jobs.attach(server)
     server.config["EXPERIMENTOS_DB"] = str(database.path)
     server.config["EXPERIMENTOS_UPLOAD_LIMIT"] = limit
+    server.config[spark_panel.SPARK_SERVICE_KEY] = SparkService(spark_remote) if spark_remote else None
     staging = database.path.parent / ".experimentos-uploads"
     server.config["EXPERIMENTOS_STAGING"] = str(staging)
-    prune_staging(staging, days=float(os.environ.get("EXPERIMENTOS_STAGING_DAYS", "7")))
+    # Quotas and pruning (now, and every EXPERIMENTOS_PRUNE_MINUTES while serving): dashapp/staging.py.
+    install_staging(server, staging, partial_folders=(database.inputs_dir,))
+    faults.install_faults(server)
     # Reject absurd request bodies before they reach a callback (base64 adds a third); the
     # large-file route raises its own request's limit.
     server.config["MAX_CONTENT_LENGTH"] = int(limit * 1.4) + 1024 * 1024
     server.config["EXPERIMENTOS_LARGE_UPLOAD_LIMIT"] = large_limit
     register_large_upload(server)
+    auth.install_auth(app, mode=auth_mode, trusted_proxies=trusted_proxies, header=auth_header,
+                      loopback_bind=loopback_bind)
     _harden(app, allowed_hosts)
     return app
 
@@ -250,15 +274,30 @@ def make_server(app: Dash, *, host: str, port: int) -> Any:
 
 
 def run_server(*, db: str | None = None, host: str = "127.0.0.1", port: int = 8050, load_samples: bool = True,
-               allowed_hosts: Sequence[str] = ()) -> None:
+               allowed_hosts: Sequence[str] = (), auth_mode: auth.AuthMode = "password",
+               trusted_proxies: Sequence[str] = (), auth_header: str = "X-Forwarded-User",
+               spark_remote: str | None = None) -> None:
+    """Serve until interrupted. Raises ``ValueError`` (before binding) for a non-loopback ``host``
+    while the database has no users and ``auth_mode`` is ``password`` (see :func:`dashapp.auth.check_bind`)."""
+    database = ExperimentDatabase(db or default_db_path())
+    auth.check_bind(host, UserDirectory(database).count(), auth_mode)
     hosts = allowed_hosts_for(host, allowed_hosts)
-    app = create_app(db=db or default_db_path(), load_sample_experiments=load_samples, allowed_hosts=hosts)
+    app = create_app(db=database.path, load_sample_experiments=load_samples, allowed_hosts=hosts, auth_mode=auth_mode,
+                     trusted_proxies=trusted_proxies, auth_header=auth_header, loopback_bind=auth.is_loopback(host),
+                     spark_remote=spark_remote)
     server = make_server(app, host=host, port=port)
+    # Uploads are read, analysed and rendered in worker processes: start the warm ones now, so the
+    # first analysis does not wait for an interpreter to import DuckDB and the analytics.
+    workers = default_pool().start()
     print(f"ExperimentOS on http://{host}:{port}  (database {app.server.config['EXPERIMENTOS_DB']}; "
-          f"answering Host {', '.join(hosts)})", flush=True)
+          f"answering Host {', '.join(hosts)}; {auth.describe_mode(app)})", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+        workers.close()
+        spark = app.server.config.get(spark_panel.SPARK_SERVICE_KEY)
+        if spark is not None:
+            spark.close()

@@ -2,13 +2,15 @@
 
 Exit codes: 0 a report was produced (whatever the decision); 1 ``--require-launch``
 was given and a decision is not Launch (or ``replay`` found a mismatch); 2 the input could not be used at all
-(missing file, unreadable, bad arguments) — one line on stderr, never a traceback.
+(missing file, unreadable, bad arguments) or the experiment database could not be (disk full, a damaged
+file, locked too long, a report above the size cap) — one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import math
 import sys
@@ -22,10 +24,12 @@ from typing import Any, NoReturn, TextIO
 from analytics import DEFAULT_POLICY, Outcome, Policy, parse_mde, parse_split, plan_sample_size, policy_from_mapping
 from analytics.power import MAX_PLANNED_LOOKS, plan_sequential_sample_size
 from dashapp.formatting import format_count, format_date, format_relative
-from dashapp.services import AnalysisRequest, analyze_path, prepare_save, replay_analysis, report_json
+from dashapp.isolation import WorkerPool
+from dashapp.services import AnalysisRequest, UnreadableFileError, analyze_isolated, prepare_save, replay_analysis
 from storage.database import ExperimentDatabase, HistoryQuery
 from storage.errors import StorageError
-from storage.ingest import FileReader
+from storage.ingest import INPUT_CAP_CODES
+from storage.users import UserDirectory
 
 __all__ = ["main"]
 
@@ -42,12 +46,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _positive_float(text: str) -> float:
+    """A finite number above 0 (``--alpha``), else an argparse error naming what was given."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
     return value
 
 
@@ -81,7 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     analyze = commands.add_parser("analyze", help="analyse exported result files")
-    analyze.add_argument("files", nargs="+", metavar="FILE", help="aggregated CSV or Parquet result file(s)")
+    analyze.add_argument("files", nargs="*", metavar="FILE", help="aggregated CSV or Parquet result file(s); with "
+                         "--engine spark, one path Spark reads (a file, a directory of Parquet parts, s3a://, hdfs://)")
+    analyze.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                         help="where the scan runs: duckdb (embedded, default) or spark (Spark Connect)")
+    analyze.add_argument("--spark-remote", metavar="URL", help="Spark Connect server sc://host:15002, or local[N] to "
+                         "start Spark here (default: $SPARK_REMOTE)")
+    analyze.add_argument("--table", metavar="DB.NAME", help="Spark table with one row per user (implies --engine spark)")
+    analyze.add_argument("--sql", metavar="QUERY", help="Spark SQL query giving one row per user (implies --engine spark)")
+    analyze.add_argument("--spark-format", metavar="FORMAT", help="Spark data source of FILE: parquet, csv, json, orc, "
+                         "delta, ... (default: from its name, else parquet)")
     analyze.add_argument("--name", help="experiment name (default: the file name)")
     analyze.add_argument("--hypothesis", help="the hypothesis, printed in the memo")
     analyze.add_argument("--split", help="expected split: 50,50 (file order) or control=50,treatment=50")
@@ -127,15 +141,49 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="re-run a saved analysis from its stored input and policy")
     replay.add_argument("experiment_id", type=_positive_int, metavar="ID")
     replay.add_argument("--db", metavar="PATH")
+    replay.add_argument("--spark-remote", metavar="URL", help="re-run a Spark analysis's query there (default: "
+                        "$SPARK_REMOTE; without one its stored statistics are re-analysed)")
 
     serve = commands.add_parser("serve", help="start the dashboard")
     serve.add_argument("--db", metavar="PATH")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_positive_int, default=8050)
     serve.add_argument("--no-samples", action="store_true", help="do not load the sample experiments into a new database")
+    serve.add_argument("--spark-remote", metavar="URL", help="offer \"Spark table or SQL\" on New Experiment, scanned "
+                       "on this Spark Connect server (sc://host:15002) or a local Spark (local[N]); default $SPARK_REMOTE")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="a Host name the dashboard answers (repeatable; default: the bound address, plus "
                             "localhost and 127.0.0.1 on loopback); other Host headers get 400")
+    serve.add_argument("--auth", choices=("password", "proxy"), default="password",
+                       help="password: users sign in at /login (default); proxy: an authenticating proxy names the "
+                            "user in --auth-header")
+    serve.add_argument("--auth-header", default="X-Forwarded-User", metavar="NAME",
+                       help="with --auth proxy: the header naming the signed-in user (default X-Forwarded-User)")
+    serve.add_argument("--trusted-proxy", action="append", default=[], metavar="IP",
+                       help="the proxy's address (repeatable): only its user and X-Forwarded-Proto/-For headers "
+                            "are believed")
+    serve.add_argument("--no-auth", action="store_true",
+                       help="no sign-in at all: every request acts as admin, on any address (on purpose only)")
+
+    users = commands.add_parser("users", help="manage who may sign in to the dashboard, and their roles")
+    users_commands = users.add_subparsers(dest="users_command", required=True, parser_class=_Parser)
+    users_add = users_commands.add_parser("add", help="add a user (password from a prompt, or one line of "
+                                                      "standard input when it is not a terminal)")
+    users_add.add_argument("name", metavar="NAME")
+    users_add.add_argument("--role", required=True, choices=("viewer", "analyst", "admin"),
+                           help="viewer: browse and download; analyst: also upload, analyse, save and add notes; "
+                                "admin: also users and archive")
+    users_list = users_commands.add_parser("list", help="list users and their roles")
+    users_list.add_argument("--format", choices=("table", "json"), default="table")
+    users_remove = users_commands.add_parser("remove", help="remove a user")
+    users_remove.add_argument("name", metavar="NAME")
+    users_set_role = users_commands.add_parser("set-role", help="change a user's role")
+    users_set_role.add_argument("name", metavar="NAME")
+    users_set_role.add_argument("--role", required=True, choices=("viewer", "analyst", "admin"))
+    users_password = users_commands.add_parser("set-password", help="set a user's password (as for add)")
+    users_password.add_argument("name", metavar="NAME")
+    for command in (users_add, users_list, users_remove, users_set_role, users_password):
+        command.add_argument("--db", metavar="PATH", help="database file (default: data/experimentos.duckdb)")
 
     plan = commands.add_parser("plan", help="sample size and duration for a planned experiment")
     baseline = plan.add_mutually_exclusive_group(required=True)
@@ -233,6 +281,10 @@ class TerminalProgress:
 
 def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
     policy = _load_policy(args)
+    if args.engine == "spark" or args.table or args.sql:
+        return _analyze_spark(args, stdout, policy)
+    if not args.files:
+        raise UsageError("give at least one FILE (or --table / --sql with a Spark remote)")
     if args.format in ("html", "pdf") and (len(args.files) != 1 or not args.output):
         raise UsageError(f"--format {args.format} needs exactly one FILE and -o OUT")
     if args.name and len(args.files) > 1:
@@ -248,17 +300,27 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
         cumulative=args.cumulative,
         planned_sample=planned_sample,
     )
-    reports = []
+    reports: list[dict[str, Any]] = []
     terminal = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
-    with FileReader(on_progress=terminal) as reader:
+    # Each file is read and analysed in its own worker process (dashapp.isolation): a reader that
+    # crashes or runs out of memory is one line and exit 2. The worker is forked from this
+    # single-threaded process, which has imported the analysis already: a few ms a file, not the
+    # half second a fresh interpreter's imports take.
+    with WorkerPool(warm=0, fork=True) as pool:
         for file in args.files:
             if terminal is not None:
                 terminal.start(Path(file).name)
             try:
-                reports.append(analyze_path(file, request, reader=reader))
+                report = analyze_isolated(file, str(file), request, on_progress=terminal, pool=pool)
+            except UnreadableFileError as error:
+                raise UsageError(str(error)) from None
             finally:
                 if terminal is not None:
                     terminal.finish()
+            refused = [i for i in report["health"]["issues"] if i["code"] in INPUT_CAP_CODES]
+            if refused:  # refused unread (too wide, a line too long, too many rows): nothing to report on
+                raise UsageError(refused[0]["message"])
+            reports.append(report)
     if args.save:
         database = ExperimentDatabase(args.db)
         items = [prepare_save(report, request, source=Path(file), filename=Path(file).name)
@@ -272,27 +334,69 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
             for file, (experiment_id, _) in zip(args.files, database.save_analyses(items), strict=True):
                 sys.stderr.write(f"saved {Path(file).name} as experiment {experiment_id} in {database.path}\n")
     if args.format == "json":
-        lines = [json.dumps(report_json(r), allow_nan=False, ensure_ascii=False,
+        lines = [json.dumps(r, allow_nan=False, ensure_ascii=False,
                             indent=None if len(reports) > 1 else 2) for r in reports]
         _write("\n".join(lines) + "\n", args.output, stdout)
     elif args.format == "pdf":
-        _render(report_json(reports[0]), "pdf", args.output, stdout)
+        _render(reports[0], "pdf", args.output, stdout)
     else:
-        texts = [_memo(report_json(r), args.format) for r in reports]
+        texts = [_memo(r, args.format) for r in reports]
         _write("\n\n---\n\n".join(str(t) for t in texts), args.output, stdout)
-    if args.require_launch and any(r.decision.outcome is not Outcome.LAUNCH for r in reports):
+    if args.require_launch and any(r["decision"]["outcome"] != Outcome.LAUNCH.value for r in reports):
+        return EXIT_NOT_LAUNCH
+    return EXIT_OK
+
+
+def _analyze_spark(args: argparse.Namespace, stdout: TextIO, policy: Policy) -> int:
+    """``analyze`` with the scan on Spark (issue 15): one input, a path (FILE), ``--table`` or ``--sql``."""
+    from dashapp.spark_source import analyze_spark, remote_from
+    from storage.spark import SparkInput, open_session
+
+    given = [name for name, value in (("FILE", args.files), ("--table", args.table), ("--sql", args.sql)) if value]
+    if len(given) != 1 or len(args.files) > 1:
+        raise UsageError("--engine spark reads one input: one FILE (a path Spark can read), --table DB.NAME or "
+                         "--sql QUERY")
+    remote = remote_from(args.spark_remote)
+    if remote is None:
+        raise UsageError("--engine spark needs --spark-remote sc://host:15002 (a Spark Connect server) or local[2] "
+                         "(Spark on this machine), or SPARK_REMOTE set")
+    if args.format in ("html", "pdf") and not args.output:
+        raise UsageError(f"--format {args.format} needs -o OUT")
+    if args.experiment is not None and not args.save:
+        raise UsageError("--experiment ID adds the input to a saved experiment: give --save")
+    spark_input = (SparkInput("table", args.table) if args.table else SparkInput("sql", args.sql) if args.sql
+                   else SparkInput("path", args.files[0], args.spark_format or ""))
+    planned_sample = ExperimentDatabase(args.db).experiment(args.experiment).planned_sample \
+        if args.experiment is not None else None
+    request = AnalysisRequest(name=args.name, hypothesis=args.hypothesis, control=args.control, primary=args.primary,
+                              policy=policy, segments=tuple(args.segment), cumulative=args.cumulative,
+                              planned_sample=planned_sample)
+    with open_session(remote) as spark:  # StorageError (SparkError): one line, exit 2
+        analysis = analyze_spark(spark, spark_input, request)
+    report = analysis.report
+    if args.save:
+        database = ExperimentDatabase(args.db)
+        item = prepare_save(report, request, filename=analysis.filename, content=analysis.read.content)
+        if args.experiment is not None:
+            analysis_id = database.add_analysis(args.experiment, item[1])
+            sys.stderr.write(f"saved {spark_input.name} as analysis {analysis_id} of experiment {args.experiment}\n")
+        else:
+            experiment_id, _ = database.save_analyses([item])[0]
+            sys.stderr.write(f"saved {spark_input.name} as experiment {experiment_id} in {database.path}\n")
+    _render(report, args.format, args.output, stdout)
+    if args.require_launch and report["decision"]["outcome"] != Outcome.LAUNCH.value:
         return EXIT_NOT_LAUNCH
     return EXIT_OK
 
 
 def _memo(report: dict[str, Any], fmt: str, **memo: Any) -> str | bytes:
     """The memo in ``fmt`` (the renderers are imported only when a memo is asked for); a PDF that
-    does not finish in time is one clear line and exit 2, never a traceback."""
-    from dashapp.memo import RenderTimeoutError, render_report
+    does not finish in time (or whose render worker crashed) is one clear line and exit 2, never a traceback."""
+    from dashapp.memo import RenderFailedError, render_report
 
     try:
         return render_report(report, fmt, **memo)
-    except RenderTimeoutError as error:
+    except RenderFailedError as error:
         raise UsageError(f"the {fmt.upper()} memo could not be rendered: {error}; try --format md or html") from None
 
 
@@ -367,7 +471,14 @@ def _show(args: argparse.Namespace, stdout: TextIO) -> int:
 def _replay(args: argparse.Namespace, stdout: TextIO) -> int:
     database = ExperimentDatabase(args.db)
     analysis = database.latest_analysis(args.experiment_id)
-    result = replay_analysis(database, analysis.id)
+    from dashapp.spark_source import remote_from
+
+    result = replay_analysis(database, analysis.id, spark_remote=remote_from(args.spark_remote))
+    if result.data_note:  # a Spark input: did the query give the stored statistics again?
+        changed = "DATA CHANGED: " if result.data_changed else ""
+        stdout.write(f"experiment {args.experiment_id}, analysis {analysis.id}: {changed}{result.data_note}\n")
+        for difference in result.data_changed[:20]:
+            stdout.write(f"  {difference}\n")
     if result.identical:
         stdout.write(f"experiment {args.experiment_id}, analysis {analysis.id}: replay identical "
                      f"(decision {analysis.decision}, input sha256 {analysis.input_sha256[:12]}…)\n")
@@ -388,10 +499,91 @@ def _replay(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def _serve(args: argparse.Namespace, stdout: TextIO) -> int:
+    from dashapp import auth
     from dashapp.app import run_server
 
+    if args.no_auth and args.auth == "proxy":
+        raise UsageError("--no-auth and --auth proxy contradict each other; choose one")
+    if args.auth == "proxy" and not args.trusted_proxy:
+        raise UsageError("--auth proxy needs --trusted-proxy IP: the user header is believed only from that address")
+    mode: auth.AuthMode = "none" if args.no_auth else "proxy" if args.auth == "proxy" else "password"
+    try:
+        auth.checked_proxy_settings(mode, args.trusted_proxy, args.auth_header)
+        auth.check_bind(args.host, UserDirectory(ExperimentDatabase(args.db)).count(), mode)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if mode == "none":
+        sys.stderr.write("experimentos: warning: --no-auth: every request acts as admin, with no sign-in\n")
     run_server(db=args.db, host=args.host, port=args.port, load_samples=not args.no_samples,
-               allowed_hosts=args.allowed_host)
+               allowed_hosts=args.allowed_host, auth_mode=mode, trusted_proxies=args.trusted_proxy,
+               auth_header=args.auth_header, spark_remote=_spark_remote(args.spark_remote))
+    return EXIT_OK
+
+
+def _spark_remote(option: str | None) -> str | None:
+    from dashapp.spark_source import remote_from
+
+    return remote_from(option)
+
+
+def _read_password(confirm: bool = True) -> str:
+    """The new password: typed twice at a terminal prompt, else the first line of standard input."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if confirm and getpass.getpass("Repeat password: ") != first:
+            raise UsageError("the two passwords differ; nothing was changed")
+        return first
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line:
+        raise UsageError("no password on standard input: pipe one line (e.g. from a secrets manager) or run at a "
+                         "terminal to be prompted")
+    return line.rstrip("\r\n")
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _users(args: argparse.Namespace, stdout: TextIO) -> int:
+    from storage.users import validate_password, validate_role, validate_user_name
+
+    directory = UserDirectory(ExperimentDatabase(args.db))
+    command = args.users_command
+    try:
+        if command == "list":
+            users = directory.users()
+            if args.format == "json":
+                stdout.write(json.dumps([{"name": u.name, "role": u.role, "created_at": u.created_at.isoformat(
+                    timespec="seconds") if u.created_at else None} for u in users], indent=2) + "\n")
+            else:
+                lines = [f"{'user':24}  {'role':8}  added"] + [
+                    f"{u.name:24}  {u.role:8}  {format_date(u.created_at) if u.created_at else '-'}" for u in users]
+                lines.append(f"{format_count(len(users))} user(s)" + ("" if users else
+                             " — the dashboard is single-user on loopback until you add one"))
+                stdout.write("\n".join(lines) + "\n")
+        elif command == "add":
+            validate_user_name(args.name)
+            validate_role(args.role)
+            if directory.find(args.name) is not None:
+                raise UsageError(f"user {args.name!r} already exists; use 'experimentos users set-role' or "
+                                 "'set-password'")
+            directory.add(args.name, args.role, validate_password(_read_password()), actor=_cli_actor())
+            sys.stderr.write(f"added {args.name} ({args.role}) to {directory.database.path}\n")
+        elif command == "remove":
+            directory.remove(args.name, actor=_cli_actor())
+            sys.stderr.write(f"removed {args.name} from {directory.database.path}\n")
+        elif command == "set-role":
+            directory.set_role(args.name, args.role, actor=_cli_actor())
+            sys.stderr.write(f"{args.name} is now {args.role}\n")
+        elif command == "set-password":
+            directory.user(args.name)
+            directory.set_password(args.name, validate_password(_read_password()))
+            sys.stderr.write(f"changed the password of {args.name}\n")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     return EXIT_OK
 
 
@@ -466,7 +658,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     try:
         args = parser.parse_args(argv)
         handlers = {"analyze": _analyze, "plan": _plan, "history": _history, "show": _show, "replay": _replay,
-                    "serve": _serve}
+                    "serve": _serve, "users": _users}
         return handlers[args.command](args, out)
     except UsageError as error:
         err.write(f"experimentos: error: {error}\n")

@@ -16,9 +16,10 @@ from scipy import stats
 from dashapp.formatting import format_amount, format_number, format_p, format_percent, format_points, format_probability
 from storage.database import ComparisonRow, DecisionCount
 
-__all__ = ["HISTORY_DECISION_COLOURS", "compare_figure", "effect_figure", "effect_title", "empty_figure",
-           "guardrail_figure", "guardrail_harm", "history_compare_label", "history_legend_groups",
-           "portfolio_timeline_figure", "posterior_figure", "posterior_title", "timeline_figure", "untrusted_reason"]
+__all__ = ["HISTORY_DECISION_COLOURS", "compare_figure", "decision_interval", "effect_figure", "effect_title",
+           "empty_figure", "guardrail_figure", "guardrail_harm", "history_compare_label", "history_legend_groups",
+           "looks_figure", "portfolio_timeline_figure", "posterior_figure", "posterior_title", "primary_results",
+           "timeline_figure", "untrusted_reason"]
 
 STATUS_COLOURS = {"ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280", "worsened": "#b7791f",
                   "severe": "#b42318"}
@@ -413,4 +414,52 @@ def timeline_figure(report: dict[str, Any]) -> go.Figure:
                          legend=dict(orientation="h", y=-0.18))
     figure.update_yaxes(title_text="effect (pp)" if proportion else "effect", row=1, col=1)
     figure.update_yaxes(title_text="new users", row=2, col=1)
+    return figure
+
+
+# -- an experiment's looks ------------------------------------------------------------------------
+
+
+def primary_results(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(treatment, primary result) of each comparison of a report that keeps the contract."""
+    return [(c["treatment"], c["primary"]) for c in report.get("comparisons") or []]
+
+
+def decision_interval(primary: dict[str, Any]) -> tuple[list[float], float | None, bool]:
+    """The CI and p the decision used (always-valid ones when the analysis was sequential), and
+    whether they are always-valid."""
+    sequential = primary.get("sequential")
+    if isinstance(sequential, dict) and sequential.get("ci"):
+        return sequential["ci"], sequential.get("p_value"), True
+    return primary["absolute_ci"], primary.get("p_value"), False
+
+
+def looks_figure(looks: Sequence[tuple[str, dict[str, Any]]]) -> go.Figure:
+    """The primary effect at each look (``(label, report)``, reports that keep the contract) with
+    the CI the decision used (always-valid when sequential); looks whose data could not be
+    trusted are hollow grey markers. Rates in pp."""
+    figure = go.Figure()
+    points: dict[str, list[tuple[str, float, float, float, bool]]] = {}
+    proportion = False
+    for label, report in looks:
+        untrusted = untrusted_reason(report) is not None
+        for treatment, primary in primary_results(report):
+            proportion = primary["type"] == "proportion"
+            scale = 100.0 if proportion else 1.0
+            interval, _, _ = decision_interval(primary)
+            points.setdefault(treatment, []).append((label, primary["absolute_effect"] * scale, interval[0] * scale,
+                                                     interval[1] * scale, untrusted))
+    for index, (treatment, rows) in enumerate(points.items()):
+        colour = ARM_COLOURS[(index + 1) % len(ARM_COLOURS)]
+        figure.add_trace(go.Scatter(
+            x=[r[0] for r in rows], y=[r[1] for r in rows], mode="lines+markers", name=_plot_text(treatment),
+            line=dict(color=colour), marker=dict(size=9, color=[UNTRUSTED_COLOUR if r[4] else colour for r in rows],
+                                                 symbol=["circle-open" if r[4] else "circle" for r in rows]),
+            error_y=dict(type="data", symmetric=False, array=[r[3] - r[1] for r in rows],
+                         arrayminus=[r[1] - r[2] for r in rows], color=colour, thickness=1.5),
+            hovertemplate="%{x}: %{y:.3f}" + (" pp" if proportion else "") + "<extra>%{fullData.name}</extra>"))
+    figure.add_hline(y=0, line=dict(color="#6b7280", width=1))
+    figure.update_layout(template="plotly_white", height=280, margin=dict(l=10, r=10, t=10, b=40),
+                         showlegend=len(points) > 1, xaxis=dict(type="category"),
+                         yaxis=dict(title="Effect (pp)" if proportion else "Effect"))
     return figure

@@ -14,6 +14,8 @@ HISTORY_TABLE = "history-table"
 # App shell
 SESSION_STORE = "session-store"
 NAVBAR = "navbar"
+FAULT_BANNER = "fault-banner"  # where a callback's database fault or stale data is announced (dashapp/faults.py)
+DATABASE_FAULT = "database-fault"  # the card a page shows instead of itself when the database cannot answer
 
 # New experiment
 HYPOTHESIS = "hypothesis"
@@ -160,3 +162,34 @@ EXPERIMENT_LOOKS_TABLE = "experiment-looks-table"
 EXPERIMENT_LOOKS_COUNT = "experiment-looks-count"
 EXPERIMENT_LOOKS_CHART = "experiment-looks-chart"
 EXPERIMENT_TIMELINE_CHART = "experiment-timeline-chart"
+
+# Sign-in, roles and the admin page (dashapp/auth.py, dashapp/pages/admin.py)
+NAVBAR_USER = "navbar-user"
+SIGN_OUT = "sign-out"
+ROLE_NOTICE = "role-notice"
+EXPERIMENT_ARCHIVE = "experiment-archive"
+EXPERIMENT_ARCHIVE_STATE = "experiment-archive-state"
+EXPERIMENT_ARCHIVE_MESSAGE = "experiment-archive-message"
+HISTORY_SHOW_ARCHIVED = "history-show-archived"
+ADMIN_AUDIT_USER = "admin-audit-user"
+ADMIN_AUDIT_EVENT = "admin-audit-event"
+ADMIN_AUDIT_TABLE = "admin-audit-table"
+ADMIN_AUDIT_COUNT = "admin-audit-count"
+ADMIN_USERS_TABLE = "admin-users-table"
+ADMIN_USER_NAME = "admin-user-name"
+ADMIN_USER_ROLE = "admin-user-role"
+ADMIN_USER_PASSWORD = "admin-user-password"
+ADMIN_USER_ADD = "admin-user-add"
+ADMIN_USER_SET_ROLE = "admin-user-set-role"
+ADMIN_USER_REMOVE = "admin-user-remove"
+ADMIN_USER_MESSAGE = "admin-user-message"
+
+# New Experiment's Spark source (dashapp/spark_panel.py), shown when serve has a Spark remote
+SPARK_PANEL = "spark-panel"
+SPARK_KIND = "spark-kind"
+SPARK_QUERY = "spark-query"
+SPARK_RUN = "spark-run"
+SPARK_PROGRESS = "spark-progress"
+SPARK_PROGRESS_TEXT = "spark-progress-text"
+SPARK_PROGRESS_BOX = "spark-progress-box"
+SPARK_MESSAGE = "spark-message"

@@ -80,12 +80,15 @@ class ThreadJobManager(BaseBackgroundCallbackManager):  # type: ignore[misc]
     def call_job_fn(self, key: str, job_fn: Callable[..., None], args: Any, context: Any) -> str:
         job = str(next(self._ids))
         server = self._server
+        # The job outlives the request; who started it (for per-user quotas) goes with it.
+        user = flask.request.environ.get("REMOTE_USER") if flask.has_request_context() else None
 
         def run() -> None:
             if server is None:
                 job_fn(key, self._make_progress_key(key), args, context)
                 return
             with server.app_context():
+                flask.g.remote_user = user
                 job_fn(key, self._make_progress_key(key), args, context)
 
         thread = threading.Thread(target=run, name=f"dash-job-{job}", daemon=True)

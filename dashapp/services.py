@@ -5,24 +5,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import analytics
 from analytics import DEFAULT_POLICY, ExperimentInfo, InputInfo, Policy, Report
 from analytics.decision import RULE_NUMBERS
+from dashapp.isolation import (
+    IsolationError,
+    WorkerCrashedError,
+    WorkerOutOfMemoryError,
+    WorkerPool,
+    WorkerTimeoutError,
+    default_pool,
+)
 from storage.database import ExperimentDatabase, NewAnalysis, NewExperiment
-from storage.ingest import FileReader, LoadedFile
+from storage.ingest import MAX_COLUMNS, FileReader, LoadedFile
+
+T = TypeVar("T")
 
 __all__ = [
     "AnalysisRequest",
     "ReplayResult",
     "SessionRejectedError",
+    "UnreadableFileError",
+    "analyze_isolated",
     "analyze_loaded",
     "analyze_path",
     "prepare_save",
@@ -57,6 +69,23 @@ class AnalysisRequest:
 
 def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
     """Validate a read file and analyse it; bad data gives a Blocked report, never an exception."""
+    if loaded.file_format != "spark":
+        return _analyze_loaded(loaded, request)
+    try:
+        return _analyze_loaded(loaded, request)
+    except (ArithmeticError, TypeError, ValueError):
+        # Statistics ExperimentOS stored come out of its own scan; numbers no scan can give (a
+        # negative count, NaN sums, more conversions than users) mean the file was made or edited
+        # by hand: refused like any unusable input, never a traceback.
+        refused = replace(loaded, user_level=None, issues=(analytics.Issue(
+            "invalid_spark_input", "blocked",
+            f"{Path(loaded.path).name} holds statistics no Spark scan gives (a negative count, a sum that is not "
+            "a number or more successes than users); upload the exported CSV or Parquet file instead, or run the "
+            "Spark query again."),))
+        return _analyze_loaded(refused, request)
+
+
+def _analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
     name = request.name or Path(loaded.path).stem or "experiment"
     issues = loaded.issues
     data = None
@@ -133,6 +162,57 @@ def report_json(report: Report) -> dict[str, Any]:
     return analytics.report_to_dict(report)
 
 
+# -- isolated analysis: untrusted files are read and analysed in a worker process ----------------
+
+
+def analyze_file(path: str, filename: str, request: AnalysisRequest,
+                 on_progress: Callable[[float], None] | None = None) -> Report:
+    """Read and analyse the file at ``path`` (``filename`` names it in messages). What an isolated
+    worker runs for :func:`analyze_staged`. Raises :class:`storage.InputFileError` when the file
+    cannot be opened."""
+    with FileReader(on_progress=on_progress) as reader:
+        loaded = reader.read_path(path, segments=request.segments, ratios=request.ratios, name=filename)
+    return analyze_loaded(loaded, request)
+
+
+def analyze_file_report(path: str, filename: str, request: AnalysisRequest,
+                        on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """:func:`analyze_file` as the report JSON: what an isolated worker runs for
+    :func:`analyze_isolated` (plain data back to the server)."""
+    return report_json(analyze_file(path, filename, request, on_progress))
+
+
+def analyze_isolated(path: str | Path, filename: str, request: AnalysisRequest, *,
+                     on_progress: Callable[[float], None] | None = None,
+                     pool: WorkerPool | None = None) -> dict[str, Any]:
+    """:func:`analyze_file_report` in a worker process with memory, CPU and time limits
+    (:mod:`dashapp.isolation`; ``pool`` default: the process's); returns the report JSON. Raises
+    :class:`UnreadableFileError` when the worker crashed, ran out of memory or time, and
+    :class:`storage.InputFileError` when the file cannot be opened."""
+    return _isolated(analyze_file_report, path, filename, request, on_progress, pool)
+
+
+def _isolated(target: Callable[..., T], path: str | Path, filename: str, request: AnalysisRequest,
+              on_progress: Callable[[float], None] | None, pool: WorkerPool | None = None) -> T:
+    try:
+        return (pool or default_pool()).run(target, str(path), filename, request, on_progress=on_progress)
+    except IsolationError as error:
+        raise UnreadableFileError(unreadable_message(Path(filename).name, error)) from None
+
+
+def unreadable_message(name: str, error: IsolationError) -> str:
+    """What the user is told when the worker reading ``name`` gave no report (one line, no period)."""
+    if isinstance(error, WorkerOutOfMemoryError):
+        return (f"{name} could not be read: {error}; aggregate it or keep only the columns the analysis needs "
+                "(the limit is EXPERIMENTOS_WORKER_MEMORY_MB)")
+    if isinstance(error, WorkerTimeoutError):
+        return (f"{name} could not be read: {error}; aggregate it or keep only the columns the analysis needs "
+                "(the limit is EXPERIMENTOS_WORKER_TIMEOUT_SECONDS)")
+    reason = str(error) if isinstance(error, WorkerCrashedError) else f"the reader failed ({error})"
+    return (f"{name} could not be read: {reason}; export it again as a CSV (UTF-8) or Parquet file with one "
+            f"header row and at most {MAX_COLUMNS} columns")
+
+
 # -- storage -------------------------------------------------------------------------------------
 
 
@@ -153,17 +233,20 @@ def save_report(database: ExperimentDatabase, report: Report, request: AnalysisR
     return database.save_analysis(*prepare_save(report, request, content=content, filename=filename, charter=charter))
 
 
-def prepare_save(report: Report, request: AnalysisRequest, *, filename: str, content: bytes | None = None,
-                 source: Path | None = None, charter: NewExperiment | None = None) -> tuple[NewExperiment, NewAnalysis]:
+def prepare_save(report: Report | dict[str, Any], request: AnalysisRequest, *, filename: str, content: bytes | None = None,
+                 source: Path | None = None, charter: NewExperiment | None = None,
+                 author: str | None = None) -> tuple[NewExperiment, NewAnalysis]:
     """The records that :func:`save_report` stores (for bulk saving many reports at once); the
-    input is given as its bytes or, so that a large file is never read into memory, its path."""
-    body = report_json(report)
-    experiment = charter or NewExperiment(name=report.experiment.name,
-                                          primary_metric=report.experiment.primary_metric,
-                                          hypothesis=report.experiment.hypothesis)
-    analysis = NewAnalysis(report=body, request=request_to_mapping(request, report.experiment.name),
+    input is given as its bytes or, so that a large file is never read into memory, its path.
+    ``author``: the signed-in user who stores it (recorded on the analysis and in the audit log).
+    ``report`` may be the report JSON an isolated worker returned (:func:`analyze_isolated`)."""
+    body = report if isinstance(report, dict) else report_json(report)
+    named = body["experiment"]
+    experiment = charter or NewExperiment(name=named["name"], primary_metric=named["primary_metric"],
+                                          hypothesis=named.get("hypothesis"))
+    analysis = NewAnalysis(report=body, request=request_to_mapping(request, named["name"]),
                            policy=analytics.policy_to_mapping(request.policy), filename=filename, content=content,
-                           source=source)
+                           source=source, author=author)
     return experiment, analysis
 
 
@@ -171,13 +254,17 @@ def prepare_save(report: Report, request: AnalysisRequest, *, filename: str, con
 class ReplayResult:
     """``version_change``: the stored report came from another schema / rules / analytics version and
     the same input (sha256 equal), so its ``differences`` are what today's version computes
-    differently — not tampering."""
+    differently — not tampering. For a Spark input (:mod:`dashapp.spark_source`), ``data_changed``
+    lists how the query's statistics differ today from the stored ones (the data moved on; the
+    stored analysis is intact when ``identical``), and ``data_note`` says whether the query ran."""
 
     analysis_id: int
     identical: bool
     differences: tuple[str, ...]
     replayed: dict[str, Any]
     version_change: tuple[str, ...] = ()
+    data_changed: tuple[str, ...] = ()
+    data_note: str = ""
 
     @property
     def tampered(self) -> bool:
@@ -211,11 +298,14 @@ REPLAY_RELATIVE_TOLERANCE = 1e-9
 REPLAY_ABSOLUTE_TOLERANCE = 1e-12
 
 
-def replay_analysis(database: ExperimentDatabase, analysis_id: int) -> ReplayResult:
+def replay_analysis(database: ExperimentDatabase, analysis_id: int, *, spark_remote: str | None = None
+                    ) -> ReplayResult:
     """Re-run a stored analysis from its stored input bytes and policy and compare the reports.
 
     Every field is compared, the analytics version included, so a changed method is never
     hidden; the report carries no timestamps.
+    ``spark_remote``: where a Spark input's query is re-run (without it, only its stored
+    statistics are re-analysed).
     """
     record = database.analysis(analysis_id)
     stored_path = database.input_path(record.input_sha256)
@@ -226,6 +316,14 @@ def replay_analysis(database: ExperimentDatabase, analysis_id: int) -> ReplayRes
                               segments=tuple(stored_request.get("segments") or ()),
                               cumulative=bool(stored_request.get("cumulative", False)),
                               planned_sample=stored_request.get("planned_sample"))
+    if stored_path is None and record.filename.startswith("spark-"):  # a Spark query and its statistics
+        from dashapp.spark_source import replay_spark
+
+        replayed = replay_spark(record.report if isinstance(record.report, dict) else {},
+                                database.input_content(record.input_sha256), request, remote=spark_remote,
+                                analysis_id=analysis_id)
+        if replayed is not None:
+            return replayed
     with FileReader() as reader:
         if stored_path is not None:  # a large input kept as a file: read in place
             loaded = reader.read_path(stored_path, segments=request.segments, ratios=request.ratios, name=record.filename)
@@ -256,6 +354,12 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 class UploadRejectedError(ValueError):
     """An upload that is refused before analysis (too large, not decodable)."""
+
+
+class UnreadableFileError(UploadRejectedError):
+    """A file whose reading or analysis failed in its worker process (a native crash, more memory
+    or time than a worker may use); the server or CLI process is unharmed. The message names the
+    file and what to do."""
 
 
 class SessionRejectedError(UploadRejectedError):
@@ -515,9 +619,9 @@ def analyze_staged(staging: Path, sha256: str, filename: str, request: AnalysisR
     path = staged_path(staging, sha256)
     if not path.exists():
         raise UploadRejectedError(f"{filename} is no longer on the server; upload it again")
-    with FileReader(on_progress=on_progress) as reader:
-        loaded = reader.read_path(path, segments=request.segments, ratios=request.ratios, name=filename)
-    return analyze_loaded(loaded, replace(request, name=request.name or Path(filename).stem))
+    # Read and analysed in an isolated worker process (dashapp.isolation), which returns the Report.
+    return _isolated(analyze_file, path, filename, replace(request, name=request.name or Path(filename).stem),
+                     on_progress)
 
 
 def analyze_upload(content: bytes, filename: str, request: AnalysisRequest, *, staging: Path,
@@ -528,20 +632,46 @@ def analyze_upload(content: bytes, filename: str, request: AnalysisRequest, *, s
     Raises :class:`UploadRejectedError` when the file is larger than ``limit_bytes``.
     ``on_progress`` receives DuckDB's percentage done while the file is scanned.
     """
+    return analyze_staged(staging, _stage(content, filename, staging, limit_bytes), filename, request,
+                          on_progress=on_progress)
+
+
+def analyze_staged_report(staging: Path, sha256: str, filename: str, request: AnalysisRequest, *,
+                          on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """:func:`analyze_staged` in an isolated worker (:func:`analyze_isolated`): the report JSON.
+    Raises :class:`UploadRejectedError` (:class:`UnreadableFileError` when the worker failed)."""
+    path = staged_path(staging, sha256)
+    if not path.exists():
+        raise UploadRejectedError(f"{filename} is no longer on the server; upload it again")
+    return _isolated(analyze_file_report, path, filename, replace(request, name=request.name or Path(filename).stem),
+                     on_progress)
+
+
+def analyze_upload_report(content: bytes, filename: str, request: AnalysisRequest, *, staging: Path,
+                          limit_bytes: int = DEFAULT_UPLOAD_LIMIT_BYTES,
+                          on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """:func:`analyze_upload` in an isolated worker: the bytes are staged first (content-addressed,
+    so the analysis can be saved later) and the worker reads them from there; returns the report
+    JSON. Raises :class:`UploadRejectedError` (:class:`UnreadableFileError` when the worker failed)."""
+    return analyze_staged_report(staging, _stage(content, filename, staging, limit_bytes), filename, request,
+                                 on_progress=on_progress)
+
+
+def _stage(content: bytes, filename: str, staging: Path, limit_bytes: int) -> str:
+    """Keep uploaded bytes in ``staging`` under their sha256 (returned), for the worker to read and
+    for a later save. Raises :class:`UploadRejectedError` when they are larger than ``limit_bytes``."""
     if len(content) > limit_bytes:
         raise UploadRejectedError(
             f"{filename} is {len(content) / 2**20:.1f} MB, above the upload limit of {limit_bytes / 2**20:.0f} MB; "
             "aggregate it first or raise the limit (EXPERIMENTOS_UPLOAD_LIMIT_MB)")
-    with FileReader(on_progress=on_progress) as reader:
-        loaded = reader.read_bytes(content, filename, segments=request.segments, ratios=request.ratios)
-    report = analyze_loaded(loaded, replace(request, name=request.name or Path(filename).stem))
     staging.mkdir(parents=True, exist_ok=True)
-    target = staged_path(staging, loaded.sha256)
+    sha256 = hashlib.sha256(content).hexdigest()
+    target = staged_path(staging, sha256)
     if not target.exists():
-        temporary = target.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_bytes(content)
-        temporary.replace(target)
-    return report
+        with tempfile.NamedTemporaryFile(dir=staging, prefix=f"{sha256}.", suffix=".tmp", delete=False) as handle:
+            handle.write(content)
+        Path(handle.name).replace(target)
+    return sha256
 
 
 def sample_files() -> list[Path]:
@@ -611,7 +741,7 @@ def look_request(stored_request: dict[str, Any], stored_policy: dict[str, Any], 
 
 
 def add_look(database: ExperimentDatabase, experiment_id: int, content: bytes, filename: str, *, staging: Path,
-             limit_bytes: int = DEFAULT_UPLOAD_LIMIT_BYTES) -> tuple[int, Report]:
+             limit_bytes: int = DEFAULT_UPLOAD_LIMIT_BYTES, author: str | None = None) -> tuple[int, Report]:
     """Analyse an uploaded file as a new look at a stored experiment and store it; returns
     ``(analysis id, report)``.
 
@@ -627,5 +757,5 @@ def add_look(database: ExperimentDatabase, experiment_id: int, content: bytes, f
     if report.health.status == analytics.HealthStatus.BLOCKED:
         raise LookBlockedError(f"{filename} is Blocked, so it was not stored as a look: fix the data and upload it "
                                "again", report)
-    _, analysis = prepare_save(report, request, filename=filename, content=content)
+    _, analysis = prepare_save(report, request, filename=filename, content=content, author=author)
     return database.add_analysis(experiment_id, analysis), report

@@ -1,12 +1,12 @@
 """The session state kept in the app shell's ``dcc.Store`` (JSON only) and the work on it.
 
-Functions here are the bodies of the callbacks, written as plain functions so they can
-be tested without a browser; the callbacks only unpack inputs and call them.
+The services the page callbacks call (analyse into a session, re-run, save, plan), as plain
+functions testable without a browser; the callback bodies themselves live in the page
+modules (``dashapp/pages``), which unpack inputs, call these and build components.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -15,6 +15,7 @@ from typing import Any
 
 from analytics import DEFAULT_POLICY, Margin, Policy, parse_split, plan_sample_size
 from analytics.power import plan_sequential_sample_size
+from dashapp.auth import acting_user_name
 from dashapp.formatting import format_count, format_number
 from dashapp.memo import Charter
 from dashapp.pages import context
@@ -22,10 +23,9 @@ from dashapp.services import (
     AnalysisRequest,
     SessionRejectedError,
     UploadRejectedError,
-    analyze_staged,
-    analyze_upload,
+    analyze_staged_report,
+    analyze_upload_report,
     prepare_save,
-    report_json,
     request_from_form,
     sample_files,
     sample_request,
@@ -108,8 +108,8 @@ def decode_upload(contents: str, limit_bytes: int) -> bytes:
     encoded = contents.split(",", 1)[1]
     if len(encoded) * 3 // 4 > limit_bytes:
         raise UploadRejectedError(f"the file is larger than the upload limit of {limit_bytes / 2**20:.0f} MB")
-    try:
-        return base64.b64decode(encoded, validate=True)
+    try:  # binascii reads the text in place (b64decode would first copy it to bytes: a 50 MB upload is 67 MB)
+        return binascii.a2b_base64(encoded, strict_mode=True)
     except (binascii.Error, ValueError):
         raise UploadRejectedError("the upload could not be decoded; try again or use the CLI") from None
 
@@ -118,9 +118,9 @@ def analyze_into_session(content: bytes, filename: str, form: FormValues, *, sta
                          notes: str | None = None, on_progress: Callable[[float], None] | None = None) -> Session:
     """Analyse a file and return the new session state (raises ``ValueError`` for bad form values)."""
     request = form.request()
-    report = analyze_upload(content, filename, request, staging=staging, limit_bytes=limit_bytes,
-                            on_progress=on_progress)
-    return _new_session(report_json(report), form, filename, notes)
+    body = analyze_upload_report(content, filename, request, staging=staging, limit_bytes=limit_bytes,
+                                 on_progress=on_progress)  # read and analysed in an isolated worker
+    return _new_session(body, form, filename, notes)
 
 
 def _new_session(body: dict[str, Any], form: FormValues, filename: str, notes: str | None) -> Session:
@@ -156,7 +156,7 @@ def analyze_staged_session(sha256: str, filename: str, form: FormValues, *, stag
     """Analyse a file already kept on the server (a large upload, or a re-run) into a new session
     state, reading it from disk (raises ``ValueError`` for bad form values or a missing file)."""
     request = form.request()
-    body = report_json(analyze_staged(staging, sha256, filename, request, on_progress=on_progress))
+    body = analyze_staged_report(staging, sha256, filename, request, on_progress=on_progress)  # isolated worker
     return _new_session(body, form, filename, notes)
 
 
@@ -247,7 +247,7 @@ def saved_entry(secret: bytes, experiment_id: int, analysis_id: int) -> dict[str
 
 
 def save_session(state: Session, database: ExperimentDatabase, *, staging: Path,
-                 secret: bytes | None = None) -> Session:
+                 secret: bytes | None = None, author: str | None = None) -> Session:
     """Store the session's analysis, recomputed on the server; returns the updated state.
 
     The browser's report is never stored: the staged input it names (by sha256) is analysed again
@@ -258,6 +258,7 @@ def save_session(state: Session, database: ExperimentDatabase, *, staging: Path,
     staged, the form does not validate or the session's ``saved`` ids are not this server's.
     """
     secret = secret or context.session_secret()
+    author = author if author is not None else acting_user_name()  # the signed-in user, recorded as author
     if verified_saved(state, secret) is not None:
         return state
     source = state.get("input")
@@ -270,16 +271,17 @@ def save_session(state: Session, database: ExperimentDatabase, *, staging: Path,
     form = form_from_session(state.get("form"))
     try:
         request = form.request()
-        report = analyze_staged(staging, path.stem, filename, request)
+        report = analyze_staged_report(staging, path.stem, filename, request)  # isolated worker
     except UploadRejectedError:
         raise
     except (ValueError, InputFileError) as error:
         raise SessionRejectedError(f"the analysis could not be recomputed on the server: {error}") from None
     tags = tuple(t.strip() for t in (form.tags or "").split(",") if t.strip())
-    charter = NewExperiment(name=report.experiment.name, primary_metric=report.experiment.primary_metric,
+    charter = NewExperiment(name=report["experiment"]["name"], primary_metric=report["experiment"]["primary_metric"],
                             hypothesis=form.hypothesis, owner=form.owner, tags=tags, mde=form.mde,
                             planned_sample=form.planned_sample)
-    experiment, analysis = prepare_save(report, request, filename=filename, source=path, charter=charter)
+    experiment, analysis = prepare_save(report, request, filename=filename, source=path, charter=charter,
+                                        author=author)
     experiment_id, analysis_id = database.save_analysis(experiment, analysis)
     # Saved here, the analysis is done: Results and the memo keep showing it, New Experiment starts afresh.
     return {**state, "report": analysis.report, "saved": saved_entry(secret, experiment_id, analysis_id),

@@ -15,8 +15,8 @@ add it without a CORS preflight that this server never grants, so it cannot drop
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +24,13 @@ import flask
 from werkzeug.exceptions import BadRequest
 
 from dashapp.services import staged_path
+from dashapp.staging import QuotaExceededError, current_user, prune_staging, staging_area
 
 __all__ = ["LARGE_UPLOAD_HEADER", "LARGE_UPLOAD_ROUTE", "prune_staging", "register_large_upload"]
 
 LARGE_UPLOAD_ROUTE = "/upload/large"
 LARGE_UPLOAD_HEADER = "X-ExperimentOS-Upload"
 _CHUNK = 1 << 20
-
-
-def prune_staging(staging: Path, *, days: float, now: float | None = None) -> int:
-    """Delete uploads kept longer than ``days`` (and leftovers of interrupted ones after a day);
-    returns how many files went. Saved analyses keep their own copy in the database, and a tab
-    that still names a pruned file is asked to upload it again."""
-    if not staging.is_dir():
-        return 0
-    now = time.time() if now is None else now
-    removed = 0
-    for path in staging.iterdir():
-        limit = days if path.suffix == ".bin" else 1.0
-        try:
-            if path.is_file() and now - path.stat().st_mtime > limit * 86_400:
-                path.unlink()
-                removed += 1
-        except OSError:
-            continue  # another process removed it, or it is not ours to delete
-    return removed
 
 
 def _refuse(status: int, message: str) -> tuple[dict[str, Any], int]:
@@ -73,6 +55,12 @@ def register_large_upload(server: flask.Flask) -> None:
                                 f"{limit / 2**20:,.0f} MB (EXPERIMENTOS_LARGE_UPLOAD_LIMIT_MB)")
         request.max_content_length = limit
         staging = Path(server.config["EXPERIMENTOS_STAGING"])
+        area, user = staging_area(server), current_user()
+        quota = ExitStack()
+        try:  # the user's quota is held for this upload until it has arrived (or failed)
+            quota.enter_context(area.reserve(user, length))
+        except QuotaExceededError as error:
+            return _refuse(413, f"{name} was refused: {error}")
         partial = staging / f"incoming-{uuid.uuid4().hex}.part"
         digest = hashlib.sha256()
         received = 0
@@ -98,8 +86,11 @@ def register_large_upload(server: flask.Flask) -> None:
                 partial.unlink()
             else:
                 partial.replace(target)
+            area.record(user, sha256)
         except OSError as error:
             partial.unlink(missing_ok=True)
             return _refuse(507, f"the server could not store {name} ({error.strerror or error}); free some disk "
                                 "space next to the database and try again")
+        finally:
+            quota.close()
         return {"sha256": sha256, "filename": name, "size": received}, 200

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from dashapp.memo.model import MAX_NOTES_CHARS, Charter, MemoModel, build_memo
 from dashapp.memo.render import (
+    RenderFailedError,
     RenderTimeoutError,
     SafeURLFetcher,
     markdown_escape,
@@ -18,6 +19,7 @@ __all__ = [
     "MAX_NOTES_CHARS",
     "Charter",
     "MemoModel",
+    "RenderFailedError",
     "RenderTimeoutError",
     "SafeURLFetcher",
     "build_memo",

@@ -1,8 +1,10 @@
 """The memo model: everything the one-page memo says, built from a report's JSON.
 
 Built from the JSON contract (not the live objects) so that a stored analysis renders
-exactly like a fresh one. All wording that is not a number lives in the templates;
-this module only decides *which* facts apply and formats numbers.
+exactly like a fresh one. This module writes the memo's sentences (the conclusion, the
+reasons, risks, next actions and the timeline summary, with numbers formatted by
+:mod:`dashapp.formatting`); the templates only lay them out, with their headings and
+table captions.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ rendering runs with a time limit so it cannot hang the caller.
 
 from __future__ import annotations
 
-import concurrent.futures
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +26,11 @@ __all__ = [
     "NOTES_MARKER",
     "STATIC_DIR",
     "FitStep",
+    "RenderFailedError",
     "RenderTimeoutError",
     "SafeURLFetcher",
     "markdown_escape",
+    "pdf_timeout",
     "render_html",
     "render_markdown",
     "render_pdf",
@@ -38,6 +40,7 @@ __all__ = [
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PDF_TIMEOUT_SECONDS = 20.0
+PDF_TIMEOUT_ENV = "EXPERIMENTOS_PDF_TIMEOUT_SECONDS"
 DENSITIES = (0, 1, 2, 3, 4, 5)  # body type 8.4, 7.7, 7.1, 6.6, 6.2 and 6.2 pt (memo.css)
 CHART_HEIGHTS = {0: 2.5, 1: 2.2, 2: 1.9, 3: 1.6, 4: 1.5, 5: 1.4}  # inches, per density
 TIMELINE_HEIGHTS = {0: 1.6, 1: 1.45, 2: 1.3, 3: 1.15, 4: 1.05, 5: 1.0}
@@ -69,8 +72,12 @@ FIT_STEPS = (
 )
 
 
-class RenderTimeoutError(RuntimeError):
-    """Rendering the PDF took longer than the time limit."""
+class RenderFailedError(RuntimeError):
+    """The PDF could not be rendered: its worker process crashed or ran out of memory."""
+
+
+class RenderTimeoutError(RenderFailedError):
+    """Rendering the PDF took longer than the time limit (its worker process was killed)."""
 
 
 def markdown_escape(text: object) -> str:
@@ -213,21 +220,46 @@ def _write_pdf(memo: MemoModel, fetcher: SafeURLFetcher) -> bytes:
     return content
 
 
+def _pdf_job(memo: MemoModel, fetcher_type: type[SafeURLFetcher]) -> tuple[bytes, list[str], list[str]]:
+    """What the render worker runs: the PDF and the URLs its fetcher was asked for and refused."""
+    fetcher = fetcher_type()
+    return _write_pdf(memo, fetcher), fetcher.requested, fetcher.refused
+
+
+def pdf_timeout() -> float:
+    """The PDF time limit: ``EXPERIMENTOS_PDF_TIMEOUT_SECONDS``, else :data:`PDF_TIMEOUT_SECONDS`."""
+    text = os.environ.get(PDF_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(text) if text else PDF_TIMEOUT_SECONDS
+    except ValueError:
+        raise ValueError(f"{PDF_TIMEOUT_ENV} must be a number of seconds, got {text!r}") from None
+    return value if value > 0 else PDF_TIMEOUT_SECONDS
+
+
 def render_pdf(memo: MemoModel, policy: dict[str, Any] | None = None, *, fetcher: SafeURLFetcher | None = None,
-               timeout: float = PDF_TIMEOUT_SECONDS) -> bytes:
-    """An A4 PDF of the memo, on one page. Raises :class:`RenderTimeoutError` after ``timeout`` seconds.
+               timeout: float | None = None) -> bytes:
+    """An A4 PDF of the memo, on one page, rendered in a worker process (:mod:`dashapp.isolation`).
+
+    Raises :class:`RenderTimeoutError` after ``timeout`` seconds (default :func:`pdf_timeout`; the
+    worker, busy or not, is killed then) and :class:`RenderFailedError` when the worker crashed or
+    ran out of memory. ``fetcher``'s class fetches in the worker; what it was asked for and refused
+    is added to ``fetcher``'s ``requested`` and ``refused``.
 
     A memo too long for one page at the normal size is laid out again at the :data:`FIT_STEPS`
     (smaller type and chart, then notes and risks cut with a visible marker) until it fits; a memo
     that does not fit even then keeps the most compact layout, on more pages, never overlapping.
     """
-    # A pool per call: a module-level pool would be unusable in a forked worker (Dash's
-    # background callbacks fork), and a render that overruns is abandoned, not awaited.
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="memo-pdf")
-    future = pool.submit(_write_pdf, memo, fetcher or SafeURLFetcher())
+    from dashapp.isolation import IsolationError, Limits, WorkerTimeoutError, run_isolated
+
+    seconds = timeout if timeout is not None else pdf_timeout()
+    spy = fetcher or SafeURLFetcher()
     try:
-        return future.result(timeout=timeout)
-    except concurrent.futures.TimeoutError:
-        raise RenderTimeoutError(f"the PDF took longer than {timeout:g} s to render") from None
-    finally:
-        pool.shutdown(wait=False)
+        content, requested, refused = run_isolated(_pdf_job, memo, type(spy),
+                                                   limits=Limits.from_environment(wall_seconds=seconds))
+    except WorkerTimeoutError:
+        raise RenderTimeoutError(f"the PDF took longer than {seconds:g} s to render") from None
+    except IsolationError as error:
+        raise RenderFailedError(f"the PDF could not be rendered ({error})") from None
+    spy.requested.extend(requested)
+    spy.refused.extend(refused)
+    return content

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import flask
 
+from dashapp.faults import DEFAULT_READ_TIMEOUT, DashboardDatabase, read_cache
 from storage.database import ExperimentDatabase
 
 __all__ = ["database", "large_upload_limit", "session_secret", "staging_dir", "upload_limit"]
 
 
 def database() -> ExperimentDatabase:
-    return ExperimentDatabase(flask.current_app.config["EXPERIMENTOS_DB"])
+    """The experiment database as pages use it: reads wait at most ``EXPERIMENTOS_READ_TIMEOUT``
+    seconds (2) for a writer, then answer from the app's read cache (see :mod:`dashapp.faults`)."""
+    config = flask.current_app.config
+    return DashboardDatabase(config["EXPERIMENTOS_DB"], cache=read_cache(flask.current_app),
+                             read_timeout=float(config.get("EXPERIMENTOS_READ_TIMEOUT", DEFAULT_READ_TIMEOUT)))
 
 
 def staging_dir() -> Path:

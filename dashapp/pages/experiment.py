@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from html import escape
 from typing import Any
 
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
+import flask
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from dashapp import ids
+from dashapp import auth, ids
 from dashapp.components import (
     decision_badge,
     decision_label,
@@ -24,19 +23,21 @@ from dashapp.components import (
     metric_settings_table,
     primary_card,
 )
+from dashapp.faults import ReadCache
 from dashapp.figures import (
-    ARM_COLOURS,
+    decision_interval,
     effect_figure,
     effect_title,
     guardrail_figure,
+    looks_figure,
     posterior_figure,
     posterior_title,
+    primary_results,
     timeline_figure,
-    untrusted_reason,
 )
 from dashapp.formatting import format_amount, format_count, format_date, format_interval, format_p
 from dashapp.memo import MemoModel, build_memo, render_html, render_markdown, render_pdf
-from dashapp.pages import context
+from dashapp.pages import admin, context
 from dashapp.pages.memo import download_name, experiment_charter
 from dashapp.services import (
     LookBlockedError,
@@ -46,14 +47,16 @@ from dashapp.services import (
     report_problems,
     staged_path,
 )
+from dashapp.staging import admit_upload
 from dashapp.state import decode_upload, saved_entry
 from storage.database import AnalysisRecord
-from storage.errors import NotFoundError, StorageError
+from storage.errors import DatabaseError, NotFoundError, StorageError
 
-__all__ = ["add_look_from_upload", "broken_report_card", "experiment_body", "layout", "looks_figure", "open_in_workspace",
+__all__ = ["add_look_from_upload", "broken_report_card", "experiment_body", "layout", "open_in_workspace",
            "register_callbacks", "stored_memo_file", "stored_metrics"]
 
 GRAPH_CONFIG = {"displaylogo": False}
+DRAWN_PAGES = 64  # experiment pages kept drawn per server process
 _DOWNLOAD_KINDS = {ids.EXPERIMENT_DOWNLOAD_MD: "md", ids.EXPERIMENT_DOWNLOAD_HTML: "html",
                    ids.EXPERIMENT_DOWNLOAD_PDF: "pdf"}
 
@@ -141,6 +144,8 @@ def layout(experiment_id: str | None = None, **_: Any) -> html.Div:
         body = experiment_body(number)
     except NotFoundError:
         return _missing(f"Experiment {number} does not exist.")
+    except DatabaseError:
+        raise  # one card on every page for a database fault (dashapp.faults.guard_layout)
     except StorageError as error:
         return _missing(str(error))
     header = html.Div([
@@ -151,9 +156,13 @@ def layout(experiment_id: str | None = None, **_: Any) -> html.Div:
                                   for tag in experiment.tags] if experiment.tags else [])], className="text-muted"),
         html.P(f"Hypothesis: {experiment.hypothesis}", className="text-break") if experiment.hypothesis else None,
     ])
+    archive = admin.archive_control(experiment.id)
     if body is None:
-        return html.Div([header, dbc.Alert("This experiment has no stored analysis.", color="info")])
-    return html.Div([header, _add_look_card(experiment.id), html.Div(body, id=ids.EXPERIMENT_BODY)])
+        return html.Div([header, archive, dbc.Alert("This experiment has no stored analysis.", color="info")])
+    # Viewers get no upload control: adding a look needs the analyst role (checked again on the server).
+    add_look_card = _add_look_card(experiment.id) if auth.may("analyst") else \
+        html.P(auth.refusal_text("analyst"), id=ids.ROLE_NOTICE, className="small text-muted")
+    return html.Div([header, archive, add_look_card, html.Div(body, id=ids.EXPERIMENT_BODY)])
 
 
 def experiment_body(experiment_id: int) -> list[Any] | None:
@@ -166,6 +175,32 @@ def experiment_body(experiment_id: int) -> list[Any] | None:
         return None
     latest = analyses[-1]
     memos = database.memos(latest.id)
+    # Drawing the page (figures, the memo preview with its chart) costs ~0.2 s of CPU, the reads
+    # ~30 ms: the drawn body is kept per stored state, so a team opening the same experiment pays
+    # it once. Any save, look, memo version or charter change makes a new key.
+    key = ("experiment_body", str(database.path), repr(experiment), tuple(a.id for a in analyses),
+           tuple(m.id for m in memos))
+    cache = _drawn_pages()
+    drawn = cache.get(key)
+    if drawn is not None:
+        return list(drawn.value)
+    body = _draw_body(experiment, analyses, memos)
+    cache.put(key, tuple(body))
+    return body
+
+
+def _drawn_pages() -> ReadCache:
+    """The app's cache of drawn experiment pages (on the Flask app: no module state)."""
+    extensions = flask.current_app.extensions
+    cache = extensions.get("experimentos_drawn_pages")
+    if cache is None:
+        cache = extensions.setdefault("experimentos_drawn_pages", ReadCache(DRAWN_PAGES))
+    assert isinstance(cache, ReadCache)
+    return cache
+
+
+def _draw_body(experiment: Any, analyses: tuple[AnalysisRecord, ...], memos: tuple[Any, ...]) -> list[Any]:
+    latest = analyses[-1]
     footer = html.P(f"{format_count(len(analyses))} analysis(es) · analytics {latest.analytics_version} · input "
                     f"{latest.filename} (sha256 {latest.input_sha256[:16]}…)", className="text-muted small mt-2")
     looks = _looks_section(analyses)
@@ -195,21 +230,8 @@ def _add_look_card(experiment_id: int) -> dbc.Card:
     ]), className="mb-3")
 
 
-def _primary_of(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(treatment, primary result) of each comparison of a report that keeps the contract."""
-    return [(c["treatment"], c["primary"]) for c in report.get("comparisons") or []]
-
-
-def _decision_interval(primary: dict[str, Any]) -> tuple[list[float], float | None, bool]:
-    """The CI and p the decision used: always-valid ones when the analysis was sequential."""
-    sequential = primary.get("sequential")
-    if isinstance(sequential, dict) and sequential.get("ci"):
-        return sequential["ci"], sequential.get("p_value"), True
-    return primary["absolute_ci"], primary.get("p_value"), False
-
-
 def _users(report: dict[str, Any]) -> int:
-    pairs = _primary_of(report)
+    pairs = primary_results(report)
     if not pairs:
         return 0
     return int(pairs[0][1]["control"]["n"] + sum(primary["treatment"]["n"] for _, primary in pairs))
@@ -224,8 +246,8 @@ def _look_row(number: int, analysis: AnalysisRecord) -> html.Tr:
                                         className="text-muted")])
     text, colour = decision_label(report)
     effects = []
-    for treatment, primary in _primary_of(report):
-        interval, p_value, sequential = _decision_interval(primary)
+    for treatment, primary in primary_results(report):
+        interval, p_value, sequential = decision_interval(primary)
         label = f"{treatment}: " if len(report["comparisons"]) > 1 else ""
         effects.append(html.Div([label, format_amount(primary, primary["absolute_effect"]), " ",
                                  html.Span(format_interval(primary, interval), className="text-muted"),
@@ -236,38 +258,10 @@ def _look_row(number: int, analysis: AnalysisRecord) -> html.Tr:
                     html.Td(dbc.Badge(text, color=colour)), html.Td(effects)])
 
 
-def looks_figure(analyses: tuple[AnalysisRecord, ...]) -> go.Figure:
-    """The primary effect with the CI the decision used (always-valid when sequential) at each look;
-    looks whose data could not be trusted are hollow grey markers. Rates in pp."""
-    figure = go.Figure()
-    points: dict[str, list[tuple[str, float, float, float, bool]]] = {}
-    proportion = False
-    for number, analysis in enumerate(analyses, start=1):
-        report = analysis.report
-        if report_problems(report):
-            continue
-        untrusted = untrusted_reason(report) is not None
-        for treatment, primary in _primary_of(report):
-            proportion = primary["type"] == "proportion"
-            scale = 100.0 if proportion else 1.0
-            interval, _, _ = _decision_interval(primary)
-            label = f"Look {number} · {analysis.created_at.date().isoformat()}"
-            points.setdefault(treatment, []).append((label, primary["absolute_effect"] * scale, interval[0] * scale,
-                                                     interval[1] * scale, untrusted))
-    for index, (treatment, rows) in enumerate(points.items()):
-        colour = ARM_COLOURS[(index + 1) % len(ARM_COLOURS)]
-        figure.add_trace(go.Scatter(
-            x=[r[0] for r in rows], y=[r[1] for r in rows], mode="lines+markers", name=escape(str(treatment), quote=False),
-            line=dict(color=colour), marker=dict(size=9, color=["#9ca3af" if r[4] else colour for r in rows],
-                                                 symbol=["circle-open" if r[4] else "circle" for r in rows]),
-            error_y=dict(type="data", symmetric=False, array=[r[3] - r[1] for r in rows],
-                         arrayminus=[r[1] - r[2] for r in rows], color=colour, thickness=1.5),
-            hovertemplate="%{x}: %{y:.3f}" + (" pp" if proportion else "") + "<extra>%{fullData.name}</extra>"))
-    figure.add_hline(y=0, line=dict(color="#6b7280", width=1))
-    figure.update_layout(template="plotly_white", height=280, margin=dict(l=10, r=10, t=10, b=40),
-                         showlegend=len(points) > 1, xaxis=dict(type="category"),
-                         yaxis=dict(title="Effect (pp)" if proportion else "Effect"))
-    return figure
+def _looks(analyses: tuple[AnalysisRecord, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, report) of each look whose stored report keeps the contract, for the looks chart."""
+    return [(f"Look {number} · {analysis.created_at.date().isoformat()}", analysis.report)
+            for number, analysis in enumerate(analyses, start=1) if not report_problems(analysis.report)]
 
 
 def _looks_section(analyses: tuple[AnalysisRecord, ...]) -> list[Any]:
@@ -283,7 +277,7 @@ def _looks_section(analyses: tuple[AnalysisRecord, ...]) -> list[Any]:
                                  className="border", id=ids.EXPERIMENT_LOOKS_COUNT)])
     chart = dbc.Card([
         dbc.CardHeader("Primary effect at each look, with the 95% CI the decision used"),
-        dbc.CardBody(dcc.Graph(id=ids.EXPERIMENT_LOOKS_CHART, figure=looks_figure(analyses), config=GRAPH_CONFIG,
+        dbc.CardBody(dcc.Graph(id=ids.EXPERIMENT_LOOKS_CHART, figure=looks_figure(_looks(analyses)), config=GRAPH_CONFIG,
                                style={"height": "280px"}), className="p-1"),
     ], className="h-100")
     return [dbc.Card([dbc.CardHeader(header), dbc.CardBody(dbc.Row([dbc.Col(table, lg=6), dbc.Col(chart, lg=6)],
@@ -314,8 +308,10 @@ def add_look_from_upload(contents: str | None, filename: str | None, experiment_
     try:
         number = int(experiment_id)
         limit = context.upload_limit()
-        look_id, report = add_look(context.database(), number, decode_upload(contents, limit), name,
-                                   staging=context.staging_dir(), limit_bytes=limit)
+        content = decode_upload(contents, limit)
+        admit_upload(content)  # the user's staging quota (QuotaExceededError is a ValueError)
+        look_id, report = add_look(context.database(), number, content, name,
+                                   staging=context.staging_dir(), limit_bytes=limit, author=auth.acting_user_name())
         body = experiment_body(number)
     except LookBlockedError as refused:
         issues = report_json(refused.report)["health"]["issues"]

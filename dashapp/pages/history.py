@@ -12,11 +12,12 @@ from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
+from dashapp.faults import fault_card
 from dashapp.figures import HISTORY_DECISION_COLOURS, compare_figure, empty_figure, portfolio_timeline_figure
 from dashapp.formatting import format_count, format_date, format_relative
 from dashapp.pages import context
 from storage.database import HistoryQuery, HistoryRow, PortfolioSummary
-from storage.errors import StorageError
+from storage.errors import DatabaseError, StorageError
 
 __all__ = ["compare_rows", "history_query", "history_rows", "history_view", "layout", "lift_text",
            "portfolio_cards", "register_callbacks"]
@@ -51,10 +52,13 @@ def _date(value: str | None) -> dt.date | None:
         return None
 
 
-def history_query(text: str | None, decision: str | None, since: str | None, until: str | None) -> HistoryQuery:
-    """The database query for the filters as the page holds them."""
+def history_query(text: str | None, decision: str | None, since: str | None, until: str | None,
+                  show_archived: bool = False) -> HistoryQuery:
+    """The database query for the filters as the page holds them (archived experiments only when
+    ``show_archived``)."""
     return HistoryQuery(decision=decision if decision in ("launch", "hold", "rollback") else None,
-                        text=(text or "").strip() or None, since=_date(since), until=_date(until), limit=1000)
+                        text=(text or "").strip() or None, since=_date(since), until=_date(until), limit=1000,
+                        include_archived=bool(show_archived))
 
 
 def lift_text(row: HistoryRow) -> str:
@@ -70,9 +74,9 @@ def lift_text(row: HistoryRow) -> str:
 
 
 def history_rows(text: str | None, decision: str | None, since: str | None,
-                 until: str | None) -> tuple[list[dict[str, Any]], str]:
+                 until: str | None, show_archived: bool = False) -> tuple[list[dict[str, Any]], str]:
     """Rows for the grid and a count line, from the filters."""
-    page = context.database().history(history_query(text, decision, since, until))
+    page = context.database().history(history_query(text, decision, since, until, show_archived))
     # AG Grid wants string row ids (warning #25); ``id`` stays a number so it sorts as one.
     rows = [{"id": r.experiment_id, "row_id": str(r.experiment_id), "name": r.name, "decision": r.decision or "—",
              "lift": lift_text(r),
@@ -117,13 +121,15 @@ def portfolio_cards(summary: PortfolioSummary) -> list[Any]:
 
 
 def history_view(text: str | None, decision: str | None, since: str | None,
-                 until: str | None) -> tuple[list[dict[str, Any]], Any, Any, Any]:
+                 until: str | None, show_archived: bool = False) -> tuple[list[dict[str, Any]], Any, Any, Any]:
     """Grid rows, count line, portfolio cards and decisions-over-time chart for the filters."""
     try:
-        rows, shown = history_rows(text, decision, since, until)
-        summary = context.database().portfolio(history_query(text, decision, since, until))
+        rows, shown = history_rows(text, decision, since, until, show_archived)
+        summary = context.database().portfolio(history_query(text, decision, since, until, show_archived))
     except StorageError as error:
-        return [], dbc.Alert(str(error), color="danger"), None, empty_figure("History is unavailable.")
+        message = fault_card(error, element_id=None) if isinstance(error, DatabaseError) \
+            else dbc.Alert(str(error), color="danger")
+        return [], message, None, empty_figure("History is unavailable.")
     return rows, shown, portfolio_cards(summary), portfolio_timeline_figure(summary.timeline)
 
 
@@ -161,7 +167,8 @@ def layout(**_: Any) -> html.Div:
                                     dbc.Input(id=ids.HISTORY_SINCE, type="date", debounce=SEARCH_DEBOUNCE_MS)]), md=2),
             dbc.Col(dbc.InputGroup([dbc.InputGroupText("To"),
                                     dbc.Input(id=ids.HISTORY_UNTIL, type="date", debounce=SEARCH_DEBOUNCE_MS)]), md=2),
-            dbc.Col(dbc.Button("Compare selected", id=ids.COMPARE_BUTTON, color="primary", className="w-100"), md=3),
+            dbc.Col(dbc.Button("Compare selected", id=ids.COMPARE_BUTTON, color="primary", className="w-100"), md=2),
+            dbc.Col(dbc.Switch(id=ids.HISTORY_SHOW_ARCHIVED, label="Show archived", value=False), md=1),
         ], className="g-2 mb-2 align-items-center"),
         html.Div(id=ids.HISTORY_COUNT, className="text-muted small mb-1"),
         dag.AgGrid(id=ids.HISTORY_TABLE, columnDefs=COLUMNS, rowData=[], getRowId="params.data.row_id",
@@ -178,10 +185,11 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(Output(ids.HISTORY_TABLE, "rowData"), Output(ids.HISTORY_COUNT, "children"),
                   Output(ids.HISTORY_SUMMARY, "children"), Output(ids.HISTORY_TIMELINE, "figure"),
                   Input(ids.HISTORY_SEARCH, "value"), Input(ids.HISTORY_DECISION, "value"),
-                  Input(ids.HISTORY_SINCE, "value"), Input(ids.HISTORY_UNTIL, "value"))
+                  Input(ids.HISTORY_SINCE, "value"), Input(ids.HISTORY_UNTIL, "value"),
+                  Input(ids.HISTORY_SHOW_ARCHIVED, "value"))
     def filter_history(text: str | None, decision: str | None, since: str | None,
-                       until: str | None) -> tuple[list[dict[str, Any]], Any, Any, Any]:
-        return history_view(text, decision, since, until)
+                       until: str | None, show_archived: bool | None) -> tuple[list[dict[str, Any]], Any, Any, Any]:
+        return history_view(text, decision, since, until, bool(show_archived))
 
     @app.callback(Output(ids.COMPARE_CHART, "figure"), Output(ids.COMPARE_MESSAGE, "children"),
                   Input(ids.COMPARE_BUTTON, "n_clicks"), State(ids.HISTORY_TABLE, "selectedRows"),

@@ -10,6 +10,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
+from dashapp.auth import acting_user_name, may, refusal_text
 from dashapp.components import data_guard, download_card
 from dashapp.memo import MAX_NOTES_CHARS, Charter, build_memo, render_html, render_markdown, render_pdf
 from dashapp.pages import context
@@ -65,7 +66,8 @@ def memo_view(state: dict[str, Any] | None) -> Any:
                     dbc.FormText(f"Up to {MAX_NOTES_CHARS:,} characters. Saving stores a new memo version "
                                  "(and saves the experiment to history if it is not there yet)."),
                     html.Div([dbc.Button("Save notes as new memo version", id=ids.SAVE_NOTES, color="primary",
-                                         className="mt-2")]),
+                                         className="mt-2")]) if may("analyst") else
+                    html.Div(refusal_text("analyst"), id=ids.ROLE_NOTICE, className="small text-muted mt-2"),
                     html.Div(id=ids.NOTES_MESSAGE, className="mt-2"),
                 ]),
             ], className="mb-3"),
@@ -110,7 +112,8 @@ def save_notes(state: dict[str, Any] | None, notes: str | None) -> tuple[Any, An
             raise SessionRejectedError(f"the stored analysis cannot be shown: {problems[0]}")
         memo = build_memo(record.report, charter=experiment_charter(database.experiment(experiment_id)),
                           notes=notes[:MAX_NOTES_CHARS] or None)
-        version = database.save_memo(analysis_id, render_markdown(memo), notes=notes or None)
+        version = database.save_memo(analysis_id, render_markdown(memo), notes=notes or None,
+                                     author=acting_user_name())
     except (StorageError, UploadRejectedError) as error:
         return no_update, dbc.Alert(f"Not saved: {error}", color="danger", className="mb-0 py-1")
     message = html.Span([f"Saved memo version {version.version} of ",

@@ -11,11 +11,12 @@ from dash import ALL, MATCH, Dash, Input, Output, State, ctx, dcc, html, no_upda
 from dash.exceptions import PreventUpdate
 
 from analytics.power import MAX_PLANNED_LOOKS
-from dashapp import ids
+from dashapp import ids, spark_panel
 from dashapp.components import decision_label, default_mark, health_badge, health_panel, upload_outcome
 from dashapp.formatting import format_count, format_margin, format_number, rule_title
 from dashapp.pages import context
 from dashapp.services import UploadRejectedError, sample_files
+from dashapp.staging import admit_upload
 from dashapp.state import (
     FormValues,
     MetricEdit,
@@ -227,6 +228,7 @@ def _data_card() -> dbc.Card:
                 dbc.Select(id=ids.SAMPLE_SELECT, options=samples, value=samples[0]["value"] if samples else None),
                 dbc.Button("Load sample", id=ids.LOAD_SAMPLE, color="secondary"),
             ], className="mt-2"),
+            spark_panel.panel(),  # "Spark table or SQL", when serve has a Spark remote
             dbc.Button("Re-run with these settings", id=ids.REANALYZE, color="link", className="px-0 mt-1"),
             # Whichever way the data came, the analysis's progress and outcome show here.
             html.Div([
@@ -513,6 +515,7 @@ def run_analysis(trigger: str | None, contents: str | None, filename: str | None
             if progress is not None:
                 progress(0.0, f"Decoding {name}…")
             content = decode_upload(contents, limit)
+            admit_upload(content)  # the user's staging quota (QuotaExceededError is an UploadRejectedError)
             new_state = analyze_into_session(content, name, form, staging=staging, limit_bytes=limit,
                                              on_progress=_scanning(progress, name, len(content)))
         elif trigger == ids.LOAD_SAMPLE:
@@ -567,6 +570,7 @@ def health_view(state: dict[str, Any] | None) -> tuple[Any, ...]:
 
 
 def register_callbacks(app: Dash) -> None:
+    spark_panel.register_callbacks(app)
     # The size check runs in the browser first so that an oversized file is never sent;
     # run_analysis checks again on the server.
     app.clientside_callback(

@@ -9,6 +9,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashapp import ids
+from dashapp.auth import may, refusal_text
 from dashapp.components import data_guard, decision_badge, guardrail_table, primary_card, segment_table, status_banner
 from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title, timeline_figure
 from dashapp.pages import context
@@ -98,10 +99,13 @@ def results_view(state: dict[str, Any] | None) -> Any:
         guardrail_table(report),
         _guardrail_graph(report) if any(c["guardrails"] for c in report["comparisons"]) else None,
         html.Div([
+            # Viewers get no Save button at all (not a disabled one: Dash re-enables a button that
+            # is a callback's `running` output), and the server refuses the callback anyway.
             dbc.Button("Save to history", id=ids.SAVE_EXPERIMENT, color="primary", className="me-3",
-                       disabled=bool(state.get("saved"))),
+                       disabled=bool(state.get("saved"))) if may("analyst") else None,
             dcc.Link(dbc.Button("Decision memo →", color="outline-primary", className="me-3"), href="/memo"),
-            html.Span(id=ids.SAVE_MESSAGE, children=saved_note(state)),
+            html.Span(id=ids.SAVE_MESSAGE, children=saved_note(state) if may("analyst") or state.get("saved")
+                      else html.Span(refusal_text("analyst"), id=ids.ROLE_NOTICE, className="small text-muted")),
         ], className="d-flex align-items-center mt-3"),
     ])
 

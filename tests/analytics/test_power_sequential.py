@@ -138,7 +138,7 @@ def test_cli_plan_sequential_for_a_mean() -> None:
     (["--tuning", "5000"], "add --sequential"),
     (["--sequential", "--looks", "0"], "--looks"),
     (["--sequential", "--looks", "500"], "looks must be"),
-    (["--sequential", "--tuning", "-3"], "tuning must be"),
+    (["--sequential", "--tuning", "-3"], "--tuning: expected a finite number above 0"),
 ])
 def test_cli_bad_sequential_arguments_exit_2_with_one_line(args: list[str], words: str) -> None:
     result = run_cli("plan", "--baseline", "0.1", "--mde", "0.01", *args)

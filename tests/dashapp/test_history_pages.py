@@ -171,3 +171,21 @@ def test_cli_history_never_prints_an_srm_lift(tmp_path: Path) -> None:
     listing = json.loads(run_cli("history", "--db", db, "--format", "json").stdout)
     assert {e["name"]: e["not_trustworthy"] for e in listing["experiments"]} == {"sample_srm_warning": "SRM",
                                                                                  "sample_launch": None}
+
+
+def test_a_drawn_experiment_page_is_reused_until_its_experiment_changes(tmp_path: Path) -> None:
+    """The drawn body is kept per stored state: the same objects come back while nothing changed,
+    and a new memo version (or look, or charter edit) draws it again."""
+    app = create_app(db=tmp_path / "cache.duckdb")
+    with app.server.test_request_context():
+        first = experiment.experiment_body(1)
+        again = experiment.experiment_body(1)
+        assert first is not None and again is not None
+        assert all(a is b for a, b in zip(first, again, strict=True))  # reused, not drawn again
+        database = context.database()
+        latest = database.latest_analysis(1)
+        database.save_memo(latest.id, "# memo", notes="Checked with finance: the lift holds.")
+        redrawn = experiment.experiment_body(1)
+        assert redrawn is not None and redrawn[0] is not first[0]
+        assert "Checked with finance" in _text(redrawn)
+        assert "Checked with finance" not in _text(first)

@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 
 from dashapp import ids
 from dashapp.app import create_app
+from dashapp.figures import looks_figure
 from dashapp.pages import context, experiment, history
 from dashapp.services import (
     AnalysisRequest,
@@ -145,7 +146,8 @@ def test_the_page_lists_every_look_with_the_effect_chart_and_the_timeline(app_co
     assert "2 looks" in redrawn and f'"{ids.EXPERIMENT_LOOKS_CHART}"' in redrawn
     page = _text(experiment.layout(str(experiment_id)))
     assert "2 looks" in page and "day21.csv" in page and "sample_daily.csv" in page
-    figure = experiment.looks_figure(context.database().analyses(experiment_id))
+    figure = looks_figure([(f"Look {n} · {a.created_at.date().isoformat()}", a.report)
+                           for n, a in enumerate(context.database().analyses(experiment_id), start=1)])
     assert list(figure.data[0].x) == [f"Look {n} · {a.created_at.date().isoformat()}" for n, a in
                                       enumerate(context.database().analyses(experiment_id), start=1)]
     assert len(figure.data[0].error_y.array) == 2

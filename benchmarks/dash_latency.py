@@ -25,7 +25,8 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+
+from load_test import callback  # the same payload builder (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,20 +75,6 @@ def callback_payload(base: str, sample: Path) -> dict[str, object]:
     }
 
 
-def _callback(dependencies: list[dict[str, Any]], output: str, values: dict[str, Any], changed: str) -> dict[str, Any]:
-    spec = next(d for d in dependencies if output in d["output"])
-    return {
-        "output": spec["output"],
-        "outputs": [{"id": o.split(".")[0].lstrip("."), "property": o.split(".")[1].split("@")[0]}
-                    for o in spec["output"].strip(".").split("...")],
-        "inputs": [{"id": i["id"], "property": i["property"], "value": values.get(f"{i['id']}.{i['property']}")}
-                   for i in spec["inputs"]],
-        "state": [{"id": s["id"], "property": s["property"], "value": values.get(f"{s['id']}.{s['property']}")}
-                  for s in spec["state"]],
-        "changedPropIds": [changed],
-    }
-
-
 def save_latencies(base: str, analysed: bytes, runs: int) -> dict[str, list[float]]:
     """Save to history, then Save notes, ``runs`` times each over HTTP, as the buttons post them:
     the server recomputes the report from the staged input (in a worker) and stores it."""
@@ -96,14 +83,14 @@ def save_latencies(base: str, analysed: bytes, runs: int) -> dict[str, list[floa
     state = json.loads(analysed)["response"]["session-store"]["data"]
     timings: dict[str, list[float]] = {"Save to history": [], "Save notes (new memo version)": []}
     for index in range(runs):
-        payload = _callback(dependencies, "save-message.children",
+        payload = callback(dependencies, "save-message.children",
                             {"save-experiment.n_clicks": 1, "session-store.data": state}, "save-experiment.n_clicks")
         started = time.perf_counter()
         status, body = post(f"{base}/_dash-update-component", payload)
         timings["Save to history"].append(time.perf_counter() - started)
         assert status == 200 and b"Saved as" in body, body[-300:]
         saved = json.loads(body)["response"]["session-store"]["data"]
-        payload = _callback(dependencies, "notes-message.children",
+        payload = callback(dependencies, "notes-message.children",
                             {"save-notes.n_clicks": 1, "memo-notes.value": f"Reviewed, run {index}.",
                              "session-store.data": saved}, "save-notes.n_clicks")
         started = time.perf_counter()

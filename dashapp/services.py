@@ -616,12 +616,17 @@ def analyze_staged(staging: Path, sha256: str, filename: str, request: AnalysisR
                    on_progress: Callable[[float], None] | None = None) -> Report:
     """Analyse an upload already kept in ``staging`` (large uploads, re-runs) from disk, without
     reading it into memory; ``filename`` names it in messages and the default experiment name."""
+    # Read and analysed in an isolated worker process (dashapp.isolation), which returns the Report.
+    return _staged_job(analyze_file, staging, sha256, filename, request, on_progress)
+
+
+def _staged_job(target: Callable[..., T], staging: Path, sha256: str, filename: str, request: AnalysisRequest,
+                on_progress: Callable[[float], None] | None) -> T:
+    """``target`` (an analysis of a file) on the staged upload ``sha256``, in an isolated worker."""
     path = staged_path(staging, sha256)
     if not path.exists():
         raise UploadRejectedError(f"{filename} is no longer on the server; upload it again")
-    # Read and analysed in an isolated worker process (dashapp.isolation), which returns the Report.
-    return _isolated(analyze_file, path, filename, replace(request, name=request.name or Path(filename).stem),
-                     on_progress)
+    return _isolated(target, path, filename, replace(request, name=request.name or Path(filename).stem), on_progress)
 
 
 def analyze_upload(content: bytes, filename: str, request: AnalysisRequest, *, staging: Path,
@@ -640,11 +645,7 @@ def analyze_staged_report(staging: Path, sha256: str, filename: str, request: An
                           on_progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """:func:`analyze_staged` in an isolated worker (:func:`analyze_isolated`): the report JSON.
     Raises :class:`UploadRejectedError` (:class:`UnreadableFileError` when the worker failed)."""
-    path = staged_path(staging, sha256)
-    if not path.exists():
-        raise UploadRejectedError(f"{filename} is no longer on the server; upload it again")
-    return _isolated(analyze_file_report, path, filename, replace(request, name=request.name or Path(filename).stem),
-                     on_progress)
+    return _staged_job(analyze_file_report, staging, sha256, filename, request, on_progress)
 
 
 def analyze_upload_report(content: bytes, filename: str, request: AnalysisRequest, *, staging: Path,

@@ -323,7 +323,7 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
             reports.append(report)
     if args.save:
         database = ExperimentDatabase(args.db)
-        items = [prepare_save(report, request, source=Path(file), filename=Path(file).name)
+        items = [prepare_save(report, request, source=Path(file), filename=Path(file).name, author=_cli_actor())
                  for file, report in zip(args.files, reports, strict=True)]
         if args.experiment is not None:
             analysis_id = database.add_analysis(args.experiment, items[0][1])
@@ -376,7 +376,8 @@ def _analyze_spark(args: argparse.Namespace, stdout: TextIO, policy: Policy) -> 
     report = analysis.report
     if args.save:
         database = ExperimentDatabase(args.db)
-        item = prepare_save(report, request, filename=analysis.filename, content=analysis.read.content)
+        item = prepare_save(report, request, filename=analysis.filename, content=analysis.read.content,
+                            author=_cli_actor())
         if args.experiment is not None:
             analysis_id = database.add_analysis(args.experiment, item[1])
             sys.stderr.write(f"saved {spark_input.name} as analysis {analysis_id} of experiment {args.experiment}\n")

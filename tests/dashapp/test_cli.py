@@ -358,3 +358,19 @@ def test_a_pdf_render_timeout_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyP
     assert code == 2 and not (tmp_path / "m.pdf").exists()
     assert err.getvalue() == ("experimentos: error: the PDF memo could not be rendered: the PDF took longer than 20 s "
                               "to render; try --format md or html\n")
+
+
+def test_a_cli_save_names_its_author_in_the_analysis_and_the_audit_log(tmp_path: Path) -> None:
+    import getpass
+
+    from storage.database import ExperimentDatabase
+    from storage.users import AuditQuery, UserDirectory
+
+    database_path = tmp_path / "authored.duckdb"
+    result = run_cli("analyze", str(DATA / "sample_launch.csv"), "--save", "--db", str(database_path))
+    assert result.returncode == 0, result.stderr
+    database = ExperimentDatabase(database_path)
+    author = f"cli:{getpass.getuser()}"
+    assert database.latest_analysis(1).author == author
+    assert [(row.event, row.actor) for row in UserDirectory(database).audit_log(AuditQuery(limit=10)).rows] \
+        == [("saved", author)]

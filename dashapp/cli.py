@@ -19,19 +19,15 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from analytics import DEFAULT_POLICY, Outcome, Policy, parse_mde, parse_split, plan_sample_size, policy_from_mapping
-from analytics.power import MAX_PLANNED_LOOKS, plan_sequential_sample_size
-from dashapp.formatting import format_count, format_date, format_relative
-from dashapp.isolation import WorkerPool
-from dashapp.services import AnalysisRequest, UnreadableFileError, analyze_isolated, prepare_save, replay_analysis
-from storage.database import ExperimentDatabase, HistoryQuery
-from storage.errors import StorageError
-from storage.ingest import INPUT_CAP_CODES
-from storage.users import UserDirectory
+if TYPE_CHECKING:
+    from analytics import Policy
 
 __all__ = ["main"]
+
+#: Looks ``plan --sequential`` accepts (``analytics.power.MAX_PLANNED_LOOKS``; a test keeps them equal).
+MAX_LOOKS_IN_HELP = 100
 
 EXIT_OK, EXIT_NOT_LAUNCH, EXIT_UNUSABLE = 0, 1, 2
 
@@ -68,6 +64,8 @@ def _positive_int(text: str) -> int:
 
 def _mde(text: str) -> tuple[float, bool]:
     """``0.005`` (absolute), ``0.5 pp`` or ``5%`` (relative to the control) as (value, relative)."""
+    from analytics import parse_mde
+
     try:
         return parse_mde(text)
     except ValueError as error:
@@ -192,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--std", type=_positive_float, help="standard deviation (with --mean)")
     plan.add_argument("--mde", type=_positive_float, required=True, help="minimum detectable effect")
     plan.add_argument("--relative", action="store_true", help="--mde is relative to the baseline")
-    plan.add_argument("--alpha", type=_positive_float, default=DEFAULT_POLICY.alpha)
-    plan.add_argument("--power", type=_positive_float, default=DEFAULT_POLICY.power)
+    plan.add_argument("--alpha", type=_positive_float, help="significance level (default 0.05)")
+    plan.add_argument("--power", type=_positive_float, help="power (default 0.8)")
     plan.add_argument("--split", default="50,50", help="control,treatment shares (default 50,50)")
     plan.add_argument("--daily-users", type=_positive_int, help="users entering the experiment per day")
     plan.add_argument("--format", choices=("json", "text"), default="text")
@@ -201,11 +199,35 @@ def build_parser() -> argparse.ArgumentParser:
                       help="size for always-valid (sequential) inference: the confidence sequence excludes 0 with "
                            "--power when the true effect is --mde (longer than the fixed-horizon sample)")
     plan.add_argument("--looks", type=_positive_int,
-                      help=f"with --sequential: equally spaced looks assumed (default 20, at most {MAX_PLANNED_LOOKS}); "
+                      help=f"with --sequential: equally spaced looks assumed (default 20, at most {MAX_LOOKS_IN_HELP}); "
                            "more looks add a little power")
     plan.add_argument("--tuning", type=_positive_float,
                       help="with --sequential: the confidence sequence's tuning in users (default: the planned total)")
     return parser
+
+
+def _import_commands() -> None:
+    """The analysis, storage and rendering code the commands use, imported once the arguments are
+    parsed: ``--help`` and a mistyped option answer at once instead of after half a second of
+    imports (SciPy, DuckDB, NumPy)."""
+    global DEFAULT_POLICY, Outcome, parse_split, plan_sample_size, policy_from_mapping
+    global plan_sequential_sample_size, format_count, format_date, format_relative, WorkerPool
+    global AnalysisRequest, UnreadableFileError, analyze_isolated, prepare_save, replay_analysis
+    global ExperimentDatabase, HistoryQuery, INPUT_CAP_CODES, UserDirectory
+    from analytics import DEFAULT_POLICY, Outcome, parse_split, plan_sample_size, policy_from_mapping
+    from analytics.power import plan_sequential_sample_size
+    from dashapp.formatting import format_count, format_date, format_relative
+    from dashapp.isolation import WorkerPool
+    from dashapp.services import AnalysisRequest, UnreadableFileError, analyze_isolated, prepare_save, replay_analysis
+    from storage.database import ExperimentDatabase, HistoryQuery
+    from storage.ingest import INPUT_CAP_CODES
+    from storage.users import UserDirectory
+
+
+def _is_storage_error(error: BaseException) -> bool:
+    from storage.errors import StorageError
+
+    return isinstance(error, StorageError)
 
 
 def _load_policy(args: argparse.Namespace) -> Policy:
@@ -599,7 +621,9 @@ def _plan(args: argparse.Namespace, stdout: TextIO) -> int:
             raise ValueError("--looks and --tuning size a sequential plan: add --sequential")
         options: dict[str, Any] = {
             "mde": args.mde, "baseline": args.baseline, "mean": args.mean, "std": args.std, "relative": args.relative,
-            "alpha": args.alpha, "power": args.power, "split": (split.positional[0], split.positional[1]),
+            "alpha": DEFAULT_POLICY.alpha if args.alpha is None else args.alpha,
+            "power": DEFAULT_POLICY.power if args.power is None else args.power,
+            "split": (split.positional[0], split.positional[1]),
             "daily_users": args.daily_users,
         }
         sequential = plan_sequential_sample_size(**options, looks=args.looks or 20, tuning=args.tuning) \
@@ -658,18 +682,21 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        _import_commands()
         handlers = {"analyze": _analyze, "plan": _plan, "history": _history, "show": _show, "replay": _replay,
                     "serve": _serve, "users": _users}
         return handlers[args.command](args, out)
     except UsageError as error:
         err.write(f"experimentos: error: {error}\n")
         return EXIT_UNUSABLE
-    except StorageError as error:
-        err.write(f"experimentos: error: {error}\n")
-        return EXIT_UNUSABLE
     except KeyboardInterrupt:
         err.write("experimentos: interrupted\n")
         return 130
+    except Exception as error:
+        if not _is_storage_error(error):
+            raise
+        err.write(f"experimentos: error: {error}\n")
+        return EXIT_UNUSABLE
 
 
 def entry_point() -> None:

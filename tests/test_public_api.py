@@ -42,3 +42,21 @@ def test_importing_analytics_and_analysing_a_csv_stay_light() -> None:
             "print(first, sorted(m for m in sys.modules if m in HEAVY))").replace("HEAVY", repr(heavy))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[] []"
+
+
+def test_the_cli_parses_its_arguments_before_importing_the_analysis() -> None:
+    """``--help`` and a mistyped option answer without SciPy, DuckDB or NumPy (half a second of imports)."""
+    code = ("import contextlib, io, sys; from dashapp.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+            "assert main(['analyze', '--no-such-option'], stderr=io.StringIO()) == 2\n"
+            "print(sorted(m for m in ('analytics', 'duckdb', 'numpy', 'scipy', 'storage') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_looks_in_the_cli_help_are_the_planner_limit() -> None:
+    from analytics.power import MAX_PLANNED_LOOKS
+    from dashapp.cli import MAX_LOOKS_IN_HELP
+
+    assert MAX_LOOKS_IN_HELP == MAX_PLANNED_LOOKS

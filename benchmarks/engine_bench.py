@@ -34,28 +34,8 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-GENERATE = """
-COPY (
-    SELECT
-        i + 1000000 AS user_id,
-        variant,
-        pre_revenue,
-        (u1 < (CASE WHEN variant = 'treatment' THEN 0.123 ELSE 0.12 END))::INTEGER AS converted,
-        (u2 < 0.010)::INTEGER AS guardrail_error,
-        (u3 < 0.005)::INTEGER AS guardrail_refund,
-        greatest(0, 0.8 * pre_revenue + 4 * sqrt(-2 * ln(1 - u4)) * cos(2 * pi() * u5)
-                 + CASE WHEN variant = 'treatment' THEN 0.05 ELSE 0 END) AS revenue,
-        ['KR', 'JP', 'US'][1 + (i % 3)::INTEGER] AS segment_country,
-        ['ios', 'android'][1 + ((i // 3) % 2)::INTEGER] AS segment_platform,
-        ['new', 'returning', 'heavy'][1 + ((i // 7) % 3)::INTEGER] AS segment_tier
-    FROM (
-        SELECT i, CASE WHEN random() < 0.5 THEN 'control' ELSE 'treatment' END AS variant,
-               -10 * ln(1 - random()) AS pre_revenue,
-               random() AS u1, random() AS u2, random() AS u3, random() AS u4, random() AS u5
-        FROM range({users}) t(i)
-    )
-) TO '{path}' (FORMAT parquet)
-"""
+# The same 10M-style users as user_level_bench.py (this folder is on sys.path when run as a script).
+from user_level_bench import GENERATE  # noqa: E402
 
 
 def _generate(folder: Path, users: int) -> Path:
@@ -63,7 +43,7 @@ def _generate(folder: Path, users: int) -> Path:
     if not path.exists():
         with duckdb.connect() as connection:
             connection.execute("SELECT setseed(0.15)")
-            connection.execute(GENERATE.format(users=users, path=path))
+            connection.execute(GENERATE.format(users=users, path=path, options="FORMAT parquet"))
     return path
 
 

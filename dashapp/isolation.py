@@ -191,24 +191,36 @@ class WorkerTimeoutError(IsolationError):
 # -- the parent's side ---------------------------------------------------------------------------
 
 
+def _start_interpreter(entry: str, preload: Sequence[str], stderr: IO[bytes] | int
+                       ) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """A fresh interpreter running this module's ``entry`` function in a session of its own, with
+    the child end of a socket pair as ``argv[1]`` and ``preload`` as ``argv[2]``; returns it and the
+    parent's end of the socket."""
+    parent, child = socket.socketpair()
+    # The interpreter must import what the caller can: the test tree, a source checkout.
+    path = os.pathsep.join(p for p in sys.path if p)
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONFAULTHANDLER": "1"}
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", f"from dashapp.isolation import {entry}; {entry}()",
+             str(child.fileno()), ",".join(preload)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=(child.fileno(),),
+            start_new_session=True, env=env, close_fds=True)
+    except BaseException:
+        parent.close()
+        raise
+    finally:
+        child.close()
+    return process, parent
+
+
 class _Worker:
     """One started worker process and the parent's end of its socket."""
 
     def __init__(self, preload: Sequence[str]) -> None:
-        parent, child = socket.socketpair()
         # Closed by close_stderr() once the job's error message has been built.
         self.stderr: IO[bytes] = tempfile.TemporaryFile(prefix="experimentos-worker-")  # noqa: SIM115
-        # The worker must import what the caller can: the test tree, a source checkout.
-        path = os.pathsep.join(p for p in sys.path if p)
-        env = {**os.environ, "PYTHONPATH": path, "PYTHONFAULTHANDLER": "1"}
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from dashapp.isolation import _worker_main; _worker_main()",
-                 str(child.fileno()), ",".join(preload)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr, pass_fds=(child.fileno(),),
-                start_new_session=True, env=env, close_fds=True)
-        finally:
-            child.close()
+        self.process, parent = _start_interpreter("_worker_main", preload, self.stderr)
         self.connection = Connection(parent.detach())
         self.pid = self.process.pid
 
@@ -305,18 +317,7 @@ class _Zygote:
     status to the status pipe the server handed over with the job."""
 
     def __init__(self, preload: Sequence[str]) -> None:
-        parent, child = socket.socketpair()
-        path = os.pathsep.join(p for p in sys.path if p)
-        env = {**os.environ, "PYTHONPATH": path, "PYTHONFAULTHANDLER": "1"}
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from dashapp.isolation import _zygote_main; _zygote_main()",
-                 str(child.fileno()), ",".join(preload)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                pass_fds=(child.fileno(),), start_new_session=True, env=env, close_fds=True)
-        finally:
-            child.close()
-        self.control = parent
+        self.process, self.control = _start_interpreter("_zygote_main", preload, subprocess.DEVNULL)
         self.lock = threading.Lock()
 
     def alive(self) -> bool:

@@ -70,17 +70,24 @@ def test_four_processes_and_eight_threads_lose_no_save(tmp_path: Path) -> None:
     assert orphans == (0,)
 
 
+def _hold_lock(lock_file: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding ``lock_file`` (as an ExperimentOS process does) for ``seconds``;
+    returns once it holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('ready', flush=True); time.sleep(float(sys.argv[2]))",
+                               str(lock_file), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    return holder
+
+
 def test_a_save_waits_for_another_process_holding_the_lock_file(tmp_path: Path) -> None:
     """Writers serialise on ``<database>.lock`` from before DuckDB opens the file until it is closed."""
     path = tmp_path / "db.duckdb"
     ExperimentDatabase(path).schema_version()
     lock_file = path.with_name(path.name + ".lock")
     assert lock_file.exists()
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('ready', flush=True); time.sleep(float(sys.argv[2]))",
-                               str(lock_file), "30"], stdout=subprocess.PIPE, text=True)
+    holder = _hold_lock(lock_file, 30)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         started = time.monotonic()
         with pytest.raises(DatabaseLockedError, match="locked by another process"):
             ExperimentDatabase(path, lock_timeout=0.5).count_experiments()
@@ -88,11 +95,8 @@ def test_a_save_waits_for_another_process_holding_the_lock_file(tmp_path: Path) 
     finally:
         holder.kill()
         holder.wait()
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('ready', flush=True); time.sleep(float(sys.argv[2]))",
-                               str(lock_file), "1.0"], stdout=subprocess.PIPE, text=True)
+    holder = _hold_lock(lock_file, 1.0)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         started = time.monotonic()
         assert ExperimentDatabase(path, lock_timeout=30).count_experiments() == 0
         assert time.monotonic() - started > 0.5  # it waited for the holder to let go

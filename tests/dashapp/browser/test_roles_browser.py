@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from dashapp import ids
 from storage.database import ExperimentDatabase, HistoryQuery
@@ -42,6 +44,17 @@ def _nav_links(dash_duo: Any) -> set[str]:
 def _open(dash_duo: Any, path: str, selector: str) -> None:
     dash_duo.driver.get(f"{_base(dash_duo)}{path}")
     dash_duo.wait_for_element(selector, timeout=TIMEOUT)
+
+
+def _enabled(dash_duo: Any, selector: str) -> bool:
+    """Whether the element becomes enabled. A button with a `running` state is disabled while its callback's
+    first call (fired when the page inserts it, because its store output was already there) is in flight."""
+    try:
+        WebDriverWait(dash_duo.driver, TIMEOUT).until(lambda driver: driver.find_element(By.CSS_SELECTOR, selector)
+                                                      .is_enabled())
+    except TimeoutException:
+        return False
+    return True
 
 
 def _absent(dash_duo: Any, selector: str) -> bool:
@@ -93,7 +106,7 @@ def test_each_role_sees_and_does_what_it_may_and_nothing_more(dash_duo: Any, app
     _click(dash_duo, f"#{ids.OPEN_IN_WORKSPACE}")
     dash_duo.wait_for_element(f"#{ids.SAVE_EXPERIMENT}", timeout=TIMEOUT)
     _open(dash_duo, "/memo", f"#{ids.SAVE_NOTES}")
-    assert dash_duo.find_element(f"#{ids.SAVE_NOTES}").is_enabled() and _absent(dash_duo, f"#{ids.ROLE_NOTICE}")
+    assert _enabled(dash_duo, f"#{ids.SAVE_NOTES}") and _absent(dash_duo, f"#{ids.ROLE_NOTICE}")
     dash_duo.find_element(f"#{ids.MEMO_NOTES}").send_keys("Checked with finance.")
     _click(dash_duo, f"#{ids.SAVE_NOTES}")
     dash_duo.wait_for_contains_text(f"#{ids.NOTES_MESSAGE}", "Saved memo version", timeout=TIMEOUT)

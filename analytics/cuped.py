@@ -41,6 +41,23 @@ class CovariateStatistic:
 
 @dataclass(frozen=True)
 class CupedResult:
+    """A CUPED-adjusted comparison of one mean metric, with the unadjusted one beside it.
+
+    Attributes
+    ----------
+    covariate
+        The pre-experiment column used as x (e.g. ``revenue_pre``).
+    theta
+        The pooled within-arm slope of y on x, Σ(n−1)·cov(x, y) / Σ(n−1)·var(x) over every arm
+        (0 when x does not vary); each arm's y becomes y − θ·(x̄_arm − x̄).
+    variance_reduction
+        ``1 − SE²_adjusted / SE²_unadjusted`` (0.3 = the adjusted test needs 30% fewer users).
+    adjusted
+        Welch's test on the adjusted means; this is what the decision uses when CUPED is on.
+    unadjusted
+        The plain Welch test of the same metric, for comparison.
+    """
+
     covariate: str
     theta: float
     variance_reduction: float

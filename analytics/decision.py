@@ -81,6 +81,20 @@ RULE_NUMBERS: dict[str, int] = {
 
 @dataclass(frozen=True)
 class ArmDecision:
+    """The decision rules applied to one treatment arm against control (SPEC §4).
+
+    Attributes
+    ----------
+    treatment
+        The arm's name as it appears in the file.
+    outcome
+        Launch, Hold or Rollback for this arm alone; :class:`Decision` combines the arms.
+    rule
+        The first rule that fired (e.g. ``"guardrail_severe"``); ``RULE_NUMBERS`` gives its number.
+    reasons
+        Sentences for the memo, the first one naming the rule's cause with its numbers.
+    """
+
     treatment: str
     outcome: Outcome
     rule: RuleId

@@ -48,7 +48,43 @@ RelativeCiMethod = Literal["log", "linear"]
 
 @dataclass(frozen=True)
 class EffectEstimate:
-    """Treatment minus control for one metric, with its test."""
+    """Treatment minus control for one metric, with its test.
+
+    Attributes
+    ----------
+    metric_type
+        ``"proportion"`` (a rate: z-test), ``"mean"`` (Welch's t-test) or ``"ratio"`` (delta method, z-test).
+    control_n, treatment_n
+        Users in each arm (for a ratio metric: the units the numerator and denominator are summed over).
+    control_value, treatment_value
+        Each arm's rate (a fraction, not a percentage), mean or ratio, in the metric's unit.
+    absolute_effect
+        ``treatment_value − control_value``, in the metric's unit (a rate difference is a fraction).
+    absolute_ci
+        The two-sided ``1 − α`` Wald / Welch interval of ``absolute_effect``.
+    standard_error
+        ``√(s²_t/n_t + s²_c/n_c)``, unpooled, of ``absolute_effect``.
+    statistic
+        z (proportions, ratios) or Welch's t (means); 0 when the test is degenerate (see ``note``).
+    degrees_of_freedom
+        Welch–Satterthwaite df for means; ``None`` for the z-tests.
+    p_value
+        Two-sided p of the test, before any multiple-testing adjustment.
+    relative_effect
+        ``absolute_effect / control_value`` (0.05 = +5%); ``None`` when the control value is 0.
+    relative_ci
+        Its ``1 − α`` interval, on the log scale when both values are positive (never below −100%),
+        else linear (see ``relative_ci_method``); ``None`` when the control value is 0.
+    relative_standard_error
+        The linear delta-method SE of ``relative_effect`` (the Bayesian relative credible interval uses it).
+    note
+        A sentence for the reader when the test is uninformative (zero variance) or the relative
+        lift is undefined; ``None`` otherwise.
+    control_std, treatment_std
+        Each arm's standard deviation per user (√(p(1−p)) for a rate).
+    relative_ci_method
+        ``"log"`` or ``"linear"``: how ``relative_ci`` was built; ``None`` when there is none.
+    """
 
     metric_type: MetricType
     control_n: int

@@ -12,6 +12,20 @@ __all__ = ["SrmResult", "srm_check"]
 
 @dataclass(frozen=True)
 class SrmResult:
+    """The sample-ratio-mismatch test of the observed arm sizes against the planned split.
+
+    Attributes
+    ----------
+    chi2
+        Pearson's χ² statistic, Σ (O − E)² / E, with k − 1 degrees of freedom for k arms.
+    p_value
+        Its upper-tail p-value; the policy's ``srm_warning_p`` and ``srm_blocked_p`` judge it.
+    observed
+        Users per arm, as counted.
+    expected_share
+        The planned share of each arm, normalised to sum to 1.
+    """
+
     chi2: float
     p_value: float
     observed: Mapping[str, int]

@@ -37,6 +37,31 @@ __all__ = ["DuckDBEngine", "SparkEngine", "spark_type_name"]
 
 # -- DuckDB ----------------------------------------------------------------------------------------
 
+def _common_aggregate(function: str, value: str, x: str) -> str | None:
+    """The aggregates both dialects spell alike (``value`` and ``x`` are already cast and shifted);
+    ``None`` for those each engine writes its own way."""
+    match function:
+        case "count":
+            return f"count({value})"
+        case "sum":
+            return f"sum({value})"
+        case "sum_squares":
+            return f"sum({value} * {value})"
+        case "avg":
+            return f"avg({value})"
+        case "var_samp":
+            return f"coalesce(var_samp({value}), 0)"
+        case "count_non_binary":
+            return f"count_if({value} NOT IN (0, 1))"
+        case "count_ones":
+            return f"count_if({value} = 1)"
+        case "regr_count" | "regr_avgy" | "regr_avgx":
+            return f"{function}({value}, {x})"
+        case "regr_sxx" | "regr_sxy":
+            return f"coalesce({function}({value}, {x}), 0)"
+    return None
+
+
 def _duckdb_quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -88,21 +113,12 @@ class DuckDBEngine:
         shifted = f"({value} - {_duckdb_double(aggregate.pivot)})"
         if aggregate.function in ("avg", "var_samp", "regr_sxy") and (aggregate.pivot or aggregate.other_pivot):
             value, x = shifted, f"({x} - {_duckdb_double(aggregate.other_pivot)})" if x else ""
+        # sum: a HUGEINT of 128 bits, never overflows here; sum_squares: the product overflows past 2^63
+        # (OutOfRangeException), which the scan plan catches and reruns in doubles.
+        common = _common_aggregate(aggregate.function, value, x)
+        if common is not None:
+            return common
         match aggregate.function:
-            case "count":
-                return f"count({value})"
-            case "sum":
-                return f"sum({value})"  # HUGEINT: 128 bits, never overflows here
-            case "sum_squares":
-                return f"sum({value} * {value})"  # the product overflows past 2^63: OutOfRangeException
-            case "avg":
-                return f"avg({value})"
-            case "var_samp":
-                return f"coalesce(var_samp({value}), 0)"
-            case "count_non_binary":
-                return f"count_if({value} NOT IN (0, 1))"
-            case "count_ones":
-                return f"count_if({value} = 1)"
             case "count_non_finite":
                 return f"count_if(NOT isfinite({value}))"
             case "shifted_sum":
@@ -111,10 +127,6 @@ class DuckDBEngine:
                 return f"fsum({shifted} * {shifted})"
             case "shifted_cross":
                 return f"coalesce(fsum({shifted} * ({x} - {_duckdb_double(aggregate.other_pivot)})), 0)"
-            case "regr_count" | "regr_avgy" | "regr_avgx":
-                return f"{aggregate.function}({value}, {x})"
-            case "regr_sxx" | "regr_sxy":
-                return f"coalesce({aggregate.function}({value}, {x}), 0)"
             case "min_id":
                 return f"min({value})"
             case "max_id":
@@ -291,27 +303,12 @@ class SparkEngine:
             # Moments of x − c: Spark's streaming updates lose the digits an offset leaves no room for.
             value = f"({value} - {_spark_double(aggregate.pivot)})"
             x = f"({x} - {_spark_double(aggregate.other_pivot)})" if x else ""
+        common = _common_aggregate(aggregate.function, value, x)
+        if common is not None:
+            return common
         match aggregate.function:
-            case "count":
-                return f"count({value})"
-            case "sum":
-                return f"sum({value})"
-            case "sum_squares":
-                return f"sum({value} * {value})"
-            case "avg":
-                return f"avg({value})"
-            case "var_samp":
-                return f"coalesce(var_samp({value}), 0)"
-            case "count_non_binary":
-                return f"count_if({value} NOT IN (0, 1))"
-            case "count_ones":
-                return f"count_if({value} = 1)"
             case "count_non_finite":
                 return f"count_if(isnan({value}) OR abs({value}) = double('Infinity'))"
-            case "regr_count" | "regr_avgy" | "regr_avgx":
-                return f"{aggregate.function}({value}, {x})"
-            case "regr_sxx" | "regr_sxy":
-                return f"coalesce({aggregate.function}({value}, {x}), 0)"
             case "min_id":
                 return f"min(CAST({_spark_quote(aggregate.column)} AS BIGINT))"
             case "max_id":

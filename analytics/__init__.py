@@ -4,6 +4,7 @@ Nothing here reads files, talks to a database or imports Dash (SPEC §1).
 """
 
 from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary
+from analytics.charter import DEFAULT_PRIMARY_METRIC, Charter
 from analytics.cuped import CovariateStatistic, CupedResult, cuped_test
 from analytics.decision import (
     ArmDecision,
@@ -18,6 +19,7 @@ from analytics.health import (
     ExperimentData,
     HealthStatus,
     Issue,
+    IssueCode,
     MetricData,
     RawTable,
     Segment,
@@ -42,6 +44,7 @@ from analytics.policy import (
     MetricPolicy,
     MetricSettings,
     Policy,
+    SplitMismatch,
     parse_mde,
     parse_split,
     policy_from_mapping,
@@ -74,14 +77,16 @@ from analytics.user_level import (
     validate_user_level,
 )
 
-__version__ = "2.0.0"
+__version__ = "2.1.0"
 
 __all__ = [
     "DEFAULT_POLICY",
+    "DEFAULT_PRIMARY_METRIC",
     "RULES_VERSION",
     "SCHEMA_VERSION",
     "ArmDecision",
     "BayesianSummary",
+    "Charter",
     "ColumnSummary",
     "Comparison",
     "CovariateStatistic",
@@ -102,6 +107,7 @@ __all__ = [
     "InputInfo",
     "Interval",
     "Issue",
+    "IssueCode",
     "Margin",
     "MetricData",
     "MetricPolicy",
@@ -118,6 +124,7 @@ __all__ = [
     "Segment",
     "SegmentSummary",
     "SequentialResult",
+    "SplitMismatch",
     "SrmResult",
     "TimelinePoint",
     "UserLevelSummary",

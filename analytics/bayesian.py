@@ -25,23 +25,43 @@ a ~ 1e7 is off by ~3e-7 in relative terms. Results agree with adaptive quadratur
 ``integrate.quad``) to well under 1e-6 and are identical across runs.
 
 Means: the normal approximation with a flat prior, D ~ N(Δ, SE²).
+
+Each summary carries the posterior of each arm it used (:class:`BetaPosterior` for rates,
+:class:`NormalPosterior` for means, ratios and CUPED-adjusted metrics), and
+:func:`posterior_curves` gives the densities a chart of them draws — so a figure never rebuilds
+a posterior from rounded numbers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from analytics.distributions import norm_cdf, norm_pdf, norm_ppf
-from analytics.inference import EffectEstimate
+from analytics.distributions import beta_pdf, beta_ppf, norm_cdf, norm_pdf, norm_ppf
+from analytics.inference import EffectEstimate, MetricType
 from analytics.sufficient import Interval, ProportionStatistic
 
-__all__ = ["BayesianSummary", "beta_binomial_summary", "normal_summary"]
+__all__ = [
+    "BayesianSummary",
+    "BetaPosterior",
+    "NormalPosterior",
+    "Posterior",
+    "beta_binomial_summary",
+    "normal_summary",
+    "plotting_range",
+    "posterior_curves",
+    "posterior_density",
+    "posterior_from_dict",
+    "posterior_from_stored_arm",
+    "posterior_quantile",
+    "posterior_to_dict",
+]
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(8)
 #: Panel edges, in posterior sd from the mean.
@@ -50,11 +70,107 @@ _GAP_NODES, _GAP_WEIGHTS = np.polynomial.legendre.leggauss(4)
 
 
 @dataclass(frozen=True)
+class BetaPosterior:
+    """The Beta(alpha, beta) posterior of an arm's rate: Beta(1 + x, 1 + n − x) for x successes
+    among n users under the uniform Beta(1, 1) prior.
+
+    Attributes
+    ----------
+    alpha : float
+        First shape parameter, 1 + successes (> 0, unitless).
+    beta : float
+        Second shape parameter, 1 + failures (> 0, unitless).
+    family : "beta"
+        The JSON name of the family (class constant).
+
+    Raises ``ValueError`` unless both shapes are positive and finite.
+    """
+
+    alpha: float
+    beta: float
+    family: ClassVar[Literal["beta"]] = "beta"
+
+    def __post_init__(self) -> None:
+        for name, value in (("alpha", self.alpha), ("beta", self.beta)):
+            if not 0.0 < value < math.inf:
+                raise ValueError(f"{name} must be positive and finite, got {value}")
+
+    @property
+    def mean(self) -> float:
+        """The posterior mean of the rate, alpha / (alpha + beta), on the 0–1 scale."""
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def sd(self) -> float:
+        """The posterior standard deviation of the rate, on the 0–1 scale."""
+        total = self.alpha + self.beta
+        return math.sqrt(self.alpha * self.beta / (total * total * (total + 1.0)))
+
+
+@dataclass(frozen=True)
+class NormalPosterior:
+    """The flat-prior normal posterior N(mean, sd²) of an arm's mean (or ratio): the normal
+    approximation the mean-difference summary D ~ N(Δ, SE²) is built from, SE² = sd_t² + sd_c².
+
+    Attributes
+    ----------
+    mean : float
+        Posterior mean: the arm's sample mean (its ratio for a ratio metric; the CUPED-adjusted
+        mean ȳ − θ(x̄ − x̄_all) when the comparison used CUPED), in the metric's unit.
+    sd : float
+        Posterior standard deviation: the standard error of that mean, s / √n with s the
+        per-user standard deviation (of y − θx under CUPED; the delta-method one for a
+        ratio), in the metric's unit; 0 when the arm's values never vary.
+    family : "normal"
+        The JSON name of the family (class constant).
+
+    Raises ``ValueError`` when ``sd`` is negative.
+    """
+
+    mean: float
+    sd: float
+    family: ClassVar[Literal["normal"]] = "normal"
+
+    def __post_init__(self) -> None:
+        if self.sd < 0.0:
+            raise ValueError(f"sd must be >= 0, got {self.sd}")
+
+
+#: An arm's posterior: Beta for a rate, normal for a mean, a ratio or a CUPED-adjusted metric.
+Posterior: TypeAlias = BetaPosterior | NormalPosterior
+
+
+@dataclass(frozen=True)
 class BayesianSummary:
+    """Bayesian reading of treatment against control on the primary metric (reported for
+    reference; the decision never uses it).
+
+    Attributes
+    ----------
+    prob_treatment_better : float
+        Posterior probability that the treatment is better than control, in [0, 1]: P(p_t > p_c)
+        (or P(D > 0)); P(t < c) when the metric's ``better`` is ``"lower"``.
+    expected_loss_treatment : float
+        Expected loss of shipping the treatment, E[(c − t)⁺] (E[(t − c)⁺] when lower is better),
+        in the metric's unit (a rate's on the 0–1 scale), ≥ 0.
+    expected_loss_control : float
+        Expected loss of keeping control, E[(t − c)⁺] (E[(c − t)⁺] when lower is better), in the
+        metric's unit, ≥ 0.
+    relative_credible_interval : Interval or None
+        Equal-tailed 95% credible interval of the relative lift t / c − 1 (a fraction: 0.05 is
+        +5%); for means the delta-method normal one. None when the control value is 0.
+    control_posterior : BetaPosterior or NormalPosterior
+        The posterior of the control arm's value the summary was computed from.
+    treatment_posterior : BetaPosterior or NormalPosterior
+        The posterior of the treatment arm's value the summary was computed from.
+    """
+
     prob_treatment_better: float
     expected_loss_treatment: float
     expected_loss_control: float
     relative_credible_interval: Interval | None
+    control_posterior: Posterior
+    treatment_posterior: Posterior
 
 
 @dataclass(frozen=True)
@@ -191,6 +307,8 @@ def beta_binomial_summary(
         expected_loss_treatment=max(0.0, loss_treatment),
         expected_loss_control=max(0.0, loss_control),
         relative_credible_interval=Interval(bounds[0], bounds[1]),
+        control_posterior=BetaPosterior(c.a, c.b),
+        treatment_posterior=BetaPosterior(t.a, t.b),
     )
 
 
@@ -222,7 +340,9 @@ def normal_summary(effect: EffectEstimate, *, credible_level: float = 0.95) -> B
     """Flat-prior normal posterior of a mean difference, D ~ N(Δ, SE²).
 
     P(D > 0) = Φ(Δ/SE); E[max(−D, 0)] = SE·φ(Δ/SE) − Δ·Φ(−Δ/SE); the relative
-    interval uses the delta-method SE of the lift.
+    interval uses the delta-method SE of the lift. The arms' posteriors are
+    N(m_v, s_v² / n_v) from the estimate's values and per-user standard deviations (the
+    CUPED-adjusted ones when ``effect`` is adjusted).
     """
     delta, se = effect.absolute_effect, effect.standard_error
     z = norm_ppf(0.5 + credible_level / 2.0)
@@ -238,4 +358,121 @@ def normal_summary(effect: EffectEstimate, *, credible_level: float = 0.95) -> B
     if effect.relative_effect is not None and effect.relative_standard_error is not None:
         rel, rel_se = effect.relative_effect, effect.relative_standard_error
         interval = Interval(rel - z * rel_se, rel + z * rel_se)
-    return BayesianSummary(prob, max(loss_t, 0.0), max(loss_c, 0.0), interval)
+    return BayesianSummary(prob, max(loss_t, 0.0), max(loss_c, 0.0), interval,
+                           control_posterior=NormalPosterior(effect.control_value,
+                                                             effect.control_std / math.sqrt(effect.control_n)),
+                           treatment_posterior=NormalPosterior(effect.treatment_value,
+                                                               effect.treatment_std / math.sqrt(effect.treatment_n)))
+
+
+# -- what a chart of the posteriors draws ----------------------------------------------------------
+
+#: The sd a chart gives a point-mass normal posterior (sd 0), which has no density: a spike at its mean.
+_POINT_MASS_SD = 1e-12
+
+
+def posterior_density(posterior: Posterior, grid: ArrayLike) -> NDArray[np.float64]:
+    """The posterior's density at each point of ``grid``: the Beta(alpha, beta) density
+    (0 outside [0, 1]), or φ((x − mean)/sd)/sd. Raises ``ValueError`` for a normal posterior with
+    sd 0, a point mass with no density (:func:`posterior_curves` draws it as a spike)."""
+    points = np.asarray(grid, dtype=np.float64)
+    if isinstance(posterior, BetaPosterior):
+        return beta_pdf(points, posterior.alpha, posterior.beta)
+    if not posterior.sd > 0.0:
+        raise ValueError(f"a normal posterior with sd {posterior.sd} has no density")
+    z = (points - posterior.mean) / posterior.sd
+    return np.exp(-z * z / 2.0) / math.sqrt(2.0 * math.pi) / posterior.sd
+
+
+def posterior_quantile(posterior: Posterior, q: float) -> float:
+    """The q-quantile of the posterior (``betaincinv`` for Beta, mean + sd·Φ⁻¹(q) for normal).
+    Raises ``ValueError`` for q outside [0, 1]."""
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"q must be within [0, 1], got {q}")
+    if isinstance(posterior, BetaPosterior):
+        return beta_ppf(q, posterior.alpha, posterior.beta)
+    return norm_ppf(q) * posterior.sd + posterior.mean
+
+
+def plotting_range(posteriors: Sequence[Posterior], *, tail: float = 1e-4) -> Interval:
+    """Where a chart of the posteriors puts its x axis: from the lowest ``tail`` quantile to the
+    highest 1 − ``tail`` quantile among them, so each curve shows all but 2·tail of its mass.
+    Raises ``ValueError`` for no posteriors or a tail outside (0, 0.5)."""
+    if not posteriors:
+        raise ValueError("posteriors must not be empty")
+    if not 0.0 < tail < 0.5:
+        raise ValueError(f"tail must be within (0, 0.5), got {tail}")
+    drawn = [_drawable(p) for p in posteriors]
+    return Interval(min(posterior_quantile(p, tail) for p in drawn), max(posterior_quantile(p, 1.0 - tail) for p in drawn))
+
+
+def posterior_curves(posteriors: Sequence[Posterior], *, points: int = 400, tail: float = 1e-4
+                     ) -> tuple[NDArray[np.float64], tuple[NDArray[np.float64], ...]]:
+    """The grid a chart draws the posteriors on (``points`` evenly spaced over
+    :func:`plotting_range`) and each posterior's density on it, in the metric's unit (a rate's
+    on the 0–1 scale). A normal posterior with sd 0 (an arm whose values never vary) is drawn as
+    N(mean, (1e-12)²), a spike at its mean. Raises ``ValueError`` as :func:`plotting_range`, or
+    for fewer than 2 points."""
+    if points < 2:
+        raise ValueError(f"points must be at least 2, got {points}")
+    span = plotting_range(posteriors, tail=tail)
+    grid = np.linspace(span.low, span.high, points)
+    return grid, tuple(posterior_density(_drawable(p), grid) for p in posteriors)
+
+
+def _drawable(posterior: Posterior) -> Posterior:
+    if isinstance(posterior, NormalPosterior) and posterior.sd == 0.0:
+        return NormalPosterior(posterior.mean, _POINT_MASS_SD)
+    return posterior
+
+
+# -- the posterior in the report JSON --------------------------------------------------------------
+
+def posterior_to_dict(posterior: Posterior) -> dict[str, Any]:
+    """``{"family": "beta", "alpha", "beta"}`` or ``{"family": "normal", "mean", "sd"}`` (the
+    report's ``bayesian.posterior.<arm>``); a non-finite number becomes ``None``."""
+    def number(value: float) -> float | None:
+        return float(value) if math.isfinite(value) else None
+
+    if isinstance(posterior, BetaPosterior):
+        return {"family": posterior.family, "alpha": number(posterior.alpha), "beta": number(posterior.beta)}
+    return {"family": posterior.family, "mean": number(posterior.mean), "sd": number(posterior.sd)}
+
+
+def posterior_from_dict(body: Mapping[str, Any]) -> Posterior:
+    """The posterior written by :func:`posterior_to_dict`. Raises ``ValueError`` naming what is
+    wrong: an unknown ``family``, or parameters that are not finite numbers in range."""
+    family = body.get("family") if isinstance(body, Mapping) else None
+    names = {"beta": ("alpha", "beta"), "normal": ("mean", "sd")}.get(family) if isinstance(family, str) else None
+    if names is None:
+        raise ValueError(f"posterior family must be 'beta' or 'normal', got {family!r}")
+    values: list[float] = []
+    for name in names:
+        value = body.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"posterior {name} must be a finite number, got {value!r}")
+        values.append(float(value))
+    first, second = values
+    try:
+        return BetaPosterior(first, second) if family == "beta" else NormalPosterior(first, second)
+    except ValueError as error:
+        raise ValueError(f"posterior {error}") from None
+
+
+def posterior_from_stored_arm(metric_type: MetricType | str, n: int, value: float, std: float | None) -> Posterior:
+    """An arm's posterior rebuilt from a stored report's ``n``, ``value`` and ``std`` — only for
+    reports stored before the report carried ``bayesian.posterior`` (analytics 2.0.0 and
+    earlier); newer reports carry the posterior the summary used, read with
+    :func:`posterior_from_dict`.
+
+    This is what the chart drew from such reports: Beta(1 + round(value·n), 1 + n − round(value·n))
+    for a rate, N(value, std/√n) otherwise. It cannot know that a rate was CUPED-adjusted (whose
+    summary used a normal posterior), so it draws that one as a Beta. Raises ``ValueError`` for
+    n < 1.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if metric_type == "proportion":
+        successes = round(value * n)
+        return BetaPosterior(1.0 + successes, 1.0 + n - successes)
+    return NormalPosterior(value, (std or 0.0) / math.sqrt(n))

@@ -21,6 +21,7 @@ from analytics.wording import format_number, format_points, p_clause
 
 __all__ = [
     "RULE_NUMBERS",
+    "THRESHOLD_TOLERANCE",
     "ArmDecision",
     "Decision",
     "GuardrailAssessment",

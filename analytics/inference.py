@@ -38,6 +38,7 @@ __all__ = [
     "interval_at",
     "ratio_ztest",
     "two_proportion_ztest",
+    "welch_degrees_of_freedom",
     "welch_ttest",
     "z_critical",
 ]

@@ -19,9 +19,12 @@ __all__ = [
     "ExpectedSplit",
     "HarmDirection",
     "Margin",
+    "MetricKind",
     "MetricPolicy",
+    "MetricRoleName",
     "MetricSettings",
     "Policy",
+    "SplitMismatch",
     "parse_mde",
     "parse_split",
     "policy_from_mapping",
@@ -168,6 +171,20 @@ def unknown_metric_message(names: Sequence[str], known: Sequence[str], *, where:
 
 
 @dataclass(frozen=True)
+class SplitMismatch:
+    """Why an expected split does not fit a file's variants: a share count that is not the number
+    of variants, or names that are not the variants'. Bad data, not a bad argument: the report
+    turns it into the Blocked issue ``split_mismatch``."""
+
+    reason: str
+
+    @property
+    def message(self) -> str:
+        """The reason as a sentence (capitalised, with a full stop)."""
+        return self.reason[0].upper() + self.reason[1:] + "."
+
+
+@dataclass(frozen=True)
 class ExpectedSplit:
     """Expected traffic shares: positional (file order), by variant name, or equal.
 
@@ -188,11 +205,11 @@ class ExpectedSplit:
     def is_equal(self) -> bool:
         return not self.positional and not self.named
 
-    def resolve(self, variants: Sequence[str]) -> dict[str, float] | str:
-        """Normalised shares for ``variants`` (in file order), or an error message."""
+    def resolve(self, variants: Sequence[str]) -> dict[str, float] | SplitMismatch:
+        """Normalised shares for ``variants`` (in file order), or why the split does not fit them."""
         if self.positional:
             if len(self.positional) != len(variants):
-                return (
+                return SplitMismatch(
                     f"the expected split gives {len(self.positional)} shares but the file has "
                     f"{len(variants)} variants ({', '.join(variants)}); give one share per variant "
                     "in file order, or name them (control=50,treatment=50)"
@@ -208,7 +225,7 @@ class ExpectedSplit:
                     parts.append(f"no share for {', '.join(missing)}")
                 if unknown:
                     parts.append(f"no variant named {', '.join(unknown)} in the file")
-                return "the expected split does not match the file: " + "; ".join(parts)
+                return SplitMismatch("the expected split does not match the file: " + "; ".join(parts))
             raw = {v: lookup[v.casefold()] for v in variants}
         else:
             raw = {v: 1.0 for v in variants}

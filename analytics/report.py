@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary
+from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary, posterior_to_dict
 from analytics.cuped import CupedResult, cuped_test
 from analytics.decision import (
     RULE_NUMBERS,
@@ -25,7 +25,7 @@ from analytics.decision import (
     describe_margin,
     format_amount,
 )
-from analytics.health import ExperimentData, HealthStatus, Issue, MetricData, Segment, overall_status
+from analytics.health import ExperimentData, HealthStatus, Issue, IssueCode, MetricData, Segment, overall_status
 from analytics.inference import (
     EffectEstimate,
     benjamini_hochberg_adjust,
@@ -36,8 +36,8 @@ from analytics.inference import (
     two_proportion_ztest,
     welch_ttest,
 )
-from analytics.policy import RULES_VERSION, HarmDirection, Margin, MetricSettings, Policy, unknown_metric_message
-from analytics.power import detectable_effect, plan_sample_size
+from analytics.policy import RULES_VERSION, HarmDirection, Margin, MetricSettings, Policy, SplitMismatch, unknown_metric_message
+from analytics.power import SampleSizePlan, detectable_effect, plan_sample_size
 from analytics.sequential import SequentialResult, always_valid
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
@@ -46,7 +46,9 @@ from analytics.wording import format_count, p_clause
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SPARSE_COUNT",
     "Comparison",
+    "Direction",
     "ExperimentInfo",
     "GuardrailResult",
     "Health",
@@ -62,6 +64,7 @@ __all__ = [
     "decision_view",
     "metric_estimate",
     "report_to_dict",
+    "sparse_arms",
 ]
 
 SCHEMA_VERSION = 2
@@ -211,7 +214,8 @@ def _direction(estimate: EffectEstimate, significant: bool) -> Direction:
 
 
 def _bayesian(metric: MetricData, control: str, treatment: str, estimate: EffectEstimate) -> BayesianSummary:
-    """Beta-binomial for rates; the normal approximation (flat prior) for means and ratios."""
+    """Beta-binomial for rates; the normal approximation (flat prior) for means and ratios. (A
+    CUPED-adjusted rate takes the normal one from its adjusted estimate, see :func:`_compare`.)"""
     c, t = metric.statistics[control], metric.statistics[treatment]
     if isinstance(c, ProportionStatistic) and isinstance(t, ProportionStatistic):
         return beta_binomial_summary(c, t)
@@ -231,6 +235,41 @@ def _describe_planned(policy: Policy, target: float, metric_type: str) -> str:
     return format_amount(target, metric_type, signed=False)
 
 
+def _hint_plan(control: Statistic, target: float, baseline: float, n_c: int, n_t: int,
+               policy: Policy) -> SampleSizePlan | None:
+    """The sample to detect ``target`` with the arms' current split, or ``None`` when no plan exists:
+    no positive finite target, an empty arm, a control rate of 0 or one the target would push to
+    100%, or a metric without variance (the arguments :func:`plan_sample_size` refuses)."""
+    if not (0 < target < math.inf and n_c > 0 and n_t > 0):
+        return None
+    split = (float(n_c), float(n_t))
+    if isinstance(control, ProportionStatistic):
+        if not (baseline > 0.0 and baseline + target < 1.0):
+            return None
+        return plan_sample_size(mde=target, baseline=baseline, alpha=policy.alpha, power=policy.power, split=split)
+    if not control.variance > 0:
+        return None
+    return plan_sample_size(mde=target, mean=baseline, std=math.sqrt(control.variance), alpha=policy.alpha,
+                            power=policy.power, split=split)
+
+
+def _hint_reachable(control: Statistic, baseline: float, n_c: int, n_t: int, policy: Policy) -> float | None:
+    """The smallest effect the current arms detect, or ``None`` when it is undefined: an empty arm,
+    a control rate outside [0, 1) or a negative variance (the arguments :func:`detectable_effect`
+    refuses)."""
+    if n_c <= 0 or n_t <= 0:
+        return None
+    if isinstance(control, ProportionStatistic):
+        if not 0.0 <= baseline < 1.0:
+            return None
+        return detectable_effect(control_n=n_c, treatment_n=n_t, alpha=policy.alpha, power=policy.power,
+                                 baseline=baseline)
+    if control.variance < 0:
+        return None
+    return detectable_effect(control_n=n_c, treatment_n=n_t, alpha=policy.alpha, power=policy.power,
+                             std=math.sqrt(control.variance))
+
+
 def _inconclusive_hint(metric: MetricData, control: str, treatment: str, estimate: EffectEstimate,
                        policy: Policy) -> str:
     """How many more users the arm needs for the planned MDE (or the observed effect); the
@@ -244,26 +283,10 @@ def _inconclusive_hint(metric: MetricData, control: str, treatment: str, estimat
     else:
         target = abs(estimate.absolute_effect)
         what = f"the observed effect of {format_amount(target, metric.metric_type, signed=False)}"
-    plan = None
-    if target > 0:
-        try:
-            if isinstance(c, ProportionStatistic):
-                plan = plan_sample_size(mde=target, baseline=baseline, alpha=policy.alpha, power=policy.power,
-                                        split=(float(n_c), float(n_t))) if baseline + target < 1.0 else None
-            elif c.variance > 0:
-                plan = plan_sample_size(mde=target, mean=baseline, std=math.sqrt(c.variance), alpha=policy.alpha,
-                                        power=policy.power, split=(float(n_c), float(n_t)))
-        except ValueError:
-            plan = None
+    plan = _hint_plan(c, target, baseline, n_c, n_t, policy)
     if plan is None:
-        try:
-            reachable = detectable_effect(
-                control_n=n_c, treatment_n=n_t, alpha=policy.alpha, power=policy.power,
-                baseline=baseline if isinstance(c, ProportionStatistic) else None,
-                std=None if isinstance(c, ProportionStatistic) else math.sqrt(c.variance))
-        except ValueError:
-            return "Collect more data before deciding."
-        if not math.isfinite(reachable):
+        reachable = _hint_reachable(c, baseline, n_c, n_t, policy)
+        if reachable is None or not math.isfinite(reachable):
             return "Collect more data before deciding."
         return (f"With {n_c + n_t:,} users the smallest effect detectable at {policy.power:.0%} power is "
                 f"{format_amount(reachable, metric.metric_type, signed=False)}; decide whether a smaller effect "
@@ -508,7 +531,7 @@ def analyze(
     if planned_sample is not None and data is not None and not policy.sequential:
         total = sum(data.users.values())
         if total < planned_sample:
-            all_issues.append(Issue("interim_look", "warning", (
+            all_issues.append(Issue(IssueCode.INTERIM_LOOK, "warning", (
                 f"This is an interim look: {format_count(total)} users of the {format_count(planned_sample)} planned "
                 f"({total / planned_sample:.0%}). Fixed-horizon p-values read before the planned sample inflate false "
                 "positives; wait for the planned sample, or turn on sequential inference (sequential = true) to look "
@@ -517,8 +540,8 @@ def analyze(
     shares: dict[str, float] = {}
     if data is not None:
         resolved = policy.expected_split.resolve(data.variants)
-        if isinstance(resolved, str):
-            all_issues.append(Issue("split_mismatch", "blocked", resolved[0].upper() + resolved[1:] + "."))
+        if isinstance(resolved, SplitMismatch):
+            all_issues.append(Issue(IssueCode.SPLIT_MISMATCH, "blocked", resolved.message))
             data = None
         else:
             shares = resolved
@@ -529,7 +552,7 @@ def analyze(
                 expected = ", ".join(f"{v} {s:.2%}" for v, s in shares.items())
                 limit = policy.srm_blocked_p if status is HealthStatus.BLOCKED else policy.srm_warning_p
                 all_issues.append(Issue(
-                    "srm", "blocked" if status is HealthStatus.BLOCKED else "warning",
+                    IssueCode.SRM, "blocked" if status is HealthStatus.BLOCKED else "warning",
                     f"Sample ratio mismatch: users are split {observed} but the expected split is {expected} "
                     f"(chi-square {srm.chi2:.2f}, {p_clause(srm.p_value)} < {limit:g}). Check assignment, "
                     "bucketing and logging before trusting any effect, or correct the expected split if it is wrong."))
@@ -540,23 +563,23 @@ def analyze(
         if broken:
             shown = ", ".join(f"{d.date} ({p_clause(d.p_value)})" for d in broken[:5])
             more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
-            all_issues.append(Issue("srm_daily", "warning", (
+            all_issues.append(Issue(IssueCode.SRM_DAILY, "warning", (
                 f"The split of new users broke on {len(broken)} day(s): {shown}{more}. Check assignment and logging "
                 "on those days; a broken day can bias the cumulative effect.")))
     if data is not None:
         known = [m.name for m in data.metrics]
         message = unknown_metric_message(policy.declared_names(), known, where="[metrics.<name>] / harm_directions")
         if message is not None:
-            all_issues.append(Issue("unknown_policy_metric", "blocked", message))
+            all_issues.append(Issue(IssueCode.UNKNOWN_POLICY_METRIC, "blocked", message))
         elif data.primary.metric_type == "proportion":
             sparse = sparse_arms(data.primary)
             if sparse:
-                all_issues.append(Issue("sparse_counts", "warning", (
+                all_issues.append(Issue(IssueCode.SPARSE_COUNTS, "warning", (
                     f"The primary rate has fewer than {SPARSE_COUNT} conversions or non-conversions in "
                     f"{', '.join(sparse)}: the Wald test is unreliable this sparse, so Fisher's exact test is reported "
                     "and must agree before the result counts as significant. Collect more users to decide on it.")))
     health = Health(overall_status(all_issues), tuple(all_issues), srm_summary)
-    non_srm_blocked = [i for i in all_issues if i.severity == "blocked" and i.code != "srm"]
+    non_srm_blocked = [i for i in all_issues if i.severity == "blocked" and i.code is not IssueCode.SRM]
     if data is None or non_srm_blocked:
         messages = tuple(i.message for i in non_srm_blocked) or ("The data could not be analysed.",)
         decision = Decision(Outcome.HOLD, "data_blocked", ("Fix the data before deciding: " + messages[0], *messages[1:]),
@@ -673,6 +696,8 @@ def _metric_dict(result: MetricResult, applied: bool) -> dict[str, Any]:
             "expected_loss_treatment": _number(b.expected_loss_treatment),
             "expected_loss_control": _number(b.expected_loss_control),
             "relative_credible_interval": _interval(b.relative_credible_interval),
+            "posterior": {"control": posterior_to_dict(b.control_posterior),
+                          "treatment": posterior_to_dict(b.treatment_posterior)},
         }
     return body
 

@@ -16,12 +16,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from analytics.health import Cell, Issue, RawTable, blocked_issue, warning_issue
+from analytics.health import Cell, Issue, IssueCode, RawTable, blocked_issue, warning_issue
 from analytics.policy import Policy
 from analytics.srm import srm_check
 from analytics.sufficient import Interval
 
-__all__ = ["DailySplit", "DailySrm", "TimelinePoint", "daily_srm", "has_date_column", "split_daily"]
+__all__ = ["DATE_COLUMN", "DailySplit", "DailySrm", "TimelinePoint", "daily_srm", "has_date_column", "split_daily"]
 
 DATE_COLUMN = "date"
 
@@ -174,13 +174,14 @@ def split_daily(table: RawTable, *, cumulative: bool = False) -> DailySplit:
         day = _parse_date(cells[date_index])
         label = "" if cells[variant_index] is None else str(cells[variant_index]).strip()
         if day is None:
-            issues.append(blocked_issue("bad_date", f"Row {number}: date {cells[date_index]!r} is not a date like "
-                                        "2026-11-28; write every date as YYYY-MM-DD."))
+            issues.append(blocked_issue(IssueCode.BAD_DATE, f"Row {number}: date {cells[date_index]!r} is not a date like "
+                                                            "2026-11-28; write every date as YYYY-MM-DD."))
             continue
         key = label.casefold()
         spelled.setdefault(key, label)
         if key in by_day.setdefault(day, {}):
-            issues.append(blocked_issue("duplicate_date_variant", f"Row {number}: variant {label!r} appears twice on "
+            issues.append(blocked_issue(IssueCode.DUPLICATE_DATE_VARIANT,
+                                        f"Row {number}: variant {label!r} appears twice on "
                                         f"{day}; give one row per date and variant (sum the rows of one day)."))
             continue
         by_day[day][key] = cells
@@ -192,7 +193,8 @@ def split_daily(table: RawTable, *, cumulative: bool = False) -> DailySplit:
         missing = [day for day in dates if key not in by_day[day]]
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            issues.append(warning_issue("variant_missing_days", f"Variant {spelled[key]!r} has no row on {shown}; "
+            issues.append(warning_issue(IssueCode.VARIANT_MISSING_DAYS,
+                                        f"Variant {spelled[key]!r} has no row on {shown}; "
                                         "those days count as no new users for it. Check the export if it ran then."))
     days: list[tuple[str, RawTable]] = []
     new_users: list[tuple[str, dict[str, int]]] = []
@@ -208,7 +210,8 @@ def split_daily(table: RawTable, *, cumulative: bool = False) -> DailySplit:
             users = _number(found[users_index])
             if cumulative and users is not None:
                 if users < previous.get(key, 0.0):
-                    issues.append(blocked_issue("decreasing_totals", f"Running totals of {spelled[key]!r} fall on {day} "
+                    issues.append(blocked_issue(IssueCode.DECREASING_TOTALS,
+                                                f"Running totals of {spelled[key]!r} fall on {day} "
                                                 f"({previous[key]:,.0f} → {users:,.0f} users); a cumulative export never "
                                                 "decreases — check the export or drop --cumulative if rows are daily."))
                 today[spelled[key]] = int(users - previous.get(key, 0.0))
@@ -225,7 +228,8 @@ def split_daily(table: RawTable, *, cumulative: bool = False) -> DailySplit:
     if not cumulative and len(dates) >= 3 and all(
             _strictly_increasing([_number(by_day[day][key][users_index]) for day in dates if key in by_day[day]])
             for key in variants):
-        issues.append(warning_issue("looks_cumulative", "Every variant's users grow every day, like running totals; "
+        issues.append(warning_issue(IssueCode.LOOKS_CUMULATIVE,
+                                    "Every variant's users grow every day, like running totals; "
                                     "the rows were read as each day's new users and summed. If they are running "
                                     "totals, analyse with --cumulative (dashboard: 'rows are running totals')."))
     totals = days[-1][1]

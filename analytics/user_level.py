@@ -16,6 +16,7 @@ from analytics.health import (
     GUARDRAIL_PREFIX,
     ExperimentData,
     Issue,
+    IssueCode,
     MetricData,
     MetricRole,
     Segment,
@@ -27,9 +28,9 @@ from analytics.policy import MetricPolicy, Policy
 from analytics.sufficient import ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
 
 __all__ = [
+    "DEFAULT_PRIMARY",
     "ColumnSummary",
     "CovariateSummary",
-    "Segment",
     "SegmentSummary",
     "UserLevelSummary",
     "VariantSummary",
@@ -171,82 +172,95 @@ def validate_user_level(
     """Check a user-level summary and build experiment data (``None`` when Blocked)."""
     issues: list[Issue] = []
     if summary.rows == 0:
-        return ValidationResult(None, (blocked_issue("no_rows", "The file has a header but no user rows; export one row "
-                                                "per user with a variant column."),))
+        return ValidationResult(None, (blocked_issue(IssueCode.NO_ROWS, "The file has a header but no user rows; export one row "
+                                                                        "per user with a variant column."),))
     if summary.variants and all(v.n == 1 for v in summary.variants):
-        return ValidationResult(None, (blocked_issue("missing_column", "Required column 'users' is missing: the file has "
-                                                "one row per variant, so it is an aggregated file and needs variant, "
-                                                "users and conversions (a user-level file has one row per user)."),))
+        return ValidationResult(None, (blocked_issue(IssueCode.MISSING_COLUMN,
+                                                     "Required column 'users' is missing: the file has "
+                                                     "one row per variant, so it is an aggregated file and needs variant, "
+                                                     "users and conversions (a user-level file has one row per user)."),))
     if summary.missing_variant_rows:
-        issues.append(blocked_issue("missing_variant", f"{summary.missing_variant_rows:,} row(s) have no variant; fill in "
-                                                  "the variant column or drop those users."))
+        issues.append(blocked_issue(IssueCode.MISSING_VARIANT,
+                                    f"{summary.missing_variant_rows:,} row(s) have no variant; fill in "
+                                    "the variant column or drop those users."))
     if summary.users_in_several_variants:
         examples = ", ".join(summary.example_users)
-        issues.append(blocked_issue("user_in_several_variants", f"{summary.users_in_several_variants:,} user(s) appear in "
-                               f"more than one variant (e.g. {examples}); assignment leaked, so effects cannot be "
-                               "trusted. Fix the assignment or drop those users."))
+        issues.append(blocked_issue(IssueCode.USER_IN_SEVERAL_VARIANTS,
+                                    f"{summary.users_in_several_variants:,} user(s) appear in "
+                                    f"more than one variant (e.g. {examples}); assignment leaked, so effects cannot be "
+                                    "trusted. Fix the assignment or drop those users."))
     for name in summary.ignored:
-        issues.append(warning_issue("ignored_column", f"Column {name!r} is not numeric and was ignored (metrics are "
-                                                 "numeric columns: 0/1 for rates, numbers for means; name segment "
-                                                 "columns segment_<name> or pass --segment)."))
+        issues.append(warning_issue(IssueCode.IGNORED_COLUMN, f"Column {name!r} is not numeric and was ignored (metrics are "
+                                                              "numeric columns: 0/1 for rates, numbers for means; name segment "
+                                                              "columns segment_<name> or pass --segment)."))
     for name in summary.unknown_segments:
-        issues.append(blocked_issue("unknown_segment", f"Segment column {name!r} is not in the file; check --segment."))
+        issues.append(blocked_issue(IssueCode.UNKNOWN_SEGMENT, f"Segment column {name!r} is not in the file; check --segment."))
     for name in summary.numeric:
         if name.startswith("pre_") and name[len("pre_"):] not in summary.numeric:
-            issues.append(warning_issue("ignored_column", f"Column {name!r} looks like a pre-period covariate but there is "
-                                                     f"no metric {name[len('pre_'):]!r} to adjust; ignored."))
+            issues.append(warning_issue(IssueCode.IGNORED_COLUMN,
+                                        f"Column {name!r} looks like a pre-period covariate but there is "
+                                        f"no metric {name[len('pre_'):]!r} to adjust; ignored."))
     variants = [v.label for v in summary.variants]
     for variant in summary.variants:
         if len(variant.spellings) > 1:
             spelled = ", ".join(repr(s) for s in variant.spellings)
-            issues.append(warning_issue("label_normalised", f"Variant {variant.label!r} is written as {spelled}; they were "
-                                                       "read as one variant."))
+            issues.append(warning_issue(IssueCode.LABEL_NORMALISED,
+                                        f"Variant {variant.label!r} is written as {spelled}; they were "
+                                        "read as one variant."))
     wanted = (control or "control").strip().casefold()
     control_label = next((v for v in variants if v.casefold() == wanted), None)
     if control_label is None:
-        issues.append(blocked_issue("no_control", f"No variant is named {(control or 'control')!r}; rename the control or "
-                                             f"pass --control NAME (variants found: {', '.join(variants) or 'none'})."))
+        issues.append(blocked_issue(IssueCode.NO_CONTROL,
+                                    f"No variant is named {(control or 'control')!r}; rename the control or "
+                                    f"pass --control NAME (variants found: {', '.join(variants) or 'none'})."))
     if len(variants) < 2:
-        issues.append(blocked_issue("too_few_variants", f"The file has {len(variants)} variant(s); an experiment needs a "
-                                                   "control and at least one treatment."))
+        issues.append(blocked_issue(IssueCode.TOO_FEW_VARIANTS, f"The file has {len(variants)} variant(s); an experiment needs a "
+                                                                "control and at least one treatment."))
     metric_columns = [c for c in summary.numeric if c not in ("user_id", "variant") and not c.startswith("pre_")]
     ratio_names = [m.name.casefold() for m in policy.ratio_metrics()]
     for declared in policy.ratio_metrics():
         for role_name, column in (("numerator", declared.numerator), ("denominator", declared.denominator)):
             if column not in summary.numeric:
-                issues.append(blocked_issue("unknown_ratio_column", f"Ratio metric {declared.name!r}: its {role_name} "
+                issues.append(blocked_issue(IssueCode.UNKNOWN_RATIO_COLUMN,
+                                            f"Ratio metric {declared.name!r}: its {role_name} "
                                             f"{column!r} is not a numeric column of the file; choose one of: "
                                             f"{', '.join(metric_columns) or 'none'}."))
         if declared.name.casefold() in summary.numeric:
-            issues.append(blocked_issue("ratio_name_taken", f"Ratio metric {declared.name!r} has the name of a column "
+            issues.append(blocked_issue(IssueCode.RATIO_NAME_TAKEN,
+                                        f"Ratio metric {declared.name!r} has the name of a column "
                                         "of the file; give the ratio another name in [metrics.<name>]."))
         for variant in summary.variants:
             denominator = variant.columns.get(declared.denominator or "")
             if denominator is not None and denominator.total == 0:
-                issues.append(blocked_issue("zero_denominator", f"Ratio metric {declared.name!r}: the denominator "
+                issues.append(blocked_issue(IssueCode.ZERO_DENOMINATOR,
+                                            f"Ratio metric {declared.name!r}: the denominator "
                                             f"{declared.denominator!r} sums to 0 in variant {variant.label!r}, so the "
                                             "ratio is undefined there."))
     primary_key = (primary or "").strip().casefold() or next((c for c in DEFAULT_PRIMARY if c in metric_columns), "")
     if not primary_key or (primary_key not in metric_columns and primary_key not in ratio_names) \
             or primary_key.startswith(GUARDRAIL_PREFIX):
         choices = ", ".join([c for c in metric_columns if not c.startswith(GUARDRAIL_PREFIX)] + ratio_names) or "none"
-        issues.append(blocked_issue("unknown_primary", f"Primary metric {primary or 'conversions / converted'!r} is not a "
-                                                  f"numeric column of the file; choose one of: {choices}."))
+        issues.append(blocked_issue(IssueCode.UNKNOWN_PRIMARY,
+                                    f"Primary metric {primary or 'conversions / converted'!r} is not a "
+                                    f"numeric column of the file; choose one of: {choices}."))
     for column in metric_columns:
         for variant in summary.variants:
             stats = variant.columns[column]
             if stats.non_finite:
-                issues.append(blocked_issue("non_finite", f"Column {column!r} has {stats.non_finite:,} NaN or infinite "
-                                                     f"value(s) in variant {variant.label!r}; replace them with numbers."))
+                issues.append(blocked_issue(IssueCode.NON_FINITE,
+                                            f"Column {column!r} has {stats.non_finite:,} NaN or infinite "
+                                            f"value(s) in variant {variant.label!r}; replace them with numbers."))
             missing = variant.n - stats.count
             if missing:
-                issues.append(blocked_issue("missing_value", f"Column {column!r} has {missing:,} empty value(s) in variant "
-                                                        f"{variant.label!r}; fill them (0 when nothing happened) or drop "
-                                                        "those users."))
+                issues.append(blocked_issue(IssueCode.MISSING_VALUE,
+                                            f"Column {column!r} has {missing:,} empty value(s) in variant "
+                                            f"{variant.label!r}; fill them (0 when nothing happened) or drop "
+                                            "those users."))
     for variant in summary.variants:
         if variant.n < policy.small_sample_users:
-            issues.append(warning_issue("small_sample", f"Variant {variant.label!r} has only {variant.n} users (fewer than "
-                                                   f"{policy.small_sample_users}); results will be very uncertain."))
+            issues.append(warning_issue(IssueCode.SMALL_SAMPLE,
+                                        f"Variant {variant.label!r} has only {variant.n} users (fewer than "
+                                        f"{policy.small_sample_users}); results will be very uncertain."))
     if any(i.severity == "blocked" for i in issues) or control_label is None:
         return ValidationResult(None, tuple(issues))
     ordered = [control_label, *sorted(v for v in variants if v != control_label)]
@@ -280,7 +294,8 @@ def validate_user_level(
         if found is not None:
             days.append((day, found))
     if summary.undated_rows:
-        issues.append(warning_issue("undated_users", f"{summary.undated_rows:,} user(s) have an empty first_exposure or "
+        issues.append(warning_issue(IssueCode.UNDATED_USERS,
+                                    f"{summary.undated_rows:,} user(s) have an empty first_exposure or "
                                     "one that is not a date or timestamp; they count in the totals but not in the "
                                     "timeline. Fill first_exposure (e.g. 2026-11-28 or 2026-11-28T09:15:00)."))
     return ValidationResult(data, tuple(issues), tuple(segments), tuple(days), summary.new_users)

@@ -10,6 +10,7 @@ import statistics
 import time
 from pathlib import Path
 
+from analytics import Charter
 from dashapp.memo import build_memo, render_html, render_markdown, render_pdf
 from dashapp.services import AnalysisRequest, analyze_path, report_json
 
@@ -20,8 +21,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
-    reports = [report_json(analyze_path(p, AnalysisRequest(name="홈화면 배너 A/B 테스트",
-                                                           primary="revenue" if "continuous" in p.name else None)))
+    reports = [report_json(analyze_path(p, AnalysisRequest(charter=Charter(
+                   name="홈화면 배너 A/B 테스트", primary_metric="revenue" if "continuous" in p.name else None))))
                for p in sorted(DATA.glob("sample_*.csv"))]
     memos = [build_memo(r) for r in reports]
     render_pdf(memos[0], reports[0]["policy"])  # warm-up: imports, font discovery

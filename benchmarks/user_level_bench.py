@@ -85,9 +85,10 @@ assert len(rows) >= 2 and ids is not None and ids[0] == ids[1]
 
 IN_PROCESS = """
 import time, sys
+from analytics import Charter
 from dashapp.services import AnalysisRequest, analyze_path
 started = time.perf_counter()
-report = analyze_path(sys.argv[1], AnalysisRequest(primary="revenue"))
+report = analyze_path(sys.argv[1], AnalysisRequest(charter=Charter(primary_metric="revenue")))
 done = time.perf_counter()
 assert report.input.kind == "user_level" and report.comparisons, report.health
 print(f"{done - started:.3f}")

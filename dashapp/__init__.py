@@ -3,3 +3,5 @@
 Importing this package, the CLI or the renderers does not import Dash; only
 ``experimentos serve`` (``dashapp.app``) does.
 """
+
+__all__: list[str] = []  # the package itself exports nothing: import its modules

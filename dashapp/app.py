@@ -31,14 +31,28 @@ from dashapp import auth, faults, ids, spark_panel
 from dashapp.isolation import default_pool
 from dashapp.jobs import ThreadJobManager
 from dashapp.pages import admin, experiment, history, home, memo, new, results
-from dashapp.services import DEFAULT_LARGE_UPLOAD_LIMIT_BYTES, DEFAULT_UPLOAD_LIMIT_BYTES, load_samples
+from dashapp.services import load_samples
 from dashapp.spark_source import SparkService
 from dashapp.staging import install_staging
 from dashapp.uploads import register_large_upload
+from dashapp.workspace import DEFAULT_LARGE_UPLOAD_LIMIT_BYTES, DEFAULT_UPLOAD_LIMIT_BYTES
 from storage.database import ExperimentDatabase, default_db_path
 from storage.users import UserDirectory
 
-__all__ = ["LOOPBACK_HOSTS", "allowed_hosts_for", "create_app", "make_server", "run_server", "waitress_options"]
+__all__ = [
+    "CHANNEL_TIMEOUT_SECONDS",
+    "CONNECTION_LIMIT",
+    "LOOPBACK_HOSTS",
+    "PAGES",
+    "ROOT",
+    "WORKER_THREADS",
+    "HostAllowList",
+    "allowed_hosts_for",
+    "create_app",
+    "make_server",
+    "run_server",
+    "waitress_options",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = (

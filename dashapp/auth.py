@@ -56,13 +56,20 @@ from storage.users import Role, UserDirectory, role_allows
 __all__ = [
     "AUTH_MODES",
     "CALLBACK_ROLES",
+    "CONCURRENT_VERIFICATIONS",
+    "FAILURE_WINDOW_SECONDS",
     "LOCAL_ADMIN",
     "LOGIN_ROUTE",
     "LOGOUT_ROUTE",
+    "MAX_FAILURES",
     "PAGE_ROLES",
+    "SESSION_COOKIE_NAME",
+    "SESSION_HOURS",
+    "USER_CACHE_SECONDS",
     "AuthMode",
     "CurrentUser",
     "LoginRateLimiter",
+    "TrustedProxy",
     "acting_user_name",
     "callback_outputs",
     "callback_role",
@@ -597,20 +604,20 @@ def _valid_form_post() -> bool:
 
 
 def _login_page(message: str = "", *, status: int = 200, name: str = "", target: str = "/") -> flask.Response:
-    alert = f'<div class="alert alert-danger" id="login-error" role="alert">{html.escape(message)}</div>' \
+    alert = f'<div class="alert alert-danger" id="{ids.LOGIN_ERROR}" role="alert">{html.escape(message)}</div>' \
         if message else ""
     body = f"""<div class="card"><div class="card-body">
 <h1 class="h4 mb-3">Sign in</h1>{alert}
-<form method="post" action="{LOGIN_ROUTE}" id="login-form">
+<form method="post" action="{LOGIN_ROUTE}" id="{ids.LOGIN_FORM}">
 <input type="hidden" name="csrf" value="{html.escape(_csrf_token())}">
 <input type="hidden" name="next" value="{html.escape(_safe_next(target))}">
-<div class="mb-3"><label class="form-label" for="login-name">User name</label>
-<input class="form-control" id="login-name" name="name" autocomplete="username" required maxlength="64"
+<div class="mb-3"><label class="form-label" for="{ids.LOGIN_NAME}">User name</label>
+<input class="form-control" id="{ids.LOGIN_NAME}" name="name" autocomplete="username" required maxlength="64"
  value="{html.escape(name)}" autofocus></div>
-<div class="mb-3"><label class="form-label" for="login-password">Password</label>
-<input class="form-control" id="login-password" name="password" type="password" autocomplete="current-password"
+<div class="mb-3"><label class="form-label" for="{ids.LOGIN_PASSWORD}">Password</label>
+<input class="form-control" id="{ids.LOGIN_PASSWORD}" name="password" type="password" autocomplete="current-password"
  required maxlength="1024"></div>
-<button class="btn btn-primary w-100" type="submit" id="login-submit">Sign in</button>
+<button class="btn btn-primary w-100" type="submit" id="{ids.LOGIN_SUBMIT}">Sign in</button>
 </form></div></div>
 <p class="text-muted small mt-3">Accounts are created by an admin ('experimentos users add').</p>"""
     response = flask.Response(_page("Sign in", body), status=status, mimetype="text/html")
@@ -663,7 +670,7 @@ def _logout() -> Response:
     if request.method == "GET" and request.headers.get("Sec-Fetch-Site") not in ("same-origin",):
         body = f"""<div class="card"><div class="card-body"><h1 class="h4">Sign out</h1>
 <form method="post" action="{LOGOUT_ROUTE}"><input type="hidden" name="csrf" value="{html.escape(_csrf_token())}">
-<button class="btn btn-primary" type="submit" id="logout-submit">Sign out</button></form></div></div>"""
+<button class="btn btn-primary" type="submit" id="{ids.LOGOUT_SUBMIT}">Sign out</button></form></div></div>"""
         return flask.Response(_page("Sign out", body), mimetype="text/html")
     flask.session.clear()
     return flask.redirect(LOGIN_ROUTE if _state().mode == "password" else "/", code=303)

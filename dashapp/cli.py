@@ -1,9 +1,11 @@
 """The ``experimentos`` command line (SPEC §6).
 
 Exit codes: 0 a report was produced (whatever the decision); 1 ``--require-launch``
-was given and a decision is not Launch (or ``replay`` found a mismatch); 2 the input could not be used at all
+was given and a decision is not Launch; 2 the input could not be used at all
 (missing file, unreadable, bad arguments) or the experiment database could not be (disk full, a damaged
-file, locked too long, a report above the size cap) — one line on stderr, never a traceback.
+file, locked too long, a report above the size cap) — one line on stderr, never a traceback; 3 ``replay``
+found a mismatch (the stored report differs from the replayed one and no version change explains it);
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,14 +24,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
-    from analytics import Policy
+    from analytics import Charter, Policy
 
-__all__ = ["main"]
+__all__ = [
+    "DECISIONS_IN_HELP",
+    "EXIT_NOT_LAUNCH",
+    "EXIT_OK",
+    "EXIT_REPLAY_MISMATCH",
+    "EXIT_UNUSABLE",
+    "MAX_LOOKS_IN_HELP",
+    "TerminalProgress",
+    "UsageError",
+    "build_parser",
+    "entry_point",
+    "main",
+]
 
 #: Looks ``plan --sequential`` accepts (``analytics.power.MAX_PLANNED_LOOKS``; a test keeps them equal).
 MAX_LOOKS_IN_HELP = 100
+#: ``history --decision``: the values of ``analytics.Outcome``, spelled out because ``--help`` must
+#: answer without importing the analysis (SciPy); a test keeps them equal.
+DECISIONS_IN_HELP = ("launch", "hold", "rollback")
 
 EXIT_OK, EXIT_NOT_LAUNCH, EXIT_UNUSABLE = 0, 1, 2
+#: ``replay``: the stored report is not what its stored input and policy give today (SPEC §6 gives 1 to
+#: ``--require-launch`` alone, so a script can tell a tampered record from a Hold).
+EXIT_REPLAY_MISMATCH = 3
 
 
 class UsageError(Exception):
@@ -123,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="list saved experiments")
     history.add_argument("--db", metavar="PATH", help="database file (default: data/experimentos.duckdb)")
     history.add_argument("--format", choices=("json", "table"), default="table")
-    history.add_argument("--decision", choices=("launch", "hold", "rollback"))
+    history.add_argument("--decision", choices=DECISIONS_IN_HELP)
     history.add_argument("--search", metavar="TEXT", help="text in name, hypothesis or tags")
     history.add_argument("--since", type=_date, metavar="YYYY-MM-DD")
     history.add_argument("--until", type=_date, metavar="YYYY-MM-DD")
@@ -136,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("json", "md", "html", "pdf"), default="json")
     show.add_argument("-o", "--output", metavar="OUT")
 
-    replay = commands.add_parser("replay", help="re-run a saved analysis from its stored input and policy")
+    replay = commands.add_parser("replay", help="re-run a saved analysis from its stored input and policy; exit 3 on a mismatch")
     replay.add_argument("experiment_id", type=_positive_int, metavar="ID")
     replay.add_argument("--db", metavar="PATH")
     replay.add_argument("--spark-remote", metavar="URL", help="re-run a Spark analysis's query there (default: "
@@ -216,9 +236,11 @@ def _import_commands() -> None:
     global ExperimentDatabase, HistoryQuery, INPUT_CAP_CODES, UserDirectory
     from analytics import DEFAULT_POLICY, Outcome, parse_split, plan_sample_size, policy_from_mapping
     from analytics.power import plan_sequential_sample_size
-    from dashapp.formatting import format_count, format_date, format_relative
+    from analytics.wording import format_count, format_date
+    from dashapp.errors import UnreadableFileError
+    from dashapp.formatting import format_relative
     from dashapp.isolation import WorkerPool
-    from dashapp.services import AnalysisRequest, UnreadableFileError, analyze_isolated, prepare_save, replay_analysis
+    from dashapp.services import AnalysisRequest, analyze_isolated, prepare_save, replay_analysis
     from storage.database import ExperimentDatabase, HistoryQuery
     from storage.ingest import INPUT_CAP_CODES
     from storage.users import UserDirectory
@@ -301,6 +323,15 @@ class TerminalProgress:
         self._started, self._drawn = None, False
 
 
+def _charter(args: argparse.Namespace, planned_sample: int | None) -> Charter:
+    """The charter ``analyze`` was given: --name, --hypothesis, --primary and, for a further look
+    at a stored experiment, its planned sample."""
+    from analytics import Charter
+
+    return Charter(name=args.name, hypothesis=args.hypothesis, primary_metric=args.primary,
+                   planned_sample=planned_sample)
+
+
 def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
     policy = _load_policy(args)
     if args.engine == "spark" or args.table or args.sql:
@@ -317,10 +348,9 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
             raise UsageError("--experiment ID adds one FILE to a saved experiment: give exactly one FILE and --save")
         planned_sample = ExperimentDatabase(args.db).experiment(args.experiment).planned_sample
     request = AnalysisRequest(
-        name=args.name, hypothesis=args.hypothesis, control=args.control, primary=args.primary, policy=policy,
+        charter=_charter(args, planned_sample), control=args.control, policy=policy,
         segments=tuple(args.segment),
         cumulative=args.cumulative,
-        planned_sample=planned_sample,
     )
     reports: list[dict[str, Any]] = []
     terminal = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
@@ -390,9 +420,8 @@ def _analyze_spark(args: argparse.Namespace, stdout: TextIO, policy: Policy) -> 
                    else SparkInput("path", args.files[0], args.spark_format or ""))
     planned_sample = ExperimentDatabase(args.db).experiment(args.experiment).planned_sample \
         if args.experiment is not None else None
-    request = AnalysisRequest(name=args.name, hypothesis=args.hypothesis, control=args.control, primary=args.primary,
-                              policy=policy, segments=tuple(args.segment), cumulative=args.cumulative,
-                              planned_sample=planned_sample)
+    request = AnalysisRequest(charter=_charter(args, planned_sample), control=args.control, policy=policy,
+                              segments=tuple(args.segment), cumulative=args.cumulative)
     with open_session(remote) as spark:  # StorageError (SparkError): one line, exit 2
         analysis = analyze_spark(spark, spark_input, request)
     report = analysis.report
@@ -415,7 +444,8 @@ def _analyze_spark(args: argparse.Namespace, stdout: TextIO, policy: Policy) -> 
 def _memo(report: dict[str, Any], fmt: str, **memo: Any) -> str | bytes:
     """The memo in ``fmt`` (the renderers are imported only when a memo is asked for); a PDF that
     does not finish in time (or whose render worker crashed) is one clear line and exit 2, never a traceback."""
-    from dashapp.memo import RenderFailedError, render_report
+    from dashapp.errors import RenderFailedError
+    from dashapp.memo import render_report
 
     try:
         return render_report(report, fmt, **memo)
@@ -480,13 +510,10 @@ def _show(args: argparse.Namespace, stdout: TextIO) -> int:
     notes = memos[-1].notes if memos else None
     memo_options: dict[str, Any] = {}
     if args.format != "json":
-        from dashapp.memo import Charter
+        from dashapp.memo import experiment_charter
 
-        memo_options = {"notes": notes, "date": analysis.created_at.date().isoformat(), "charter": Charter(
-            hypothesis=experiment.hypothesis, primary_metric=experiment.primary_metric, mde=experiment.mde,
-            planned_sample=experiment.planned_sample, owner=experiment.owner,
-            start_date=experiment.start_date.isoformat() if experiment.start_date else None,
-            end_date=experiment.end_date.isoformat() if experiment.end_date else None)}
+        memo_options = {"notes": notes, "date": analysis.created_at.date().isoformat(),
+                        "charter": experiment_charter(experiment)}
     _render(analysis.report, args.format, args.output, stdout, **memo_options)
     return EXIT_OK
 
@@ -518,7 +545,7 @@ def _replay(args: argparse.Namespace, stdout: TextIO) -> int:
                  f"{len(result.differences)} difference(s)\n")
     for difference in result.differences[:50]:
         stdout.write(f"  {difference}\n")
-    return EXIT_NOT_LAUNCH
+    return EXIT_REPLAY_MISMATCH
 
 
 def _serve(args: argparse.Namespace, stdout: TextIO) -> int:

@@ -8,29 +8,30 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from analytics.wording import format_count, format_number, format_p, format_probability, rule_title
 from dashapp import ids
 from dashapp.figures import guardrail_harm, untrusted_reason
 from dashapp.formatting import (
     cuped_sentence,
     format_absolute,
     format_amount,
-    format_count,
     format_interval,
     format_margin,
-    format_number,
-    format_p,
-    format_probability,
     format_relative,
     format_value,
-    rule_title,
 )
 
 __all__ = [
+    "DATA_HOLDS",
+    "DECISION_COLOURS",
+    "HEALTH_COLOURS",
+    "STATUS_COLOURS",
     "better_text",
     "data_guard",
     "decision_badge",
     "decision_label",
     "default_mark",
+    "download_card",
     "guardrail_table",
     "health_badge",
     "health_panel",

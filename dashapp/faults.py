@@ -60,6 +60,7 @@ from storage.errors import (
 )
 
 __all__ = [
+    "BUSY_RETRY_SECONDS",
     "DEFAULT_READ_TIMEOUT",
     "READ_CACHE_ENTRIES",
     "CachedRead",
@@ -72,6 +73,7 @@ __all__ = [
     "install_faults",
     "on_callback_error",
     "read_cache",
+    "render_failure_card",
     "stale_since",
 ]
 
@@ -181,8 +183,8 @@ def render_failure_card(error: Exception) -> dbc.Alert:
 def on_callback_error(error: Exception) -> Any:
     """The app's ``on_error``: a :class:`DatabaseError` from any callback is shown in the shell's
     banner and the callback's outputs stay as they were, and so is a PDF whose render failed
-    (:class:`dashapp.memo.RenderFailedError`); anything else propagates as before."""
-    from dashapp.memo import RenderFailedError
+    (:class:`dashapp.errors.RenderFailedError`); anything else propagates as before."""
+    from dashapp.errors import RenderFailedError
 
     if isinstance(error, RenderFailedError):
         _show_in_shell(render_failure_card(error))

@@ -8,18 +8,39 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from scipy import stats
 
-from dashapp.formatting import format_amount, format_number, format_p, format_percent, format_points, format_probability
+from analytics.bayesian import Posterior, posterior_curves, posterior_from_dict, posterior_from_stored_arm
+from analytics.wording import format_number, format_p, format_percent, format_points, format_probability
+from dashapp.formatting import format_amount
 from storage.database import ComparisonRow, DecisionCount
 
-__all__ = ["HISTORY_DECISION_COLOURS", "compare_figure", "decision_interval", "effect_figure", "effect_title",
-           "empty_figure", "guardrail_figure", "guardrail_harm", "history_compare_label", "history_legend_groups",
-           "looks_figure", "portfolio_timeline_figure", "posterior_figure", "posterior_title", "primary_results",
-           "timeline_figure", "untrusted_reason"]
+__all__ = [
+    "ARM_COLOURS",
+    "HISTORY_DECISION_COLOURS",
+    "STATUS_COLOURS",
+    "UNTRUSTED_COLOUR",
+    "compare_figure",
+    "decision_interval",
+    "effect_figure",
+    "effect_title",
+    "empty_figure",
+    "guardrail_figure",
+    "guardrail_harm",
+    "history_compare_hover",
+    "history_compare_label",
+    "history_legend_group",
+    "history_legend_groups",
+    "history_metric_kind",
+    "looks_figure",
+    "portfolio_timeline_figure",
+    "posterior_figure",
+    "posterior_title",
+    "primary_results",
+    "timeline_figure",
+    "untrusted_reason",
+]
 
 STATUS_COLOURS = {"ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280", "worsened": "#b7791f",
                   "severe": "#b42318"}
@@ -139,35 +160,45 @@ def posterior_title(report: dict[str, Any]) -> tuple[str, str | None]:
     return title, f"P(better than control): {arms}"
 
 
+def _arm_posteriors(comparisons: list[dict[str, Any]]) -> list[tuple[str, Posterior]]:
+    """(arm, posterior of its primary metric), control first: the posterior the Bayesian summary
+    used (``bayesian.posterior``); a report stored before that field existed has it rebuilt from
+    the arm's n, value and std by analytics. Raises ``ValueError`` for a malformed posterior."""
+    primary0 = comparisons[0]["primary"]
+    arms = [(comparisons[0]["control"], primary0, "control")] + [(c["treatment"], c["primary"], "treatment")
+                                                                  for c in comparisons]
+    found = []
+    for name, primary, side in arms:
+        stored = (primary.get("bayesian") or {}).get("posterior")
+        if isinstance(stored, dict) and side in stored:
+            found.append((name, posterior_from_dict(stored[side])))
+        else:
+            arm = primary[side]
+            found.append((name, posterior_from_stored_arm(primary0["type"], arm["n"], arm["value"], arm.get("std"))))
+    return found
+
+
 def posterior_figure(report: dict[str, Any], *, titled: bool = True) -> go.Figure:
-    """Posterior densities of the primary metric per arm (Beta for rates, normal for means).
+    """Posterior densities of the primary metric per arm (Beta for rates, normal for means and
+    CUPED-adjusted metrics), drawn from the posteriors in the report; the densities come from
+    :func:`analytics.bayesian.posterior_curves`. Rates are drawn in %.
 
     ``titled=False`` leaves the title to the page (a card header, see :func:`posterior_title`)."""
     comparisons = report.get("comparisons") or []
     if not comparisons:
         return empty_figure("No posterior: the data is blocked.")
     primary0 = comparisons[0]["primary"]
-    arms = [(comparisons[0]["control"], primary0["control"])] + [(c["treatment"], c["primary"]["treatment"])
-                                                                    for c in comparisons]
-    curves = []
-    for name, arm in arms:
-        n, value = arm["n"], arm["value"]
-        if primary0["type"] == "proportion":
-            successes = round(value * n)
-            distribution = stats.beta(1 + successes, 1 + n - successes)
-        else:
-            se = (arm.get("std") or 0.0) / math.sqrt(n)
-            distribution = stats.norm(value, se if se > 0 else 1e-12)
-        curves.append((name, distribution))
-    low = min(d.ppf(1e-4) for _, d in curves)
-    high = max(d.ppf(1 - 1e-4) for _, d in curves)
-    grid = np.linspace(low, high, 400)
+    try:
+        arms = _arm_posteriors(comparisons)
+    except ValueError as error:
+        return empty_figure(f"No posterior: {_plot_text(error)}.")
+    grid, densities = posterior_curves([posterior for _, posterior in arms])
     figure = go.Figure()
     scale = 100.0 if primary0["type"] == "proportion" else 1.0
     reason = untrusted_reason(report)
-    for index, (name, distribution) in enumerate(curves):
+    for index, ((name, _), density) in enumerate(zip(arms, densities, strict=True)):
         colour = ARM_COLOURS[index % len(ARM_COLOURS)]
-        figure.add_trace(go.Scatter(x=grid * scale, y=distribution.pdf(grid) / scale, name=_plot_text(name), mode="lines",
+        figure.add_trace(go.Scatter(x=grid * scale, y=density / scale, name=_plot_text(name), mode="lines",
                                     line=dict(color=colour, width=2, dash="dot" if reason else "solid"),
                                     fill="tozeroy", opacity=0.25 if reason else 0.5,
                                     hovertemplate="%{fullData.name}<extra></extra>"))

@@ -4,35 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.wording import (
-    format_count,
-    format_date,
-    format_number,
-    format_p,
-    format_percent,
-    format_points,
-    format_probability,
-    p_clause,
-    rule_title,
-)
+from analytics.wording import format_number, format_percent, p_clause
 
 __all__ = [
     "cuped_sentence",
     "format_absolute",
     "format_amount",
-    "format_count",
-    "format_date",
     "format_interval",
     "format_margin",
-    "format_number",
-    "format_p",
-    "format_percent",
-    "format_points",
-    "format_probability",
     "format_relative",
     "format_value",
-    "p_clause",
-    "rule_title",
 ]
 
 

@@ -14,6 +14,7 @@ HISTORY_TABLE = "history-table"
 # App shell
 SESSION_STORE = "session-store"
 NAVBAR = "navbar"
+CURRENT_EXPERIMENT = "current-experiment"  # Home: the analysis loaded in this session
 FAULT_BANNER = "fault-banner"  # where a callback's database fault or stale data is announced (dashapp/faults.py)
 DATABASE_FAULT = "database-fault"  # the card a page shows instead of itself when the database cannot answer
 
@@ -93,6 +94,7 @@ SAVE_MESSAGE = "save-message"
 RESULTS_BODY = "results-body"
 
 # Memo
+MEMO_BODY = "memo-body"
 MEMO_PREVIEW = "memo-preview"
 MEMO_NOTES = "memo-notes"
 SAVE_NOTES = "save-notes"
@@ -165,6 +167,13 @@ EXPERIMENT_TIMELINE_CHART = "experiment-timeline-chart"
 
 # Sign-in, roles and the admin page (dashapp/auth.py, dashapp/pages/admin.py)
 NAVBAR_USER = "navbar-user"
+# The sign-in and sign-out pages are plain HTML served by dashapp/auth.py (not Dash layouts).
+LOGIN_FORM = "login-form"
+LOGIN_NAME = "login-name"
+LOGIN_PASSWORD = "login-password"
+LOGIN_SUBMIT = "login-submit"
+LOGIN_ERROR = "login-error"
+LOGOUT_SUBMIT = "logout-submit"
 SIGN_OUT = "sign-out"
 ROLE_NOTICE = "role-notice"
 EXPERIMENT_ARCHIVE = "experiment-archive"

@@ -27,7 +27,7 @@ whole budget the dashboard may add to the analysis of a small file; so :class:`W
 exactly one job and is then killed (a fresh heap, fresh limits, nothing left from another user's
 file); a replacement is started after the job ends, so it never competes with it for a core.
 
-Outcomes other than a result are named exceptions, all :class:`IsolationError`:
+Outcomes other than a result are named exceptions (:mod:`dashapp.errors`), all :class:`IsolationError`:
 :class:`WorkerCrashedError` (killed by a signal or exited without an answer),
 :class:`WorkerOutOfMemoryError`, :class:`WorkerTimeoutError` (wall clock or CPU time). An exception
 the function raises is raised again in the caller as itself.
@@ -56,14 +56,25 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import IO, Any, TypeVar
 
+from dashapp.errors import IsolationError, WorkerCrashedError, WorkerOutOfMemoryError, WorkerTimeoutError
+
 __all__ = [
+    "CPU_ENV",
+    "CPU_GRACE_SECONDS",
+    "DEFAULT_MEMORY_MB",
     "DEFAULT_PRELOAD",
-    "IsolationError",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "DUCKDB_MEMORY_ENV",
+    "DUCKDB_MEMORY_SHARE",
+    "DUCKDB_THREADS_ENV",
+    "FORK_SERVER_ENV",
+    "MAX_WORKERS_ENV",
+    "MEMORY_ENV",
+    "THREADS_ENV",
+    "TIMEOUT_ENV",
+    "WARM_ENV",
     "Limits",
-    "WorkerCrashedError",
-    "WorkerOutOfMemoryError",
     "WorkerPool",
-    "WorkerTimeoutError",
     "default_pool",
     "run_isolated",
 ]
@@ -146,46 +157,6 @@ def _number(name: str, default: float) -> float:
         return float(text)
     except ValueError:
         raise ValueError(f"{name} must be a number, got {text!r}") from None
-
-
-# -- outcomes ------------------------------------------------------------------------------------
-
-
-class IsolationError(RuntimeError):
-    """The worker gave no result. ``stderr`` holds the end of what it wrote on standard error."""
-
-    def __init__(self, message: str, *, stderr: str = "") -> None:
-        super().__init__(message)
-        self.stderr = stderr
-
-
-class WorkerCrashedError(IsolationError):
-    """The worker died without answering: killed by signal ``signal_number`` (a native fault such as
-    SIGFPE or SIGSEGV in DuckDB) or exited with ``exit_code``."""
-
-    def __init__(self, message: str, *, signal_number: int | None = None, exit_code: int | None = None,
-                 stderr: str = "") -> None:
-        super().__init__(message, stderr=stderr)
-        self.signal_number = signal_number
-        self.exit_code = exit_code
-
-
-class WorkerOutOfMemoryError(IsolationError):
-    """The job needed more memory than the worker's limit (``limit_bytes``)."""
-
-    def __init__(self, message: str, *, limit_bytes: int | None = None, stderr: str = "") -> None:
-        super().__init__(message, stderr=stderr)
-        self.limit_bytes = limit_bytes
-
-
-class WorkerTimeoutError(IsolationError):
-    """The job ran past its wall-clock limit (the worker's process group was killed) or used up its
-    CPU time (``cpu`` is true)."""
-
-    def __init__(self, message: str, *, seconds: float, cpu: bool = False, stderr: str = "") -> None:
-        super().__init__(message, stderr=stderr)
-        self.seconds = seconds
-        self.cpu = cpu
 
 
 # -- the parent's side ---------------------------------------------------------------------------

@@ -21,14 +21,15 @@ from dash.exceptions import PreventUpdate
 
 from dashapp import ids
 from dashapp.components import upload_outcome
+from dashapp.errors import UploadRejectedError
 from dashapp.pages import context
-from dashapp.services import UploadRejectedError, _stage
 from dashapp.spark_source import SparkService, analyze_spark
 from dashapp.state import FormValues, analyze_staged_session
+from dashapp.workspace import stage_upload
 from storage.errors import SparkError
 from storage.spark import SparkInput
 
-__all__ = ["SPARK_SERVICE_KEY", "panel", "register_callbacks", "run_spark_source", "spark_service"]
+__all__ = ["SPARK_SERVICE_KEY", "Progress", "panel", "register_callbacks", "run_spark_source", "spark_service"]
 
 SPARK_SERVICE_KEY = "EXPERIMENTOS_SPARK"
 Progress = Callable[[float, str], None]
@@ -100,7 +101,7 @@ def run_spark_source(kind: str | None, text: str | None, form: FormValues, progr
         report(5.0)
         analysis = analyze_spark(service.connection(), spark_input, request, on_progress=report)
         name = analysis.filename if spark_input.kind == "sql" else f"spark-{spark_input.text.strip()}.json"
-        sha256 = _stage(analysis.read.content, name, context.staging_dir(), context.large_upload_limit())
+        sha256 = stage_upload(analysis.read.content, name, context.staging_dir(), context.large_upload_limit())
         report(96.0)
         state = analyze_staged_session(sha256, name, form, staging=context.staging_dir())
     except SparkError as error:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dashapp.services import AnalysisRequest, ReplayResult, analyze_loaded, report_json
+from dashapp.services import AnalysisRequest, ReplayResult, analyze_loaded, report_differences, report_json
 from storage.ingest import LoadedFile
 from storage.spark import (
     SPARK_REMOTE_ENV,
@@ -76,7 +76,7 @@ def analyze_spark(spark: SparkConnection, spark_input: SparkInput, request: Anal
     (one line saying what to do) when Spark cannot read it."""
     read = read_spark(spark, spark_input, segments=request.segments, ratios=request.ratios, on_progress=on_progress)
     report = report_json(analyze_loaded(loaded_of(read), request))
-    if request.name is None:  # "SQL: SELECT ..." is no experiment name; a table's or path's last part is
+    if request.charter.name is None:  # "SQL: SELECT ..." is no experiment name; a table's or path's last part is
         report["experiment"]["name"] = _default_name(spark_input)
     return SparkAnalysis(report, read)
 
@@ -122,9 +122,7 @@ def _without_nan(value: Any) -> Any:
 
 
 def _summary_differences(stored: Any, fresh: Any) -> list[str]:
-    from dashapp.services import _differences
-
-    return _differences(_without_nan(stored), _without_nan(fresh), "statistics")
+    return report_differences(_without_nan(stored), _without_nan(fresh), "statistics")
 
 
 def replay_spark(stored_report: dict[str, Any], content: bytes, request: AnalysisRequest, *,
@@ -135,8 +133,6 @@ def replay_spark(stored_report: dict[str, Any], content: bytes, request: Analysi
     would be; then, when a Spark ``remote`` is given, the query runs again: statistics that
     differ beyond rounding are reported in ``data_changed`` (the data moved on, the analysis did
     not). Raises :class:`storage.errors.SparkError` when Spark cannot run it."""
-    from dashapp.services import _differences
-
     found = input_from_content(content)
     if found is None:
         return None
@@ -145,9 +141,9 @@ def replay_spark(stored_report: dict[str, Any], content: bytes, request: Analysi
                                request.ratios)
     assert loaded is not None  # input_from_content recognised it
     fresh = report_json(analyze_loaded(loaded, request))
-    if request.name is None and isinstance(stored_report.get("experiment"), dict):
+    if request.charter.name is None and isinstance(stored_report.get("experiment"), dict):
         fresh["experiment"]["name"] = stored_report["experiment"].get("name")
-    differences = tuple(_differences(stored_report, fresh))
+    differences = tuple(report_differences(stored_report, fresh))
     versions = tuple(
         f"{key} {stored_report.get(key, '?')} → {fresh[key]}"
         for key in ("schema_version", "rules_version", "analytics_version") if stored_report.get(key) != fresh[key])

@@ -33,14 +33,14 @@ from pathlib import Path
 
 import flask
 
-from dashapp.services import UploadRejectedError
+from dashapp.errors import QuotaExceededError
 
 __all__ = [
     "DEFAULT_PRUNE_MINUTES",
     "DEFAULT_QUOTA_BYTES",
     "DEFAULT_STAGING_DAYS",
+    "OWNERS_FOLDER",
     "PARTIAL_MAX_AGE_SECONDS",
-    "QuotaExceededError",
     "StagingArea",
     "admit_upload",
     "current_user",
@@ -57,10 +57,6 @@ PARTIAL_MAX_AGE_SECONDS = 3600.0
 OWNERS_FOLDER = ".owners"
 _EXTENSION = "experimentos.staging"
 _PARTIAL_SUFFIXES = (".part", ".tmp")
-
-
-class QuotaExceededError(UploadRejectedError):
-    """An upload that would take a user's staged files past their quota (HTTP 413 on ``/upload/large``)."""
 
 
 def current_user() -> str:

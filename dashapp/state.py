@@ -13,27 +13,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from analytics import DEFAULT_POLICY, Margin, Policy, parse_split, plan_sample_size
+from analytics import DEFAULT_POLICY, Charter, Margin, Policy, parse_split, plan_sample_size
 from analytics.power import plan_sequential_sample_size
+from analytics.wording import format_count, format_number
 from dashapp.auth import acting_user_name
-from dashapp.formatting import format_count, format_number
-from dashapp.memo import Charter
+from dashapp.errors import SessionRejectedError, UploadRejectedError
 from dashapp.pages import context
-from dashapp.services import (
-    AnalysisRequest,
-    SessionRejectedError,
-    UploadRejectedError,
+from dashapp.services import AnalysisRequest, prepare_save, sample_files, sample_request
+from dashapp.staging import admit_upload
+from dashapp.workspace import (
     analyze_staged_report,
     analyze_upload_report,
-    prepare_save,
     request_from_form,
-    sample_files,
-    sample_request,
     sign_saved,
     staged_path,
     verify_saved,
 )
-from storage.database import ExperimentDatabase, NewExperiment
+from storage.database import ExperimentDatabase
 from storage.errors import InputFileError
 
 __all__ = [
@@ -41,6 +37,7 @@ __all__ = [
     "MetricEdit",
     "PlanAnswer",
     "PlanInputs",
+    "Session",
     "analyze_into_session",
     "analyze_staged_session",
     "charter_of",
@@ -51,6 +48,7 @@ __all__ = [
     "margin_text",
     "metric_rows",
     "metrics_from_table",
+    "metrics_into_session",
     "plan_answer",
     "plan_into_session",
     "plan_text",
@@ -58,8 +56,11 @@ __all__ = [
     "reanalyze_session",
     "sample_content",
     "sample_form",
+    "sample_into_session",
     "save_session",
     "saved_entry",
+    "upload_into_session",
+    "upload_size",
     "verified_saved",
 ]
 
@@ -100,6 +101,14 @@ class FormValues:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def charter(self, experiment: dict[str, Any]) -> Charter:
+        """The charter this form sets for an analysis whose report names ``experiment`` (the
+        report's ``experiment``: the name and primary metric as the analysis resolved them); the
+        tags are the form's comma-separated text."""
+        return Charter(name=experiment["name"], primary_metric=experiment["primary_metric"], hypothesis=self.hypothesis,
+                       owner=self.owner, tags=tuple(tag.strip() for tag in (self.tags or "").split(",") if tag.strip()),
+                       mde=self.mde, planned_sample=self.planned_sample)
+
 
 def decode_upload(contents: str, limit_bytes: int) -> bytes:
     """Decode a ``dcc.Upload`` data URL. Raises :class:`UploadRejectedError` with a user message."""
@@ -121,6 +130,39 @@ def analyze_into_session(content: bytes, filename: str, form: FormValues, *, sta
     body = analyze_upload_report(content, filename, request, staging=staging, limit_bytes=limit_bytes,
                                  on_progress=on_progress)  # read and analysed in an isolated worker
     return _new_session(body, form, filename, notes)
+
+
+def upload_into_session(contents: str, filename: str, form: FormValues, *, staging: Path, limit_bytes: int,
+                        on_progress: Callable[[float], None] | None = None) -> Session:
+    """Analyse a ``dcc.Upload`` data URL into a new session: decoded under ``limit_bytes``, admitted
+    to the user's staging quota, then analysed. Raises :class:`UploadRejectedError` (the quota's
+    ``QuotaExceededError`` is one) or ``ValueError`` for bad form values."""
+    content = decode_upload(contents, limit_bytes)
+    admit_upload(content)
+    return analyze_into_session(content, filename, form, staging=staging, limit_bytes=limit_bytes,
+                                on_progress=on_progress)
+
+
+def upload_size(contents: str) -> int:
+    """The number of bytes a ``dcc.Upload`` data URL decodes to (0 when it holds none), without decoding it."""
+    encoded = contents.split(",", 1)[1] if "," in contents else ""
+    return max(len(encoded) * 3 // 4 - encoded[-2:].count("="), 0)
+
+
+def sample_into_session(name: str, form: FormValues, *, staging: Path, limit_bytes: int,
+                        on_progress: Callable[[float], None] | None = None) -> Session:
+    """Analyse a sample into a new session, its primary metric and policy filling what the form
+    leaves empty (:func:`sample_form`). Raises :class:`UploadRejectedError` for an unknown sample."""
+    content = sample_content(name)
+    return analyze_into_session(content, name, sample_form(name, form), staging=staging, limit_bytes=limit_bytes,
+                                on_progress=on_progress)
+
+
+def metrics_into_session(state: Session, metrics: dict[str, dict[str, Any]], *, staging: Path,
+                         on_progress: Callable[[float], None] | None = None) -> Session:
+    """Re-run the session's file and form with the metrics table's ``[metrics]`` settings."""
+    edited = FormValues(**{**(state.get("form") or {}), "metrics": metrics})
+    return reanalyze_session(state, edited, staging=staging, on_progress=on_progress)
 
 
 def _new_session(body: dict[str, Any], form: FormValues, filename: str, notes: str | None) -> Session:
@@ -169,7 +211,7 @@ def sample_form(name: str, form: FormValues) -> FormValues:
     request = sample_request(matches[0])
     policy = request.policy
     declared = {m.name: m.to_json() for m in policy.metrics}
-    return replace(form, primary=form.primary or request.primary,
+    return replace(form, primary=form.primary or request.charter.primary_metric,
                    metrics=form.metrics if form.metrics is not None else (declared or None),
                    require_non_inferiority=form.require_non_inferiority or policy.require_non_inferiority,
                    cumulative=form.cumulative or request.cumulative,
@@ -193,10 +235,13 @@ def draft(state: Session | None) -> Session | None:
 
 
 def charter_of(state: Session) -> Charter:
-    form = state.get("form") or {}
-    return Charter(hypothesis=form.get("hypothesis") or state["report"]["experiment"].get("hypothesis"),
-                   primary_metric=state["report"]["experiment"]["primary_metric"], mde=form.get("mde"),
-                   planned_sample=form.get("planned_sample"), owner=form.get("owner"))
+    """The charter of the session's analysis, as its memo prints it (a form the browser garbled
+    counts as an empty one: the memo still shows the report)."""
+    try:
+        form = form_from_session(state.get("form"))
+    except SessionRejectedError:
+        form = FormValues()
+    return form.charter(state["report"]["experiment"])
 
 
 def form_from_session(form: Any) -> FormValues:
@@ -276,12 +321,8 @@ def save_session(state: Session, database: ExperimentDatabase, *, staging: Path,
         raise
     except (ValueError, InputFileError) as error:
         raise SessionRejectedError(f"the analysis could not be recomputed on the server: {error}") from None
-    tags = tuple(t.strip() for t in (form.tags or "").split(",") if t.strip())
-    charter = NewExperiment(name=report["experiment"]["name"], primary_metric=report["experiment"]["primary_metric"],
-                            hypothesis=form.hypothesis, owner=form.owner, tags=tags, mde=form.mde,
-                            planned_sample=form.planned_sample)
-    experiment, analysis = prepare_save(report, request, filename=filename, source=path, charter=charter,
-                                        author=author)
+    experiment, analysis = prepare_save(report, request, filename=filename, source=path,
+                                        charter=form.charter(report["experiment"]), author=author)
     experiment_id, analysis_id = database.save_analysis(experiment, analysis)
     # Saved here, the analysis is done: Results and the memo keep showing it, New Experiment starts afresh.
     return {**state, "report": analysis.report, "saved": saved_entry(secret, experiment_id, analysis_id),

@@ -23,10 +23,11 @@ from typing import Any
 import flask
 from werkzeug.exceptions import BadRequest
 
-from dashapp.services import staged_path
-from dashapp.staging import QuotaExceededError, current_user, prune_staging, staging_area
+from dashapp.errors import QuotaExceededError
+from dashapp.staging import current_user, staging_area
+from dashapp.workspace import staged_path
 
-__all__ = ["LARGE_UPLOAD_HEADER", "LARGE_UPLOAD_ROUTE", "prune_staging", "register_large_upload"]
+__all__ = ["LARGE_UPLOAD_HEADER", "LARGE_UPLOAD_ROUTE", "register_large_upload"]
 
 LARGE_UPLOAD_ROUTE = "/upload/large"
 LARGE_UPLOAD_HEADER = "X-ExperimentOS-Upload"

@@ -30,14 +30,16 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 
+from analytics import DEFAULT_PRIMARY_METRIC, Charter, HealthStatus, Outcome
 from storage.errors import (
     DatabaseBusyError,
     DatabaseCorruptError,
@@ -53,6 +55,7 @@ from storage.users import insert_audit_event
 
 __all__ = [
     "DEFAULT_DB_PATH",
+    "INLINE_INPUT_LIMIT",
     "REPORT_LIMIT_BYTES",
     "UNTRUSTWORTHY_RULES",
     "AnalysisRecord",
@@ -67,13 +70,23 @@ __all__ = [
     "NewAnalysis",
     "NewExperiment",
     "PortfolioSummary",
+    "Row",
+    "Unrecognised",
     "default_db_path",
     "default_report_limit",
+    "row_to_analysis",
+    "row_to_comparison",
+    "row_to_decision_count",
+    "row_to_experiment",
+    "row_to_history",
+    "row_to_memo",
+    "row_to_portfolio",
     "untrustworthy_reason",
 ]
 
 DEFAULT_DB_PATH = Path("data") / "experimentos.duckdb"
 T = TypeVar("T")
+Vocabulary = TypeVar("Vocabulary", bound=StrEnum)
 _LOCK_MARKERS = ("could not set lock", "conflicting lock")
 # DuckDB reports a full disk as an IO error, or — when the commit's WAL write fails — as a
 # TransactionException ("Failed to commit: Could not write file ...: No space left on device"),
@@ -112,19 +125,57 @@ def _process_lock(path: Path) -> threading.RLock:
         return _PROCESS_LOCKS.setdefault(key, threading.RLock())
 
 
-@dataclass(frozen=True)
-class NewExperiment:
-    """An experiment's charter as the user gives it."""
+class Unrecognised(str):
+    """A stored decision or health status that is not a member of :class:`analytics.Outcome` /
+    :class:`analytics.HealthStatus`, kept as the text stored.
 
-    name: str
-    primary_metric: str = "conversions"
-    hypothesis: str | None = None
-    owner: str | None = None
-    tags: tuple[str, ...] = ()
-    mde: str | None = None
-    planned_sample: int | None = None
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
+    ExperimentOS only ever stores members; another value can come only from a database written
+    by a different version or edited by hand. Reading it must not fail (History, ``show`` and
+    ``replay`` keep working), and must not pass it off as a member: the row mappers return the
+    text as this type, so it prints and serialises exactly as stored, no decision filter
+    matches it, the portfolio counts it among the experiments but in no launch / hold /
+    rollback total, and code that branches on the vocabulary has to handle it
+    (``decision: Outcome | Unrecognised``).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Unrecognised({str.__repr__(self)})"
+
+
+def _member(vocabulary: type[Vocabulary], value: str) -> Vocabulary | Unrecognised:
+    """``value`` as a member of ``vocabulary``, or :class:`Unrecognised` when it is none."""
+    try:
+        return vocabulary(value)
+    except ValueError:
+        return Unrecognised(value)
+
+
+def _optional_member(vocabulary: type[Vocabulary], value: str | None) -> Vocabulary | Unrecognised | None:
+    """:func:`_member`, with ``None`` (no analysis on a LEFT JOIN) kept as ``None``."""
+    return None if value is None else _member(vocabulary, value)
+
+
+def _spoken(vocabulary: type[StrEnum]) -> str:
+    """``launch, hold or rollback``: the members' values as a sentence lists them."""
+    values = [member.value for member in vocabulary]
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+#: An experiment to store is its charter (the one charter type every layer shares); its ``name``
+#: is required here, and no primary metric means :data:`analytics.DEFAULT_PRIMARY_METRIC`.
+NewExperiment = Charter
+
+
+def _charter_values(experiment: NewExperiment) -> list[Any]:
+    """The ``experiments`` columns from name to end_date, in the order the writes below list them.
+    Raises ``ValueError`` when the charter has no name."""
+    if not experiment.name:
+        raise ValueError("experiment.name is required to store an experiment: give its charter a name")
+    return [experiment.name, experiment.primary_metric or DEFAULT_PRIMARY_METRIC, experiment.hypothesis,
+            experiment.owner, list(experiment.tags), experiment.mde, experiment.planned_sample, experiment.start_date,
+            experiment.end_date]
 
 
 @dataclass(frozen=True)
@@ -174,8 +225,8 @@ class AnalysisRecord:
     policy: dict[str, Any]
     report: dict[str, Any]
     analytics_version: str
-    decision: str
-    health: str
+    decision: Outcome | Unrecognised
+    health: HealthStatus | Unrecognised
     created_at: dt.datetime
     author: str | None = None  # the signed-in user who saved it (None: the CLI, samples, older saves)
 
@@ -200,7 +251,7 @@ def untrustworthy_reason(rule: str | None, health: str | None) -> str | None:
     """Why an analysis's effect is not trustworthy (``"SRM"``, ``"data blocked"``), or ``None``."""
     if rule in UNTRUSTWORTHY_RULES:
         return UNTRUSTWORTHY_RULES[rule]
-    return "data blocked" if health == "blocked" else None
+    return "data blocked" if health == HealthStatus.BLOCKED else None
 
 
 @dataclass(frozen=True)
@@ -211,8 +262,8 @@ class HistoryRow:
     tags: tuple[str, ...]
     owner: str | None
     analysis_id: int | None
-    decision: str | None
-    health: str | None
+    decision: Outcome | Unrecognised | None  # None: no analysis yet
+    health: HealthStatus | Unrecognised | None
     relative_effect: float | None
     relative_ci_low: float | None
     relative_ci_high: float | None
@@ -237,9 +288,12 @@ class HistoryPage:
 
 @dataclass(frozen=True)
 class HistoryQuery:
-    """Filters for :meth:`ExperimentDatabase.history` (all optional)."""
+    """Filters for :meth:`ExperimentDatabase.history` (all optional).
 
-    decision: str | None = None
+    ``decision`` also takes a member's text (``"launch"``, as argparse and the History page give
+    it) and holds the member; anything else raises :class:`ValueError`."""
+
+    decision: Outcome | None = None
     since: dt.date | None = None
     until: dt.date | None = None
     text: str | None = None
@@ -249,8 +303,10 @@ class HistoryQuery:
     include_archived: bool = False
 
     def __post_init__(self) -> None:
-        if self.decision is not None and self.decision not in ("launch", "hold", "rollback"):
-            raise ValueError(f"decision must be launch, hold or rollback, got {self.decision!r}")
+        if self.decision is not None:
+            if self.decision not in {outcome.value for outcome in Outcome}:
+                raise ValueError(f"decision must be {_spoken(Outcome)}, got {self.decision!r}")
+            object.__setattr__(self, "decision", Outcome(self.decision))
         if not 1 <= self.limit <= 1000:
             raise ValueError(f"limit must be within 1..1000, got {self.limit}")
         if self.offset < 0:
@@ -264,13 +320,13 @@ class ComparisonRow:
     analysis_id: int
     treatment: str | None
     primary_metric: str
-    decision: str
+    decision: Outcome | Unrecognised
     absolute_effect: float | None
     absolute_ci: tuple[float | None, float | None]
     relative_effect: float | None
     relative_ci: tuple[float | None, float | None]
     p_value: float | None
-    health: str | None = None
+    health: HealthStatus | Unrecognised | None = None
     rule: str | None = None
     control: str | None = None
     metric_type: str | None = None
@@ -286,7 +342,7 @@ class DecisionCount:
     """How many experiments got ``decision`` on ``day`` (by the date of their latest analysis)."""
 
     day: dt.date
-    decision: str
+    decision: Outcome | Unrecognised
     count: int
 
 
@@ -309,19 +365,24 @@ class PortfolioSummary:
     timeline: tuple[DecisionCount, ...]
 
 
-_LATEST_ANALYSES = ("l AS (SELECT * FROM analyses a "
+#: The one definition of "an experiment's latest analysis", as the common table expression
+#: ``latest`` (``WITH {_LATEST_ANALYSES} ... JOIN latest l ON l.experiment_id = e.id``): its
+#: analysis with the highest id. Ids come from one sequence, so the last look saved wins even
+#: when two share a ``created_at`` (saved within one clock tick, or after the clock was set
+#: back). Archived experiments keep theirs: each query decides whether to show them.
+_LATEST_ANALYSES = ("latest AS (SELECT * FROM analyses a "
                     "WHERE a.id = (SELECT max(b.id) FROM analyses b WHERE b.experiment_id = a.experiment_id))")
 
 
 def _history_filters(query: HistoryQuery) -> tuple[str, list[Any]]:
-    """The WHERE clause (over ``experiments e`` joined to latest analyses ``l``) and its parameters."""
+    """The WHERE clause (over ``experiments e`` joined to the latest analyses ``l``) and its parameters."""
     where: list[str] = ["1 = 1"]
     parameters: list[Any] = []
     if not query.include_archived:
         where.append("e.archived_at IS NULL")
     if query.decision:
         where.append("l.decision = ?")
-        parameters.append(query.decision)
+        parameters.append(query.decision.value)
     if query.since:
         where.append("e.created_at >= ?")
         parameters.append(dt.datetime.combine(query.since, dt.time.min))
@@ -336,24 +397,100 @@ def _history_filters(query: HistoryQuery) -> tuple[str, list[Any]]:
     return " AND ".join(where), parameters
 
 
+# Column lists of the mappers below; a mapper reads each column by its name, so the order here is free.
 _EXPERIMENT_COLUMNS = ("id, name, primary_metric, hypothesis, owner, tags, mde, planned_sample, start_date, end_date, "
                        "created_at")
 _ANALYSIS_COLUMNS = ("a.id, a.experiment_id, a.input_sha256, i.filename, a.request_json, a.policy_json, a.report_json, "
                      "a.analytics_version, a.decision, a.health, a.created_at, a.author")
+#: An analysis with its input's file name; ``analyses`` is the table or the ``latest`` CTE.
+_ANALYSIS_SELECT = f"SELECT {_ANALYSIS_COLUMNS} FROM {{analyses}} a JOIN inputs i ON i.sha256 = a.input_sha256"
+_MEMO_COLUMNS = "id, analysis_id, version, markdown, notes, author, created_at"
+
+#: A result row keyed by column name (the name DuckDB reports, i.e. the ``AS`` alias if any).
+Row = Mapping[str, Any]
 
 
-def row_to_experiment(row: Sequence[Any]) -> ExperimentRecord:
-    return ExperimentRecord(int(row[0]), row[1], row[2], row[3], row[4], tuple(row[5] or ()), row[6], row[7], row[8],
-                            row[9], row[10])
+def _named_rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The rows of the statement ``cursor`` just ran, each a dict keyed by column name (as
+    sqlite-utils' ``query()`` yields them), so mappers read ``row["decision"]``, never ``row[8]``.
+
+    Raises :class:`AssertionError` when two columns share a name (``e.id, l.id``): alias them."""
+    if cursor.description is None:
+        raise AssertionError("the statement returned no rows to map")
+    names = [column[0] for column in cursor.description]
+    if len(set(names)) != len(names):
+        raise AssertionError(f"columns need distinct names to be mapped by name, got {names}")
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
-def row_to_analysis(row: Sequence[Any]) -> AnalysisRecord:
-    return AnalysisRecord(int(row[0]), int(row[1]), row[2], row[3], json.loads(row[4]), json.loads(row[5]),
-                          json.loads(row[6]), row[7], row[8], row[9], row[10], row[11])
+def _named_row(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """The first row of :func:`_named_rows`, or ``None`` when there is none."""
+    rows = _named_rows(cursor)
+    return rows[0] if rows else None
 
 
-def row_to_memo(row: Sequence[Any]) -> MemoVersion:
-    return MemoVersion(int(row[0]), int(row[1]), int(row[2]), row[3], row[4], row[5], row[6])
+def row_to_experiment(row: Row) -> ExperimentRecord:
+    return ExperimentRecord(
+        id=int(row["id"]), name=row["name"], primary_metric=row["primary_metric"], hypothesis=row["hypothesis"],
+        owner=row["owner"], tags=tuple(row["tags"] or ()), mde=row["mde"], planned_sample=row["planned_sample"],
+        start_date=row["start_date"], end_date=row["end_date"], created_at=row["created_at"])
+
+
+def row_to_analysis(row: Row) -> AnalysisRecord:
+    """An analysis row (:data:`_ANALYSIS_COLUMNS`); a decision or health status that is not a
+    member becomes :class:`Unrecognised`."""
+    return AnalysisRecord(
+        id=int(row["id"]), experiment_id=int(row["experiment_id"]), input_sha256=row["input_sha256"],
+        filename=row["filename"], request=json.loads(row["request_json"]), policy=json.loads(row["policy_json"]),
+        report=json.loads(row["report_json"]), analytics_version=row["analytics_version"],
+        decision=_member(Outcome, row["decision"]), health=_member(HealthStatus, row["health"]),
+        created_at=row["created_at"], author=row["author"])
+
+
+def row_to_memo(row: Row) -> MemoVersion:
+    return MemoVersion(id=int(row["id"]), analysis_id=int(row["analysis_id"]), version=int(row["version"]),
+                       markdown=row["markdown"], notes=row["notes"], author=row["author"], created_at=row["created_at"])
+
+
+def row_to_history(row: Row) -> HistoryRow:
+    """A row of :meth:`ExperimentDatabase.history`: an experiment and its latest analysis, if any."""
+    return HistoryRow(
+        experiment_id=int(row["experiment_id"]), name=row["name"], primary_metric=row["primary_metric"],
+        tags=tuple(row["tags"] or ()), owner=row["owner"],
+        analysis_id=None if row["analysis_id"] is None else int(row["analysis_id"]),
+        decision=_optional_member(Outcome, row["decision"]), health=_optional_member(HealthStatus, row["health"]),
+        relative_effect=row["relative_effect"], relative_ci_low=row["relative_ci_low"],
+        relative_ci_high=row["relative_ci_high"], p_value=row["p_value"], created_at=row["created_at"],
+        rule=row["rule"], primary_treatment=row["primary_treatment"])
+
+
+def row_to_comparison(row: Row) -> ComparisonRow:
+    """A row of :meth:`ExperimentDatabase.compare`."""
+    return ComparisonRow(
+        experiment_id=int(row["experiment_id"]), name=row["name"], analysis_id=int(row["analysis_id"]),
+        treatment=row["treatment"],
+        # The metric analysed (the report's) wins over the charter's, which may name another column.
+        primary_metric=row["report_metric"] or row["charter_metric"],
+        decision=_member(Outcome, row["decision"]), absolute_effect=row["absolute_effect"],
+        absolute_ci=(row["absolute_ci_low"], row["absolute_ci_high"]), relative_effect=row["relative_effect"],
+        relative_ci=(row["relative_ci_low"], row["relative_ci_high"]), p_value=row["p_value"],
+        health=_optional_member(HealthStatus, row["health"]), rule=row["rule"], control=row["control"],
+        metric_type=row["metric_type"])
+
+
+def row_to_decision_count(row: Row) -> DecisionCount:
+    return DecisionCount(day=row["day"], decision=_member(Outcome, row["decision"]), count=int(row["count"]))
+
+
+def row_to_portfolio(totals: Row, timeline: Sequence[Row]) -> PortfolioSummary:
+    """The totals row and the per-day rows of :meth:`ExperimentDatabase.portfolio`."""
+    median = totals["median_launch_lift"]
+    return PortfolioSummary(
+        experiments=int(totals["experiments"]), launched=int(totals["launched"]), held=int(totals["held"]),
+        rolled_back=int(totals["rolled_back"]), not_analysed=int(totals["not_analysed"]),
+        median_launch_lift=None if median is None else float(median),
+        launches_with_lift=int(totals["launches_with_lift"]),
+        timeline=tuple(row_to_decision_count(row) for row in timeline))
 
 
 def _primary_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -677,9 +814,7 @@ class ExperimentDatabase:
                 row = connection.execute(
                     "INSERT INTO experiments (name, primary_metric, hypothesis, owner, tags, mde, planned_sample, "
                     "start_date, end_date) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    [experiment.name, experiment.primary_metric, experiment.hypothesis, experiment.owner,
-                     list(experiment.tags), experiment.mde, experiment.planned_sample, experiment.start_date,
-                     experiment.end_date]).fetchone()
+                    _charter_values(experiment)).fetchone()
                 assert row is not None
                 experiment_id = int(row[0])
                 analysis_id = self._insert_analysis(connection, experiment_id, analysis)
@@ -738,26 +873,25 @@ class ExperimentDatabase:
         def work(connection: duckdb.DuckDBPyConnection) -> MemoVersion:
             if connection.execute("SELECT 1 FROM analyses WHERE id = ?", [analysis_id]).fetchone() is None:
                 raise NotFoundError(f"analysis {analysis_id} does not exist")
-            row = connection.execute(
+            row = _named_row(connection.execute(
                 "INSERT INTO memos (analysis_id, version, markdown, notes, author) "
                 "SELECT ?, coalesce(max(version), 0) + 1, ?, ?, ? FROM memos WHERE analysis_id = ? "
-                "RETURNING id, analysis_id, version, markdown, notes, author, created_at",
-                [analysis_id, markdown, notes, author, analysis_id]).fetchone()
+                f"RETURNING {_MEMO_COLUMNS}",
+                [analysis_id, markdown, notes, author, analysis_id]))
             assert row is not None
+            memo = row_to_memo(row)
             if author is not None:
                 insert_audit_event(connection, "annotated", author, analysis_id=analysis_id,
-                                   detail=f"memo version {row[2]}")
-            return row_to_memo(row)
+                                   detail=f"memo version {memo.version}")
+            return memo
         return self._transaction(work)
 
     def update_experiment(self, experiment_id: int, experiment: NewExperiment) -> ExperimentRecord:
         def work(connection: duckdb.DuckDBPyConnection) -> ExperimentRecord:
-            row = connection.execute(
+            row = _named_row(connection.execute(
                 f"UPDATE experiments SET name = ?, primary_metric = ?, hypothesis = ?, owner = ?, tags = ?, mde = ?, "
                 f"planned_sample = ?, start_date = ?, end_date = ? WHERE id = ? RETURNING {_EXPERIMENT_COLUMNS}",
-                [experiment.name, experiment.primary_metric, experiment.hypothesis, experiment.owner,
-                 list(experiment.tags), experiment.mde, experiment.planned_sample, experiment.start_date,
-                 experiment.end_date, experiment_id]).fetchone()
+                [*_charter_values(experiment), experiment_id]))
             if row is None:
                 raise NotFoundError(f"experiment {experiment_id} does not exist; list them with 'experimentos history'")
             return row_to_experiment(row)
@@ -766,33 +900,36 @@ class ExperimentDatabase:
     # -- reads -------------------------------------------------------------------------------
     def experiment(self, experiment_id: int) -> ExperimentRecord:
         with self._connection(read=True) as connection:
-            row = connection.execute(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
-                                     [experiment_id]).fetchone()
+            row = _named_row(connection.execute(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
+                                                [experiment_id]))
         if row is None:
             raise NotFoundError(f"experiment {experiment_id} does not exist; list them with 'experimentos history'")
         return row_to_experiment(row)
 
     def analyses(self, experiment_id: int) -> tuple[AnalysisRecord, ...]:
         with self._connection(read=True) as connection:
-            rows = connection.execute(
-                f"SELECT {_ANALYSIS_COLUMNS} FROM analyses a JOIN inputs i ON i.sha256 = a.input_sha256 "
-                "WHERE a.experiment_id = ? ORDER BY a.id", [experiment_id]).fetchall()
+            rows = _named_rows(connection.execute(
+                _ANALYSIS_SELECT.format(analyses="analyses") + " WHERE a.experiment_id = ? ORDER BY a.id",
+                [experiment_id]))
         return tuple(row_to_analysis(r) for r in rows)
 
     def analysis(self, analysis_id: int) -> AnalysisRecord:
         with self._connection(read=True) as connection:
-            row = connection.execute(
-                f"SELECT {_ANALYSIS_COLUMNS} FROM analyses a JOIN inputs i ON i.sha256 = a.input_sha256 "
-                "WHERE a.id = ?", [analysis_id]).fetchone()
+            row = _named_row(connection.execute(
+                _ANALYSIS_SELECT.format(analyses="analyses") + " WHERE a.id = ?", [analysis_id]))
         if row is None:
             raise NotFoundError(f"analysis {analysis_id} does not exist")
         return row_to_analysis(row)
 
     def latest_analysis(self, experiment_id: int) -> AnalysisRecord:
-        analyses = self.analyses(experiment_id)
-        if not analyses:
+        """The experiment's latest analysis (see :data:`_LATEST_ANALYSES`); :class:`NotFoundError` when it has none."""
+        with self._connection(read=True) as connection:
+            row = _named_row(connection.execute(
+                f"WITH {_LATEST_ANALYSES} " + _ANALYSIS_SELECT.format(analyses="latest") + " WHERE a.experiment_id = ?",
+                [experiment_id]))
+        if row is None:
             raise NotFoundError(f"experiment {experiment_id} has no analysis")
-        return analyses[-1]
+        return row_to_analysis(row)
 
     def input_content(self, sha256: str) -> bytes:
         """The stored input file's bytes (see :meth:`input_path` to avoid loading a large one)."""
@@ -846,8 +983,8 @@ class ExperimentDatabase:
 
     def memos(self, analysis_id: int) -> tuple[MemoVersion, ...]:
         with self._connection(read=True) as connection:
-            rows = connection.execute("SELECT id, analysis_id, version, markdown, notes, author, created_at FROM memos "
-                                      "WHERE analysis_id = ? ORDER BY version", [analysis_id]).fetchall()
+            rows = _named_rows(connection.execute(f"SELECT {_MEMO_COLUMNS} FROM memos WHERE analysis_id = ? "
+                                                  "ORDER BY version", [analysis_id]))
         return tuple(row_to_memo(r) for r in rows)
 
     def count_experiments(self) -> int:
@@ -860,63 +997,60 @@ class ExperimentDatabase:
         where, parameters = _history_filters(query)
         sql = f"""
             WITH {_LATEST_ANALYSES}
-            SELECT e.id, e.name, e.primary_metric, e.tags, e.owner, l.id, l.decision, l.health, l.relative_effect,
-                   l.relative_ci_low, l.relative_ci_high, l.p_value, e.created_at,
-                   json_extract_string(l.report_json, '$.decision.rule'), l.primary_treatment,
+            SELECT e.id AS experiment_id, e.name, e.primary_metric, e.tags, e.owner, l.id AS analysis_id, l.decision,
+                   l.health, l.relative_effect, l.relative_ci_low, l.relative_ci_high, l.p_value, e.created_at,
+                   json_extract_string(l.report_json, '$.decision.rule') AS rule, l.primary_treatment,
                    count(*) OVER () AS total
-            FROM experiments e LEFT JOIN l ON l.experiment_id = e.id
+            FROM experiments e LEFT JOIN latest l ON l.experiment_id = e.id
             WHERE {where}
             ORDER BY e.created_at DESC, e.id DESC
             LIMIT ? OFFSET ?
         """
         with self._connection(read=True) as connection:
-            rows = connection.execute(sql, [*parameters, query.limit, query.offset]).fetchall()
-            total = int(rows[0][-1]) if rows else 0
+            rows = _named_rows(connection.execute(sql, [*parameters, query.limit, query.offset]))
+            total = int(rows[0]["total"]) if rows else 0
             if not rows and query.offset:
                 counted = connection.execute(f"WITH {_LATEST_ANALYSES} SELECT count(*) FROM experiments e "
-                                             f"LEFT JOIN l ON l.experiment_id = e.id WHERE {where}",
+                                             f"LEFT JOIN latest l ON l.experiment_id = e.id WHERE {where}",
                                              parameters).fetchone()
                 total = int(counted[0]) if counted else 0
-        history_rows = tuple(HistoryRow(int(r[0]), r[1], r[2], tuple(r[3] or ()), r[4], None if r[5] is None else int(r[5]),
-                                        r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14]) for r in rows)
-        return HistoryPage(history_rows, total, query.limit, query.offset)
+        return HistoryPage(tuple(row_to_history(row) for row in rows), total, query.limit, query.offset)
 
     def portfolio(self, query: HistoryQuery = HistoryQuery()) -> PortfolioSummary:
         """Counts of launch / hold / rollback, the median relative lift of launches and the
         decisions per day, over every experiment the filters of ``query`` match (its limit and
         offset are ignored: the summary is of the whole filtered set)."""
         where, parameters = _history_filters(query)
+        # The decisions are parameters too; they come before the filters' in the statement.
         totals_sql = f"""
             WITH {_LATEST_ANALYSES}
-            SELECT count(*),
-                   count(*) FILTER (WHERE l.decision = 'launch'),
-                   count(*) FILTER (WHERE l.decision = 'hold'),
-                   count(*) FILTER (WHERE l.decision = 'rollback'),
-                   count(*) FILTER (WHERE l.id IS NULL),
+            SELECT count(*) AS experiments,
+                   count(*) FILTER (WHERE l.decision = ?) AS launched,
+                   count(*) FILTER (WHERE l.decision = ?) AS held,
+                   count(*) FILTER (WHERE l.decision = ?) AS rolled_back,
+                   count(*) FILTER (WHERE l.id IS NULL) AS not_analysed,
                    median(CASE WHEN json_extract_string(l.report_json, '$.comparisons[0].primary.better') = 'lower'
                                THEN -l.relative_effect ELSE l.relative_effect END)
-                       FILTER (WHERE l.decision = 'launch'),
-                   count(l.relative_effect) FILTER (WHERE l.decision = 'launch')
-            FROM experiments e LEFT JOIN l ON l.experiment_id = e.id
+                       FILTER (WHERE l.decision = ?) AS median_launch_lift,
+                   count(l.relative_effect) FILTER (WHERE l.decision = ?) AS launches_with_lift
+            FROM experiments e LEFT JOIN latest l ON l.experiment_id = e.id
             WHERE {where}
         """
+        decisions = [Outcome.LAUNCH.value, Outcome.HOLD.value, Outcome.ROLLBACK.value, Outcome.LAUNCH.value,
+                     Outcome.LAUNCH.value]
         timeline_sql = f"""
             WITH {_LATEST_ANALYSES}
-            SELECT CAST(l.created_at AS DATE) AS day, l.decision, count(*)
-            FROM experiments e JOIN l ON l.experiment_id = e.id
+            SELECT CAST(l.created_at AS DATE) AS day, l.decision, count(*) AS count
+            FROM experiments e JOIN latest l ON l.experiment_id = e.id
             WHERE {where}
             GROUP BY day, l.decision
             ORDER BY day, l.decision
         """
         with self._connection(read=True) as connection:
-            totals = connection.execute(totals_sql, parameters).fetchone()
-            timeline = connection.execute(timeline_sql, parameters).fetchall()
+            totals = _named_row(connection.execute(totals_sql, [*decisions, *parameters]))
+            timeline = _named_rows(connection.execute(timeline_sql, parameters))
         assert totals is not None
-        return PortfolioSummary(
-            experiments=int(totals[0]), launched=int(totals[1]), held=int(totals[2]), rolled_back=int(totals[3]),
-            not_analysed=int(totals[4]), median_launch_lift=None if totals[5] is None else float(totals[5]),
-            launches_with_lift=int(totals[6]),
-            timeline=tuple(DecisionCount(day, str(decision), int(count)) for day, decision, count in timeline))
+        return row_to_portfolio(totals, timeline)
 
     def compare(self, experiment_ids: Sequence[int]) -> tuple[ComparisonRow, ...]:
         """The latest primary effect and CI of each experiment, in the order asked, with the arm
@@ -924,22 +1058,21 @@ class ExperimentDatabase:
         ids = list(dict.fromkeys(int(i) for i in experiment_ids))
         if not ids:
             return ()
-        sql = """
-            SELECT e.id, e.name, a.id, a.primary_treatment, e.primary_metric, a.decision, a.absolute_effect,
-                   a.absolute_ci_low, a.absolute_ci_high, a.relative_effect, a.relative_ci_low, a.relative_ci_high,
-                   a.p_value, a.health, json_extract_string(a.report_json, '$.decision.rule'),
-                   json_extract_string(a.report_json, '$.comparisons[0].control'),
-                   json_extract_string(a.report_json, '$.comparisons[0].primary.type'),
-                   json_extract_string(a.report_json, '$.comparisons[0].primary.metric')
-            FROM experiments e JOIN analyses a ON a.experiment_id = e.id
+        sql = f"""
+            WITH {_LATEST_ANALYSES}
+            SELECT e.id AS experiment_id, e.name, l.id AS analysis_id, l.primary_treatment AS treatment,
+                   e.primary_metric AS charter_metric, l.decision, l.absolute_effect, l.absolute_ci_low,
+                   l.absolute_ci_high, l.relative_effect, l.relative_ci_low, l.relative_ci_high, l.p_value, l.health,
+                   json_extract_string(l.report_json, '$.decision.rule') AS rule,
+                   json_extract_string(l.report_json, '$.comparisons[0].control') AS control,
+                   json_extract_string(l.report_json, '$.comparisons[0].primary.type') AS metric_type,
+                   json_extract_string(l.report_json, '$.comparisons[0].primary.metric') AS report_metric
+            FROM experiments e JOIN latest l ON l.experiment_id = e.id
             WHERE e.id IN (SELECT unnest(?::BIGINT[]))
-              AND a.id = (SELECT max(b.id) FROM analyses b WHERE b.experiment_id = e.id)
         """
         with self._connection(read=True) as connection:
-            rows = {int(r[0]): r for r in connection.execute(sql, [ids]).fetchall()}
+            rows = {int(row["experiment_id"]): row for row in _named_rows(connection.execute(sql, [ids]))}
         missing = [i for i in ids if i not in rows]
         if missing:
             raise NotFoundError(f"experiment(s) {', '.join(map(str, missing))} do not exist or have no analysis")
-        # The metric analysed (the report's) wins over the charter's, which may name another column.
-        return tuple(ComparisonRow(int(r[0]), r[1], int(r[2]), r[3], r[17] or r[4], r[5], r[6], (r[7], r[8]), r[9],
-                                   (r[10], r[11]), r[12], r[13], r[14], r[15], r[16]) for r in (rows[i] for i in ids))
+        return tuple(row_to_comparison(rows[i]) for i in ids)

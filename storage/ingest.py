@@ -20,15 +20,19 @@ from typing import Literal
 
 import duckdb
 
-from analytics import Issue, RawTable, UserLevelSummary
+from analytics import Issue, IssueCode, RawTable, UserLevelSummary
 from storage.errors import InputFileError
 from storage.user_level import summarise_user_level
 
 __all__ = [
+    "DUCKDB_MEMORY_LIMIT_ENV",
+    "DUCKDB_THREADS_ENV",
     "INPUT_CAP_CODES",
     "MAX_AGGREGATED_ROWS",
     "MAX_COLUMNS",
     "MAX_LINE_BYTES",
+    "PROGRESS_EVERY_SECONDS",
+    "FileFormat",
     "FileReader",
     "LoadedFile",
     "file_sha256",
@@ -52,7 +56,7 @@ MAX_LINE_BYTES = 1 << 20
 #: 45 MB file with one row per user but no ``variant`` column took 2.6 GB as Python rows.
 MAX_AGGREGATED_ROWS = 100_000
 #: The Blocked codes of the caps above: the file was refused unread (the CLI exits 2 on them).
-INPUT_CAP_CODES = frozenset({"too_many_columns", "line_too_long", "too_many_rows"})
+INPUT_CAP_CODES = frozenset({IssueCode.TOO_MANY_COLUMNS, IssueCode.LINE_TOO_LONG, IssueCode.TOO_MANY_ROWS})
 #: DuckDB's limits in this process, when set (the isolated worker sets them from its own limits).
 DUCKDB_MEMORY_LIMIT_ENV = "EXPERIMENTOS_DUCKDB_MEMORY_LIMIT"
 DUCKDB_THREADS_ENV = "EXPERIMENTOS_DUCKDB_THREADS"
@@ -84,7 +88,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _blocked(code: str, message: str) -> Issue:
+def _blocked(code: IssueCode, message: str) -> Issue:
     return Issue(code, "blocked", message)
 
 
@@ -183,16 +187,16 @@ class FileReader:
         with open(file, "rb") as handle:
             sample = handle.read(65536)
         if sample[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            return LoadedFile(name, None, (_blocked("unsupported_encoding", f"{Path(name).name} is UTF-16 text; save "
+            return LoadedFile(name, None, (_blocked(IssueCode.UNSUPPORTED_ENCODING, f"{Path(name).name} is UTF-16 text; save "
                               "it as CSV UTF-8 (in Excel: Save As → CSV UTF-8) and try again."),), digest, size, "csv")
         if b"\x00" in sample or _looks_binary(sample):
-            return LoadedFile(name, None, (_blocked("not_text", f"{Path(name).name} is not a text CSV file (it "
+            return LoadedFile(name, None, (_blocked(IssueCode.NOT_TEXT, f"{Path(name).name} is not a text CSV file (it "
                               "contains binary data); export the results as CSV (UTF-8) or Parquet."),), digest, size, "csv")
         too_wide = _too_many_columns(name, _csv_columns(sample))
         if too_wide is not None:
             return LoadedFile(name, None, (too_wide,), digest, size, "csv")
         if _has_long_line(file, MAX_LINE_BYTES):
-            return LoadedFile(name, None, (_blocked("line_too_long", f"{Path(name).name} has a line longer than "
+            return LoadedFile(name, None, (_blocked(IssueCode.LINE_TOO_LONG, f"{Path(name).name} has a line longer than "
                               f"{MAX_LINE_BYTES / 2**20:g} MB; ExperimentOS reads at most that per line. Export one "
                               "row per line with only the columns the analysis needs."),), digest, size, "csv")
         try:
@@ -215,7 +219,7 @@ class FileReader:
             raise MemoryError(f"{name}: DuckDB ran out of memory reading it") from None
         except duckdb.Error as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            return LoadedFile(name, None, (_blocked("unparseable_file", f"{Path(name).name} could not be read as CSV "
+            return LoadedFile(name, None, (_blocked(IssueCode.UNPARSEABLE_FILE, f"{Path(name).name} could not be read as CSV "
                               f"({reason}); check that it is a comma, semicolon or tab separated text file with a "
                               "header row."),), digest, size, "csv")
         if not rows:
@@ -247,7 +251,7 @@ class FileReader:
             raise MemoryError(f"{name}: DuckDB ran out of memory reading it") from None
         except duckdb.Error as error:
             first = str(error).splitlines()[0]
-            return LoadedFile(name, None, (_blocked("unparseable_file", f"{Path(name).name} could not be read as "
+            return LoadedFile(name, None, (_blocked(IssueCode.UNPARSEABLE_FILE, f"{Path(name).name} could not be read as "
                               f"Parquet ({first}); re-export it."),), digest, size, "parquet")
         if len(rows) > MAX_AGGREGATED_ROWS:
             return LoadedFile(name, None, (_too_many_rows(name),), digest, size, "parquet")
@@ -301,12 +305,12 @@ def _too_many_columns(name: str, columns: int | None) -> Issue | None:
     if columns is not None and columns <= MAX_COLUMNS:
         return None
     counted = f"{columns:,}" if columns is not None else f"more than {MAX_COLUMNS}"
-    return _blocked("too_many_columns", f"{Path(name).name} has {counted} columns; ExperimentOS reads at most "
+    return _blocked(IssueCode.TOO_MANY_COLUMNS, f"{Path(name).name} has {counted} columns; ExperimentOS reads at most "
                     f"{MAX_COLUMNS}. Export only the variant, metric and segment columns the analysis needs.")
 
 
 def _too_many_rows(name: str) -> Issue:
-    return _blocked("too_many_rows", f"{Path(name).name} has more than {MAX_AGGREGATED_ROWS:,} rows and no "
+    return _blocked(IssueCode.TOO_MANY_ROWS, f"{Path(name).name} has more than {MAX_AGGREGATED_ROWS:,} rows and no "
                     "variant column. A file with one row per user needs a column named variant (and no users "
                     "column); an aggregated file has one row per variant (or per date and variant).")
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from analytics import ColumnSummary, CovariateSummary, Issue, SegmentSummary, UserLevelSummary, VariantSummary
+from analytics import ColumnSummary, CovariateSummary, Issue, IssueCode, SegmentSummary, UserLevelSummary, VariantSummary
 from storage.engines import SparkEngine
 from storage.errors import SparkError, SparkInputError, SparkUnavailableError
 from storage.scan_plan import summarise
@@ -46,8 +46,10 @@ if TYPE_CHECKING:
     from storage.ingest import LoadedFile
 
 __all__ = [
+    "DEFAULT_CONNECT_PORT",
     "SPARK_INPUT_FORMAT",
     "SPARK_REMOTE_ENV",
+    "InputKind",
     "SparkConnection",
     "SparkInput",
     "SparkRead",
@@ -526,14 +528,14 @@ def load_stored_input(name: str, content: bytes, digest: str, segments: Sequence
         # Only ExperimentOS writes these; anything else that looks like one (a hand-made or edited
         # upload) is refused with a message, never a traceback.
         return LoadedFile(name, None, (Issue(
-            "invalid_spark_input", "blocked",
+            IssueCode.INVALID_SPARK_INPUT, "blocked",
             f"{Path(name).name} looks like a stored Spark query and its statistics but is not a valid one; "
             "upload the exported CSV or Parquet file instead, or run the Spark query again."),),
             digest, len(content), "spark")
     wanted = ([s.strip().casefold() for s in segments], [tuple(c.strip().casefold() for c in pair) for pair in ratios])
     issues: tuple[Issue, ...] = ()
     if sorted(scanned[0]) != sorted(wanted[0]) or sorted(scanned[1]) != sorted(wanted[1]):
-        issues = (Issue("spark_statistics_fixed", "warning",
+        issues = (Issue(IssueCode.SPARK_STATISTICS_FIXED, "warning",
                         f"{spark_input.name} was scanned with other segments or ratio metrics; these results use "
                         "the statistics of that scan. Run the Spark query again to analyse the new ones."),)
     return LoadedFile(name, None, issues, digest, len(content), "spark", summary)

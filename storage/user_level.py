@@ -33,9 +33,9 @@ import duckdb
 
 from analytics import UserLevelSummary
 from storage.engines import DuckDBEngine
-from storage.scan_plan import NUMERIC_TYPES, summarise
+from storage.scan_plan import summarise
 
-__all__ = ["NUMERIC_TYPES", "summarise_user_level"]
+__all__ = ["summarise_user_level"]
 
 
 def summarise_user_level(connection: duckdb.DuckDBPyConnection, source: str, path: str,

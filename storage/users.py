@@ -45,6 +45,8 @@ __all__ = [
     "UserExistsError",
     "insert_audit_event",
     "role_allows",
+    "row_to_audit",
+    "row_to_user",
     "validate_password",
     "validate_role",
     "validate_user_name",

@@ -27,6 +27,18 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
                           timeout=timeout, check=False)
 
 
+def press(client: Any, output: str, values: dict[str, Any], changed: str) -> Any:
+    """POST the Dash callback that writes ``output`` (``"<id>.<property>"``) as the browser would,
+    with ``values`` (``"<id>.<property>"`` → value; the rest None) and ``changed`` the trigger."""
+    spec = next(d for d in client.get("/_dash-dependencies").get_json() if output in d["output"])
+    identifier, prop = output.rsplit(".", 1)
+    return client.post("/_dash-update-component", json={
+        "output": spec["output"], "outputs": {"id": identifier, "property": prop},
+        "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in spec["inputs"]],
+        "state": [{**s, "value": values.get(f"{s['id']}.{s['property']}")} for s in spec["state"]],
+        "changedPropIds": [changed]})
+
+
 def floats(value: Any) -> Iterator[float]:
     if isinstance(value, float):
         yield value

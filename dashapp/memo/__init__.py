@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from dashapp.memo.model import MAX_NOTES_CHARS, Charter, MemoModel, build_memo
+from dashapp.memo.model import MAX_NOTES_CHARS, Charter, MemoModel, build_memo, experiment_charter
 from dashapp.memo.render import (
-    RenderFailedError,
-    RenderTimeoutError,
     SafeURLFetcher,
     markdown_escape,
     render_html,
@@ -19,10 +17,9 @@ __all__ = [
     "MAX_NOTES_CHARS",
     "Charter",
     "MemoModel",
-    "RenderFailedError",
-    "RenderTimeoutError",
     "SafeURLFetcher",
     "build_memo",
+    "experiment_charter",
     "markdown_escape",
     "render_html",
     "render_markdown",

@@ -17,8 +17,20 @@ from collections.abc import Sequence
 
 from dashapp.memo.model import ChartRow, MemoModel
 
-__all__ = ["LABEL_CHARS", "MAX_HEIGHT_INCHES", "STATUS_COLOURS", "effect_chart_svg", "svg_data_uri",
-           "timeline_chart_svg"]
+__all__ = [
+    "CONTROL_COLOUR",
+    "FIXED_BAND_COLOUR",
+    "LABEL_CHARS",
+    "MARGIN_COLOUR",
+    "MAX_HEIGHT_INCHES",
+    "SEVERE_COLOUR",
+    "STATUS_COLOURS",
+    "TIMELINE_HEIGHT_INCHES",
+    "UNTRUSTED_COLOUR",
+    "effect_chart_svg",
+    "svg_data_uri",
+    "timeline_chart_svg",
+]
 
 STATUS_COLOURS = {
     "primary": "#1f5fbf", "ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280",

@@ -13,29 +13,26 @@ import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analytics.wording import RULE_TITLES
+from analytics import Charter as Charter  # re-exported: the memo's charter is the analytics one
+from analytics.wording import RULE_TITLES, format_count, format_number, format_p, format_percent, format_probability, rule_title
 from dashapp.formatting import (
     cuped_sentence,
     format_absolute,
     format_amount,
-    format_count,
     format_interval,
     format_margin,
-    format_number,
-    format_p,
-    format_percent,
-    format_probability,
     format_relative,
     format_value,
-    rule_title,
 )
+
+if TYPE_CHECKING:
+    from storage.database import ExperimentRecord
 
 __all__ = [
     "MAX_NOTES_CHARS",
     "MAX_TEXT_CHARS",
-    "RULE_TITLES",
     "UNTRUSTED_RULES",
     "ChartRow",
     "Charter",
@@ -46,6 +43,7 @@ __all__ = [
     "MetricThreshold",
     "TimelinePoint",
     "build_memo",
+    "experiment_charter",
 ]
 
 MAX_NOTES_CHARS = 4000
@@ -53,19 +51,6 @@ MAX_TEXT_CHARS = 300
 #: Rules under which the effects are shown for investigation only, never as a result.
 UNTRUSTED_RULES = {"srm": "not trustworthy: sample ratio mismatch",
                    "data_blocked": "not trustworthy: the data is blocked"}
-
-
-@dataclass(frozen=True)
-class Charter:
-    """What the team planned before the experiment (all optional)."""
-
-    hypothesis: str | None = None
-    primary_metric: str | None = None
-    mde: str | None = None
-    planned_sample: int | None = None
-    start_date: str | None = None
-    end_date: str | None = None
-    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -570,6 +555,11 @@ def _guardrail_chart_row(g: dict[str, Any], label: str, policy: dict[str, Any]) 
     harm, low, high = _harm(g)
     ratio = float(severe["absolute"]) / unit if severe and severe.get("absolute") else None
     return ChartRow(label, harm / unit, low / unit, high / unit, g["status"], ratio)
+
+
+def experiment_charter(experiment: ExperimentRecord) -> Charter:
+    """The charter a stored experiment was saved with, as its memo prints it."""
+    return Charter(**{field.name: getattr(experiment, field.name) for field in dataclasses.fields(Charter)})
 
 
 def build_memo(report: dict[str, Any], *, charter: Charter | None = None, notes: str | None = None,

@@ -17,19 +17,24 @@ from urllib.parse import unquote, urlparse
 
 import jinja2
 
+from dashapp.errors import RenderFailedError, RenderTimeoutError
 from dashapp.memo.chart import effect_chart_svg, svg_data_uri, timeline_chart_svg
 from dashapp.memo.model import MemoModel
 
 __all__ = [
+    "CHART_HEIGHTS",
     "DENSITIES",
     "FIT_STEPS",
     "NOTES_MARKER",
+    "PDF_TIMEOUT_ENV",
+    "PDF_TIMEOUT_SECONDS",
     "STATIC_DIR",
+    "TEMPLATES_DIR",
+    "TIMELINE_HEIGHTS",
     "FitStep",
-    "RenderFailedError",
-    "RenderTimeoutError",
     "SafeURLFetcher",
     "markdown_escape",
+    "markdown_lines",
     "pdf_timeout",
     "render_html",
     "render_markdown",
@@ -70,14 +75,6 @@ FIT_STEPS = (
     FitStep(5, notes_limit=400, risks_limit=8), FitStep(5, notes_limit=150, risks_limit=5),
     FitStep(5, notes_limit=0, risks_limit=3),
 )
-
-
-class RenderFailedError(RuntimeError):
-    """The PDF could not be rendered: its worker process crashed or ran out of memory."""
-
-
-class RenderTimeoutError(RenderFailedError):
-    """Rendering the PDF took longer than the time limit (its worker process was killed)."""
 
 
 def markdown_escape(text: object) -> str:
@@ -249,7 +246,8 @@ def render_pdf(memo: MemoModel, policy: dict[str, Any] | None = None, *, fetcher
     (smaller type and chart, then notes and risks cut with a visible marker) until it fits; a memo
     that does not fit even then keeps the most compact layout, on more pages, never overlapping.
     """
-    from dashapp.isolation import IsolationError, Limits, WorkerTimeoutError, run_isolated
+    from dashapp.errors import IsolationError, WorkerTimeoutError
+    from dashapp.isolation import Limits, run_isolated
 
     seconds = timeout if timeout is not None else pdf_timeout()
     spy = fetcher or SafeURLFetcher()

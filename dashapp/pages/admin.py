@@ -14,14 +14,22 @@ import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, ctx, html
 from dash.exceptions import PreventUpdate
 
+from analytics.wording import format_date
 from dashapp import auth, ids
-from dashapp.formatting import format_date
 from dashapp.pages import context
 from storage.errors import StorageError
 from storage.users import AUDIT_EVENTS, ROLES, AuditQuery, UserDirectory
 
-__all__ = ["archive_control", "audit_table", "change_users", "layout", "register_callbacks", "toggle_archive",
-           "users_table"]
+__all__ = [
+    "AUDIT_ROWS",
+    "archive_control",
+    "audit_table",
+    "change_users",
+    "layout",
+    "register_callbacks",
+    "toggle_archive",
+    "users_table",
+]
 
 AUDIT_ROWS = 200
 

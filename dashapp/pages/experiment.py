@@ -12,6 +12,7 @@ import flask
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from analytics.wording import format_count, format_date, format_p
 from dashapp import auth, ids
 from dashapp.components import (
     decision_badge,
@@ -23,6 +24,7 @@ from dashapp.components import (
     metric_settings_table,
     primary_card,
 )
+from dashapp.errors import LookBlockedError, SessionRejectedError
 from dashapp.faults import ReadCache
 from dashapp.figures import (
     decision_interval,
@@ -35,25 +37,29 @@ from dashapp.figures import (
     primary_results,
     timeline_figure,
 )
-from dashapp.formatting import format_amount, format_count, format_date, format_interval, format_p
-from dashapp.memo import MemoModel, build_memo, render_html, render_markdown, render_pdf
+from dashapp.formatting import format_amount, format_interval
+from dashapp.memo import MemoModel, build_memo, experiment_charter, render_html, render_markdown, render_pdf
 from dashapp.pages import admin, context
-from dashapp.pages.memo import download_name, experiment_charter
-from dashapp.services import (
-    LookBlockedError,
-    SessionRejectedError,
-    add_look,
-    report_json,
-    report_problems,
-    staged_path,
-)
+from dashapp.pages.memo import download_name
+from dashapp.services import report_json
 from dashapp.staging import admit_upload
 from dashapp.state import decode_upload, saved_entry
+from dashapp.workspace import add_look, report_problems, staged_path
 from storage.database import AnalysisRecord
 from storage.errors import DatabaseError, NotFoundError, StorageError
 
-__all__ = ["add_look_from_upload", "broken_report_card", "experiment_body", "layout", "open_in_workspace",
-           "register_callbacks", "stored_memo_file", "stored_metrics"]
+__all__ = [
+    "DRAWN_PAGES",
+    "GRAPH_CONFIG",
+    "add_look_from_upload",
+    "broken_report_card",
+    "experiment_body",
+    "layout",
+    "open_in_workspace",
+    "register_callbacks",
+    "stored_memo_file",
+    "stored_metrics",
+]
 
 GRAPH_CONFIG = {"displaylogo": False}
 DRAWN_PAGES = 64  # experiment pages kept drawn per server process
@@ -300,7 +306,7 @@ def _timeline_card(report: dict[str, Any]) -> dbc.Card | None:
 def add_look_from_upload(contents: str | None, filename: str | None, experiment_id: Any) -> tuple[Any, Any]:
     """The add-a-look callback's body: (message, the page body redrawn, or ``no_update``).
 
-    The bytes are analysed and stored on the server (:func:`dashapp.services.add_look`); only the
+    The bytes are analysed and stored on the server (:func:`dashapp.workspace.add_look`); only the
     experiment id comes from the page, and the experiment's stored settings decide the analysis."""
     if not contents:
         raise PreventUpdate

@@ -11,16 +11,28 @@ import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
+from analytics import Outcome
+from analytics.wording import format_count, format_date
 from dashapp import ids
 from dashapp.faults import fault_card
 from dashapp.figures import HISTORY_DECISION_COLOURS, compare_figure, empty_figure, portfolio_timeline_figure
-from dashapp.formatting import format_count, format_date, format_relative
+from dashapp.formatting import format_relative
 from dashapp.pages import context
 from storage.database import HistoryQuery, HistoryRow, PortfolioSummary
 from storage.errors import DatabaseError, StorageError
 
-__all__ = ["compare_rows", "history_query", "history_rows", "history_view", "layout", "lift_text",
-           "portfolio_cards", "register_callbacks"]
+__all__ = [
+    "COLUMNS",
+    "SEARCH_DEBOUNCE_MS",
+    "compare_rows",
+    "history_query",
+    "history_rows",
+    "history_view",
+    "layout",
+    "lift_text",
+    "portfolio_cards",
+    "register_callbacks",
+]
 
 #: Milliseconds after the last keystroke before the grid filters (fast enough to feel live,
 #: slow enough not to query the database on every letter).
@@ -41,6 +53,15 @@ COLUMNS = [
      "sortable": False, "filter": False},
 ]
 
+#: The decision filter's value that filters nothing.
+_ALL_DECISIONS = "all"
+
+
+def _decision_options() -> list[dict[str, str]]:
+    """The decision filter's options: all, then one per :class:`analytics.Outcome` (``Launch``, …)."""
+    return [{"label": "All decisions", "value": _ALL_DECISIONS},
+            *({"label": outcome.value.capitalize(), "value": outcome.value} for outcome in Outcome)]
+
 
 def _date(value: str | None) -> dt.date | None:
     """A typed or picked date (``YYYY-MM-DD``); anything else (half-typed) is no filter."""
@@ -56,7 +77,8 @@ def history_query(text: str | None, decision: str | None, since: str | None, unt
                   show_archived: bool = False) -> HistoryQuery:
     """The database query for the filters as the page holds them (archived experiments only when
     ``show_archived``)."""
-    return HistoryQuery(decision=decision if decision in ("launch", "hold", "rollback") else None,
+    chosen = next((outcome for outcome in Outcome if outcome.value == decision), None)  # "all" / None: no filter
+    return HistoryQuery(decision=chosen,
                         text=(text or "").strip() or None, since=_date(since), until=_date(until), limit=1000,
                         include_archived=bool(show_archived))
 
@@ -160,9 +182,7 @@ def layout(**_: Any) -> html.Div:
             # dcc.Input: Enter also sends what is in the box at once (dbc.Input with a delay does not).
             dbc.Col(dcc.Input(id=ids.HISTORY_SEARCH, placeholder="Search name, hypothesis or tags", type="search",
                               debounce=SEARCH_DEBOUNCE_MS / 1000, className="form-control"), md=3),
-            dbc.Col(dbc.Select(id=ids.HISTORY_DECISION, value="all", options=[
-                {"label": "All decisions", "value": "all"}, {"label": "Launch", "value": "launch"},
-                {"label": "Hold", "value": "hold"}, {"label": "Rollback", "value": "rollback"}]), md=2),
+            dbc.Col(dbc.Select(id=ids.HISTORY_DECISION, value=_ALL_DECISIONS, options=_decision_options()), md=2),
             dbc.Col(dbc.InputGroup([dbc.InputGroupText("From"),
                                     dbc.Input(id=ids.HISTORY_SINCE, type="date", debounce=SEARCH_DEBOUNCE_MS)]), md=2),
             dbc.Col(dbc.InputGroup([dbc.InputGroupText("To"),

@@ -7,16 +7,14 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, dcc, html
 
+from analytics.wording import format_count, format_date
 from dashapp import ids
 from dashapp.components import DECISION_COLOURS, decision_label, health_badge
-from dashapp.formatting import format_count, format_date
 from dashapp.pages import context
 from storage.database import HistoryQuery
 from storage.errors import StorageError
 
 __all__ = ["current_view", "layout", "register_callbacks"]
-
-CURRENT = "current-experiment"
 
 
 def _latest() -> Any:
@@ -69,7 +67,7 @@ def layout(**_: Any) -> html.Div:
                    "Launch / Hold / Rollback memo.", className="lead"),
         ], className="py-3"),
         dbc.Row([
-            dbc.Col(dbc.Card([dbc.CardHeader("Loaded now"), dbc.CardBody(html.Div(id=CURRENT))]), lg=4,
+            dbc.Col(dbc.Card([dbc.CardHeader("Loaded now"), dbc.CardBody(html.Div(id=ids.CURRENT_EXPERIMENT))]), lg=4,
                     className="mb-3"),
             dbc.Col(dbc.Card([dbc.CardHeader("Quick start"), dbc.CardBody(html.Ol(
                 [html.Li([html.B(title + ": "), text]) for title, text in steps], className="mb-0"))]), lg=4,
@@ -81,6 +79,6 @@ def layout(**_: Any) -> html.Div:
 
 
 def register_callbacks(app: Dash) -> None:
-    @app.callback(Output(CURRENT, "children"), Input(ids.SESSION_STORE, "data"))
+    @app.callback(Output(ids.CURRENT_EXPERIMENT, "children"), Input(ids.SESSION_STORE, "data"))
     def show_current(state: dict[str, Any] | None) -> Any:
         return current_view(state)

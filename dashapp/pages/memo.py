@@ -12,22 +12,29 @@ from dash.exceptions import PreventUpdate
 from dashapp import ids
 from dashapp.auth import acting_user_name, may, refusal_text
 from dashapp.components import data_guard, download_card
-from dashapp.memo import MAX_NOTES_CHARS, Charter, build_memo, render_html, render_markdown, render_pdf
+from dashapp.errors import SessionRejectedError, UploadRejectedError
+from dashapp.memo import (
+    MAX_NOTES_CHARS,
+    build_memo,
+    experiment_charter,
+    render_html,
+    render_markdown,
+    render_pdf,
+)
 from dashapp.pages import context
-from dashapp.services import SessionRejectedError, UploadRejectedError, report_problems, verify_saved
 from dashapp.state import charter_of, save_session
+from dashapp.workspace import report_problems, verify_saved
 from storage.errors import StorageError
 
-__all__ = ["download_name", "experiment_charter", "layout", "memo_files", "register_callbacks", "save_notes"]
+__all__ = ["PREVIEW_STYLE", "download_name", "layout", "memo_files", "memo_view", "register_callbacks", "save_notes"]
 
-MEMO_BODY = "memo-body"
 # The preview is one A4 page: as tall as the page is at the frame's width (the memo's own 190 mm
 # column plus margins), not a fixed height that leaves a third of the frame empty.
 PREVIEW_STYLE = {"height": "auto", "aspectRatio": "210 / 297", "maxHeight": "calc(100vh - 6rem)", "minHeight": "32rem"}
 
 
 def layout(**_: Any) -> html.Div:
-    return html.Div([html.H2("Decision memo"), html.Div(id=MEMO_BODY)])
+    return html.Div([html.H2("Decision memo"), html.Div(id=ids.MEMO_BODY)])
 
 
 def download_name(state: dict[str, Any], extension: str) -> str:
@@ -80,14 +87,6 @@ def memo_view(state: dict[str, Any] | None) -> Any:
     ])
 
 
-def experiment_charter(experiment: Any) -> Charter:
-    """The charter of a stored experiment, as its memo prints it."""
-    return Charter(hypothesis=experiment.hypothesis, primary_metric=experiment.primary_metric, mde=experiment.mde,
-                   planned_sample=experiment.planned_sample, owner=experiment.owner,
-                   start_date=experiment.start_date.isoformat() if experiment.start_date else None,
-                   end_date=experiment.end_date.isoformat() if experiment.end_date else None)
-
-
 def save_notes(state: dict[str, Any] | None, notes: str | None) -> tuple[Any, Any]:
     """Store the notes as a new memo version (saving the experiment first when needed).
 
@@ -123,7 +122,7 @@ def save_notes(state: dict[str, Any] | None, notes: str | None) -> tuple[Any, An
 
 
 def register_callbacks(app: Dash) -> None:
-    @app.callback(Output(MEMO_BODY, "children"), Input(MEMO_BODY, "id"), State(ids.SESSION_STORE, "data"))
+    @app.callback(Output(ids.MEMO_BODY, "children"), Input(ids.MEMO_BODY, "id"), State(ids.SESSION_STORE, "data"))
     def render(_: str, state: dict[str, Any] | None) -> Any:
         return memo_view(state)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -11,33 +13,49 @@ from dash import ALL, MATCH, Dash, Input, Output, State, ctx, dcc, html, no_upda
 from dash.exceptions import PreventUpdate
 
 from analytics.power import MAX_PLANNED_LOOKS
+from analytics.wording import format_count, format_number, rule_title
 from dashapp import ids, spark_panel
 from dashapp.components import decision_label, default_mark, health_badge, health_panel, upload_outcome
-from dashapp.formatting import format_count, format_margin, format_number, rule_title
+from dashapp.errors import UploadRejectedError
+from dashapp.formatting import format_margin
 from dashapp.pages import context
-from dashapp.services import UploadRejectedError, sample_files
-from dashapp.staging import admit_upload
+from dashapp.services import sample_files
 from dashapp.state import (
     FormValues,
     MetricEdit,
     PlanInputs,
-    analyze_into_session,
     analyze_staged_session,
-    decode_upload,
     draft,
     edit_metric,
     metric_rows,
     metrics_from_table,
+    metrics_into_session,
     plan_answer,
     plan_into_session,
     reanalyze_session,
     sample_content,
-    sample_form,
+    sample_into_session,
+    upload_into_session,
+    upload_size,
 )
 from storage.errors import InputFileError
 
 __all__ = [
+    "FIELD_IDS",
+    "HINT_IDS",
+    "PLAN_DEFAULTS",
+    "ROLE_COLOURS",
+    "AnalysisSettings",
+    "Outcome",
+    "Progress",
+    "analyse_sample",
+    "analyse_staged",
+    "analyse_upload",
+    "analysis_settings",
+    "apply_metric_edit",
     "collect_metric_edits",
+    "form_values",
+    "health_view",
     "layout",
     "metric_hints",
     "metrics_decision",
@@ -46,8 +64,11 @@ __all__ = [
     "outcome_bar",
     "plan_view",
     "register_callbacks",
-    "run_analysis",
+    "rerun",
+    "rerun_for_switches",
     "start_over",
+    "switches_changed",
+    "switches_view",
 ]
 
 
@@ -397,8 +418,12 @@ def start_over() -> tuple[Any, ...]:
 
 _PLAN_RESET = (ids.PLAN_METRIC_TYPE, ids.PLAN_BASELINE, ids.PLAN_MEAN, ids.PLAN_STD, ids.PLAN_MDE, ids.PLAN_RELATIVE,
                ids.PLAN_DAILY_USERS, ids.PLAN_ALPHA, ids.PLAN_POWER, ids.PLAN_USE, ids.PLAN_SEQUENTIAL, ids.PLAN_LOOKS)
-_FORM_FIELDS = (ids.EXPERIMENT_NAME, ids.HYPOTHESIS, ids.PRIMARY_METRIC, ids.CONTROL_NAME, ids.EXPECTED_SPLIT,
-                ids.OWNER, ids.TAGS, ids.PLANNED_MDE, ids.SEGMENTS)
+# The form's text fields by their FormValues name (the order of the "Start a new experiment" outputs).
+_FORM_TEXT = {"name": ids.EXPERIMENT_NAME, "hypothesis": ids.HYPOTHESIS, "primary": ids.PRIMARY_METRIC,
+              "control": ids.CONTROL_NAME, "split": ids.EXPECTED_SPLIT, "owner": ids.OWNER, "tags": ids.TAGS,
+              "mde": ids.PLANNED_MDE, "segments": ids.SEGMENTS}
+_FORM_FIELDS = tuple(_FORM_TEXT.values())
+_SWITCHES = {"sequential": ids.SEQUENTIAL, "cumulative": ids.CUMULATIVE}
 
 
 def collect_metric_edits(state: dict[str, Any] | None, shown: Sequence[dict[str, Any]], betters: Sequence[Any],
@@ -419,18 +444,11 @@ def collect_metric_edits(state: dict[str, Any] | None, shown: Sequence[dict[str,
     return {"metrics": table}, None
 
 
-def switch_trigger(triggered: Any, state: dict[str, Any] | None, *, sequential: bool, cumulative: bool) -> Any:
-    """What the analyse callback was asked to do. Flipping the sequential or running-totals switch
-    re-runs the loaded file, unless the draft already has that setting (the switches are set from
-    the session when a sample brings its own, which must not run the analysis twice)."""
-    if triggered == ids.UPLOAD_CHECKED:
-        return ids.UPLOAD_DATA
-    if triggered in (ids.SEQUENTIAL, ids.CUMULATIVE):
-        form = (state or {}).get("form") or {}
-        if not state or (bool(form.get("sequential")) == sequential and bool(form.get("cumulative")) == cumulative):
-            raise PreventUpdate
-        return ids.REANALYZE
-    return triggered
+def switches_changed(state: dict[str, Any] | None, *, sequential: bool, cumulative: bool) -> bool:
+    """Whether the sequential and running-totals switches differ from the settings the draft's
+    analysis used (``False`` when there is no draft to re-run)."""
+    form = (state or {}).get("form") or {}
+    return bool(state) and (bool(form.get("sequential")) != sequential or bool(form.get("cumulative")) != cumulative)
 
 
 def switches_view(state: dict[str, Any] | None, sequential: bool | None, cumulative: bool | None) -> tuple[Any, Any]:
@@ -496,59 +514,100 @@ def _scanning(progress: Progress | None, name: str, size: int) -> Callable[[floa
     return report
 
 
-def run_analysis(trigger: str | None, contents: str | None, filename: str | None, sample: str | None,
-                 form: FormValues, state: dict[str, Any] | None, progress: Progress | None = None,
-                 staged: dict[str, Any] | None = None, metrics_edit: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    """The analyse callback as a plain function: returns (new session state or no_update, message).
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The running app's settings an analysis on this page uses (from its Flask config)."""
 
-    ``progress(percent, what)`` is told what is happening while a file is read and scanned;
-    ``staged`` is what the large-file upload returned ({sha256, filename, size});
-    ``metrics_edit`` is what the metrics table sent ({metrics}): the session's file and form
-    are re-run with those metric settings. A new file starts from the default settings."""
-    limit = context.upload_limit()
-    staging = context.staging_dir()
+    staging: Path  # where uploads are kept for re-runs and saving
+    upload_limit: int  # bytes a file sent through the page may hold
+
+
+def analysis_settings() -> AnalysisSettings:
+    """The settings of the app serving the callback (read inside a request or a background job)."""
+    return AnalysisSettings(staging=context.staging_dir(), upload_limit=context.upload_limit())
+
+
+Outcome = tuple[Any, Any]  # (the new session state or no_update, the message under the upload)
+
+
+def _outcome(analyse: Callable[[AnalysisSettings], dict[str, Any]]) -> Outcome:
+    """Run one analysis with the app's settings; a refused file or a bad form value becomes the message."""
     try:
-        if trigger == ids.UPLOAD_DATA:
-            if not contents:
-                raise PreventUpdate
-            name = filename or "upload.csv"
-            if progress is not None:
-                progress(0.0, f"Decoding {name}…")
-            content = decode_upload(contents, limit)
-            admit_upload(content)  # the user's staging quota (QuotaExceededError is an UploadRejectedError)
-            new_state = analyze_into_session(content, name, form, staging=staging, limit_bytes=limit,
-                                             on_progress=_scanning(progress, name, len(content)))
-        elif trigger == ids.LOAD_SAMPLE:
-            if not sample:
-                raise PreventUpdate
-            content = sample_content(sample)
-            form = sample_form(sample, form)
-            new_state = analyze_into_session(content, sample, form, staging=staging, limit_bytes=limit,
-                                             on_progress=_scanning(progress, sample, len(content)))
-        elif trigger == ids.LARGE_UPLOAD_STAGED:
-            if not staged or not staged.get("sha256"):
-                raise PreventUpdate
-            name = str(staged.get("filename") or "upload.csv")
-            new_state = analyze_staged_session(str(staged["sha256"]), name, form, staging=staging,
-                                               on_progress=_scanning(progress, name, int(staged.get("size") or 0)))
-        elif trigger == ids.REANALYZE:
-            if not state or "input" not in state:
-                return no_update, dbc.Alert("Upload a file or load a sample first.", color="info")
-            new_state = reanalyze_session(state, form, staging=staging,
-                                          on_progress=_scanning(progress, state["input"]["filename"], 0))
-        elif trigger == ids.METRICS_EDIT:
-            if not state or "input" not in state or metrics_edit is None:
-                raise PreventUpdate
-            edited = FormValues(**{**(state.get("form") or {}), "metrics": metrics_edit.get("metrics") or {}})
-            new_state = reanalyze_session(state, edited, staging=staging,
-                                          on_progress=_scanning(progress, state["input"]["filename"], 0))
-        else:
-            raise PreventUpdate
+        state = analyse(analysis_settings())
     except (UploadRejectedError, InputFileError) as error:
         return no_update, dbc.Alert(f"Upload refused: {error}.", color="danger", className="mb-0")
     except ValueError as error:
         return no_update, dbc.Alert(f"Check the form: {error}.", color="danger", className="mb-0")
-    return new_state, upload_outcome(new_state["report"], new_state["input"]["filename"])
+    return state, upload_outcome(state["report"], state["input"]["filename"])
+
+
+def analyse_upload(contents: str | None, filename: str | None, form: FormValues,
+                   progress: Progress | None = None) -> Outcome:
+    """A file sent through the upload control (a data URL), analysed with the form: returns (new
+    session state or no_update, message). A new file starts from the default metric settings.
+    ``progress(percent, what)`` is told what is happening while the file is read and scanned."""
+    if not contents:
+        raise PreventUpdate
+    name = filename or "upload.csv"
+
+    def analyse(settings: AnalysisSettings) -> dict[str, Any]:
+        if progress is not None:
+            progress(0.0, f"Decoding {name}…")
+        return upload_into_session(contents, name, form, staging=settings.staging, limit_bytes=settings.upload_limit,
+                                   on_progress=_scanning(progress, name, upload_size(contents)))
+
+    return _outcome(analyse)
+
+
+def analyse_sample(sample: str | None, form: FormValues, progress: Progress | None = None) -> Outcome:
+    """A sample file analysed with the form (its own primary metric and policy fill the gaps)."""
+    if not sample:
+        raise PreventUpdate
+    return _outcome(lambda settings: sample_into_session(
+        sample, form, staging=settings.staging, limit_bytes=settings.upload_limit,
+        on_progress=_scanning(progress, sample, len(sample_content(sample)))))
+
+
+def analyse_staged(staged: dict[str, Any] | None, form: FormValues, progress: Progress | None = None) -> Outcome:
+    """A large file already streamed to the server (``staged``: what the large-file upload
+    returned, {sha256, filename, size}), analysed with the form."""
+    if not staged or not staged.get("sha256"):
+        raise PreventUpdate
+    name = str(staged.get("filename") or "upload.csv")
+    return _outcome(lambda settings: analyze_staged_session(
+        str(staged["sha256"]), name, form, staging=settings.staging,
+        on_progress=_scanning(progress, name, int(staged.get("size") or 0))))
+
+
+def rerun(state: dict[str, Any] | None, form: FormValues, progress: Progress | None = None) -> Outcome:
+    """The draft's file re-run with the form's values (its metric settings kept). A saved analysis
+    is not re-run from here: the form has started a new one."""
+    current = draft(state)
+    if not current or "input" not in current:
+        return no_update, dbc.Alert("Upload a file or load a sample first.", color="info")
+    return _outcome(lambda settings: reanalyze_session(
+        current, form, staging=settings.staging,
+        on_progress=_scanning(progress, current["input"]["filename"], 0)))
+
+
+def rerun_for_switches(state: dict[str, Any] | None, form: FormValues, progress: Progress | None = None) -> Outcome:
+    """The sequential or running-totals switch was flipped: the draft's file re-runs with the
+    form, unless the draft already has those settings (the switches are set from the session
+    when a sample brings its own, which must not run the analysis twice)."""
+    if not switches_changed(draft(state), sequential=bool(form.sequential), cumulative=bool(form.cumulative)):
+        raise PreventUpdate
+    return rerun(state, form, progress)
+
+
+def apply_metric_edit(state: dict[str, Any] | None, metrics_edit: dict[str, Any] | None,
+                      progress: Progress | None = None) -> Outcome:
+    """The draft's file and form re-run with the metric settings the metrics table sent ({metrics})."""
+    current = draft(state)
+    if not current or "input" not in current or metrics_edit is None:
+        raise PreventUpdate
+    return _outcome(lambda settings: metrics_into_session(
+        current, metrics_edit.get("metrics") or {}, staging=settings.staging,
+        on_progress=_scanning(progress, current["input"]["filename"], 0)))
 
 
 def health_view(state: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -569,10 +628,51 @@ def health_view(state: dict[str, Any] | None) -> tuple[Any, ...]:
     return health_panel(current["report"]), outcome_bar(current), last, {}
 
 
+def _form_group(switched: str | None = None) -> dict[str, Any]:
+    """The form as one argument of an analysis callback: its fields by :class:`FormValues` name,
+    read as ``State`` except ``switched``, the switch whose change triggers the callback.
+    (A new dict each time: Dash merges a callback's inputs into its state dict.)"""
+    group: dict[str, Any] = {field: State(element, "value") for field, element in _FORM_TEXT.items()}
+    group["planned_sample"] = State(ids.PLAN_STORE, "data")
+    for field, element in _SWITCHES.items():
+        group[field] = Input(element, "value") if element == switched else State(element, "value")
+    return group
+
+
+def form_values(group: dict[str, Any]) -> FormValues:
+    """:class:`FormValues` from the values of :func:`_form_group` (a switch never set is off)."""
+    return FormValues(**{**group, **{field: bool(group.get(field)) for field in _SWITCHES}})
+
+
+def _analysis_outputs() -> list[Output]:
+    """What every analysis callback writes: the session (shared with the app's other writers) and
+    the message under the upload."""
+    return [Output(ids.SESSION_STORE, "data", allow_duplicate=True),
+            Output(ids.UPLOAD_MESSAGE, "children", allow_duplicate=True)]
+
+
+def _background() -> dict[str, Any]:
+    """The options of an analysis callback: it runs as a background job whose progress the page
+    shows, and the ways to start another are disabled while it runs."""
+    return {
+        "prevent_initial_call": True,
+        "background": True,
+        "interval": 100,  # the first poll comes after this: small files show at once
+        "progress": [Output(ids.ANALYSIS_PROGRESS, "value"), Output(ids.ANALYSIS_PROGRESS, "label"),
+                     Output(ids.ANALYSIS_PROGRESS_TEXT, "children")],
+        "progress_default": [0, "", _SENDING],  # shown while the file travels to the server, before the job reports
+        "running": [(Output(ids.ANALYSIS_PROGRESS_BOX, "style"), {"display": "block"}, {"display": "none"}),
+                    (Output(ids.LOAD_SAMPLE, "disabled"), True, False),
+                    (Output(ids.REANALYZE, "disabled"), True, False),
+                    (Output(ids.UPLOAD_DATA, "disabled"), True, False),
+                    (Output(ids.METRICS_RUNNING, "style"), {"display": "inline"}, {"display": "none"})],
+    }
+
+
 def register_callbacks(app: Dash) -> None:
     spark_panel.register_callbacks(app)
     # The size check runs in the browser first so that an oversized file is never sent;
-    # run_analysis checks again on the server.
+    # analyse_upload checks again on the server.
     app.clientside_callback(
         _CHECK_UPLOAD_SIZE,
         Output(ids.UPLOAD_CHECKED, "data"), Output(ids.UPLOAD_DATA, "contents"),
@@ -623,49 +723,60 @@ def register_callbacks(app: Dash) -> None:
             raise PreventUpdate
         return start_over()
 
-    # A background callback (on a server thread, see dashapp.jobs): the page stays responsive and
-    # shows DuckDB's progress while a large user-level file is scanned.
-    @app.callback(
-        Output(ids.SESSION_STORE, "data", allow_duplicate=True), Output(ids.UPLOAD_MESSAGE, "children"),
-        Input(ids.UPLOAD_CHECKED, "data"), Input(ids.LOAD_SAMPLE, "n_clicks"), Input(ids.REANALYZE, "n_clicks"),
-        Input(ids.LARGE_UPLOAD_STAGED, "data"), Input(ids.METRICS_EDIT, "data"),
-        Input(ids.SEQUENTIAL, "value"), Input(ids.CUMULATIVE, "value"),
-        State(ids.SAMPLE_SELECT, "value"),
-        State(ids.EXPERIMENT_NAME, "value"), State(ids.HYPOTHESIS, "value"), State(ids.PRIMARY_METRIC, "value"),
-        State(ids.CONTROL_NAME, "value"), State(ids.EXPECTED_SPLIT, "value"), State(ids.OWNER, "value"),
-        State(ids.TAGS, "value"), State(ids.PLANNED_MDE, "value"), State(ids.SEGMENTS, "value"),
-        State(ids.PLAN_STORE, "data"), State(ids.SESSION_STORE, "data"),
-        prevent_initial_call=True,
-        background=True,
-        interval=100,  # the first poll comes after this: small files show at once
-        progress=[Output(ids.ANALYSIS_PROGRESS, "value"), Output(ids.ANALYSIS_PROGRESS, "label"),
-                  Output(ids.ANALYSIS_PROGRESS_TEXT, "children")],
-        progress_default=[0, "", _SENDING],  # shown while the file travels to the server, before the job reports
-        running=[(Output(ids.ANALYSIS_PROGRESS_BOX, "style"), {"display": "block"}, {"display": "none"}),
-                 (Output(ids.LOAD_SAMPLE, "disabled"), True, False), (Output(ids.REANALYZE, "disabled"), True, False),
-                 (Output(ids.UPLOAD_DATA, "disabled"), True, False),
-                 (Output(ids.METRICS_RUNNING, "style"), {"display": "inline"}, {"display": "none"})],
-    )
-    def analyze(set_progress: Callable[[tuple[float, str, str]], None], upload: dict[str, str] | None,
-                sample_clicks: int | None, rerun_clicks: int | None, staged: dict[str, Any] | None,
-                metrics_edit: dict[str, Any] | None, sequential: bool | None, cumulative: bool | None,
-                sample: str | None, name: str | None, hypothesis: str | None, primary: str | None,
-                control: str | None, split: str | None, owner: str | None, tags: str | None, mde: str | None,
-                segments: str | None, planned: int | None, state: dict[str, Any] | None) -> tuple[Any, Any]:
-        form = FormValues(name=name, hypothesis=hypothesis, primary=primary, control=control, split=split,
-                          owner=owner, tags=tags, mde=mde, planned_sample=planned, segments=segments,
-                          sequential=bool(sequential), cumulative=bool(cumulative))
-        trigger = switch_trigger(ctx.triggered_id, draft(state), sequential=bool(sequential),
-                                 cumulative=bool(cumulative))
-        # Dash also calls click callbacks when a page inserts the buttons (n_clicks None).
-        clicked = ctx.triggered_id == ids.REANALYZE
-        if (trigger == ids.LOAD_SAMPLE and not sample_clicks) or (clicked and not rerun_clicks):
-            raise PreventUpdate
+    # Each way an analysis starts is its own background callback (on a server thread, see
+    # dashapp.jobs): the page stays responsive and shows DuckDB's progress while a large
+    # user-level file is scanned. Each unpacks its inputs and calls one plain function above.
+    def report_to(set_progress: Callable[[tuple[float, str, str]], None]) -> Progress:
+        return lambda done, what: set_progress((round(done, 1), f"{done:.0f}%", what))
+
+    @app.callback(output=_analysis_outputs(), inputs={"upload": Input(ids.UPLOAD_CHECKED, "data")},
+                  state={"form": _form_group()}, **_background())
+    def analyze_upload(set_progress: Callable[[tuple[float, str, str]], None], upload: dict[str, str] | None,
+                       form: dict[str, Any]) -> Outcome:
         upload = upload or {}
-        # A saved analysis is not re-run or edited from here: the form has started a new one.
-        return run_analysis(trigger, upload.get("contents"), upload.get("filename"), sample, form, draft(state),
-                            lambda done, what: set_progress((round(done, 1), f"{done:.0f}%", what)), staged,
-                            metrics_edit)
+        return analyse_upload(upload.get("contents"), upload.get("filename"), form_values(form),
+                              report_to(set_progress))
+
+    @app.callback(output=_analysis_outputs(), inputs={"clicks": Input(ids.LOAD_SAMPLE, "n_clicks")},
+                  state={"sample": State(ids.SAMPLE_SELECT, "value"), "form": _form_group()}, **_background())
+    def analyze_sample(set_progress: Callable[[tuple[float, str, str]], None], clicks: int | None,
+                       sample: str | None, form: dict[str, Any]) -> Outcome:
+        if not clicks:  # Dash also calls click callbacks when a page inserts the buttons (n_clicks None)
+            raise PreventUpdate
+        return analyse_sample(sample, form_values(form), report_to(set_progress))
+
+    @app.callback(output=_analysis_outputs(), inputs={"staged": Input(ids.LARGE_UPLOAD_STAGED, "data")},
+                  state={"form": _form_group()}, **_background())
+    def analyze_staged(set_progress: Callable[[tuple[float, str, str]], None], staged: dict[str, Any] | None,
+                       form: dict[str, Any]) -> Outcome:
+        return analyse_staged(staged, form_values(form), report_to(set_progress))
+
+    @app.callback(output=_analysis_outputs(), inputs={"clicks": Input(ids.REANALYZE, "n_clicks")},
+                  state={"form": _form_group(), "state": State(ids.SESSION_STORE, "data")}, **_background())
+    def analyze_again(set_progress: Callable[[tuple[float, str, str]], None], clicks: int | None,
+                      form: dict[str, Any], state: dict[str, Any] | None) -> Outcome:
+        if not clicks:
+            raise PreventUpdate
+        return rerun(state, form_values(form), report_to(set_progress))
+
+    # One callback per switch: the switch that changed is the trigger, the other is read as it is.
+    @app.callback(output=_analysis_outputs(), inputs={"form": _form_group(switched=ids.SEQUENTIAL)},
+                  state={"state": State(ids.SESSION_STORE, "data")}, **_background())
+    def analyze_sequential(set_progress: Callable[[tuple[float, str, str]], None], form: dict[str, Any],
+                           state: dict[str, Any] | None) -> Outcome:
+        return rerun_for_switches(state, form_values(form), report_to(set_progress))
+
+    @app.callback(output=_analysis_outputs(), inputs={"form": _form_group(switched=ids.CUMULATIVE)},
+                  state={"state": State(ids.SESSION_STORE, "data")}, **_background())
+    def analyze_cumulative(set_progress: Callable[[tuple[float, str, str]], None], form: dict[str, Any],
+                           state: dict[str, Any] | None) -> Outcome:
+        return rerun_for_switches(state, form_values(form), report_to(set_progress))
+
+    @app.callback(output=_analysis_outputs(), inputs={"edit": Input(ids.METRICS_EDIT, "data")},
+                  state={"state": State(ids.SESSION_STORE, "data")}, **_background())
+    def analyze_metrics(set_progress: Callable[[tuple[float, str, str]], None], edit: dict[str, Any] | None,
+                        state: dict[str, Any] | None) -> Outcome:
+        return apply_metric_edit(state, edit, report_to(set_progress))
 
     @app.callback(
         Output(ids.METRICS_TABLE, "children"), Output(ids.METRICS_DECISION, "children"),

@@ -11,13 +11,13 @@ from dash.exceptions import PreventUpdate
 from dashapp import ids
 from dashapp.auth import may, refusal_text
 from dashapp.components import data_guard, decision_badge, guardrail_table, primary_card, segment_table, status_banner
+from dashapp.errors import UploadRejectedError
 from dashapp.figures import effect_figure, effect_title, guardrail_figure, posterior_figure, posterior_title, timeline_figure
 from dashapp.pages import context
-from dashapp.services import UploadRejectedError
 from dashapp.state import save_session
 from storage.errors import StorageError
 
-__all__ = ["layout", "register_callbacks", "results_view", "save_to_history"]
+__all__ = ["GRAPH_CONFIG", "layout", "register_callbacks", "results_view", "save_to_history", "saved_note"]
 
 # The tool bar shows on hover only, and chart titles sit in the card headers: nothing hides under it.
 GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True, "displayModeBar": "hover"}

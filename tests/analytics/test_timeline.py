@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from statsmodels.stats import proportion as sm_proportion
 
-from analytics import Policy, RawTable, always_valid, split_daily, two_proportion_ztest
+from analytics import Charter, Policy, RawTable, always_valid, split_daily, two_proportion_ztest
 from analytics.sufficient import ProportionStatistic
 from dashapp.services import AnalysisRequest, analyze_path, report_json
 from tests.conftest import DATA
@@ -111,13 +111,13 @@ def test_a_day_whose_split_broke_is_named(tmp_path) -> None:  # type: ignore[no-
 
 
 def test_an_analysis_below_the_planned_sample_is_an_interim_look_unless_sequential() -> None:
-    early = report_json(analyze_path(DATA / "sample_daily.csv", AnalysisRequest(planned_sample=100_000)))
+    early = report_json(analyze_path(DATA / "sample_daily.csv", AnalysisRequest(charter=Charter(planned_sample=100_000))))
     (issue,) = [i for i in early["health"]["issues"] if i["code"] == "interim_look"]
     assert issue["severity"] == "warning" and "42,000 users of the 100,000 planned (42%)" in issue["message"]
-    done = report_json(analyze_path(DATA / "sample_daily.csv", AnalysisRequest(planned_sample=42_000)))
+    done = report_json(analyze_path(DATA / "sample_daily.csv", AnalysisRequest(charter=Charter(planned_sample=42_000))))
     assert not [i for i in done["health"]["issues"] if i["code"] == "interim_look"]
     sequential = report_json(analyze_path(DATA / "sample_daily.csv", AnalysisRequest(
-        planned_sample=100_000, policy=Policy(sequential=True))))
+        charter=Charter(planned_sample=100_000), policy=Policy(sequential=True))))
     assert not [i for i in sequential["health"]["issues"] if i["code"] == "interim_look"]
     assert sequential["policy"]["sequential_tuning"] == 100_000  # the planned total tunes the sequence
 

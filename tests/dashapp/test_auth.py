@@ -14,7 +14,7 @@ import pytest
 from dash import Dash
 from itsdangerous import URLSafeTimedSerializer
 
-from dashapp import auth
+from dashapp import auth, ids
 from dashapp.app import create_app
 from dashapp.cli import main
 from storage.database import ExperimentDatabase, NewAnalysis, NewExperiment
@@ -133,7 +133,7 @@ def test_an_anonymous_large_upload_stores_nothing(team_app: Dash) -> None:
 def test_the_sign_in_page_and_its_styles_are_open_to_all(team_app: Dash) -> None:
     client = team_app.server.test_client()
     page = client.get("/login", headers=HOST)
-    assert page.status_code == 200 and 'id="login-form"' in page.get_data(as_text=True)
+    assert page.status_code == 200 and f'id="{ids.LOGIN_FORM}"' in page.get_data(as_text=True)
     assert page.headers["Cache-Control"] == "no-store"
     assert client.get("/assets/vendor/bootstrap-5.3.9.min.css", headers=HOST).status_code == 200
 
@@ -229,7 +229,7 @@ def test_a_cookie_signed_with_another_key_is_anonymous(team_app: Dash) -> None:
 def test_sign_out_from_the_navbar_link_and_refused_from_another_site(signed_in: Callable[[str], Any]) -> None:
     client = signed_in("vera")
     cross_site = client.get("/logout", headers={**HOST, "Sec-Fetch-Site": "cross-site"})
-    assert cross_site.status_code == 200 and 'id="logout-submit"' in cross_site.get_data(as_text=True)
+    assert cross_site.status_code == 200 and f'id="{ids.LOGOUT_SUBMIT}"' in cross_site.get_data(as_text=True)
     assert client.get("/_dash-layout", headers=HOST).status_code == 200  # a foreign link did not sign out
     response = client.get("/logout", headers={**HOST, "Sec-Fetch-Site": "same-origin"})
     assert response.status_code == 303 and response.headers["Location"] == "/login"

@@ -13,8 +13,9 @@ from dash.exceptions import PreventUpdate
 
 from dashapp import ids
 from dashapp.app import create_app
+from dashapp.errors import UploadRejectedError
 from dashapp.pages import experiment, history, memo, new, results
-from dashapp.services import UploadRejectedError, sample_files
+from dashapp.services import sample_files
 from dashapp.state import FormValues, PlanInputs, decode_upload, plan_text
 from tests.conftest import DATA, run_cli
 
@@ -54,8 +55,7 @@ def _assert_renderable(component: Any, path: str = "page") -> None:
 
 def test_upload_analysis_stores_a_json_session(app_context: Any) -> None:
     content = (DATA / "sample_launch.csv").read_bytes()
-    state, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "mine.csv", None,
-                                      FormValues(name="Banner", split="50,50"), None)
+    state, message = new.analyse_upload(_data_url(content), "mine.csv", FormValues(name="Banner", split="50,50"))
     assert json.loads(json.dumps(state)) == state  # only JSON goes into dcc.Store
     assert state["report"]["decision"]["outcome"] == "launch"
     assert state["report"]["experiment"]["name"] == "Banner"
@@ -64,23 +64,27 @@ def test_upload_analysis_stores_a_json_session(app_context: Any) -> None:
 
 
 def test_sample_and_rerun_with_new_settings(app_context: Any) -> None:
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_srm_warning.csv", FormValues())
     assert state["report"]["decision"]["rule"] == "srm"
-    rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(split="10000,10500"), state)
+    rerun, _ = new.rerun(state, FormValues(split="10000,10500"))
     assert rerun["report"]["health"]["status"] == "healthy"
     assert rerun["report"]["decision"]["rule"] != "srm"
 
 
 def test_bad_form_values_and_oversized_uploads_give_messages(app_context: Any) -> None:
-    state, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(split="fifty"), None)
+    state, message = new.analyse_sample("sample_launch.csv", FormValues(split="fifty"))
     assert state is no_update and "--split" in _text(message)
     big = b"variant,users,conversions\n" + b"control,100,10\n" * 20_000
-    state, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(big), "big.csv", None, FormValues(), None)
+    state, message = new.analyse_upload(_data_url(big), "big.csv", FormValues())
     assert state is no_update and "upload limit" in _text(message)
-    state, message = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(), None)
+    state, message = new.rerun(None, FormValues())
     assert state is no_update and "Upload a file" in _text(message)
-    with pytest.raises(PreventUpdate):
-        new.run_analysis(None, None, None, None, FormValues(), None)
+    # Nothing to analyse (an emptied upload, no sample chosen, no staged file, nothing loaded): no change.
+    for nothing in (lambda: new.analyse_upload(None, None, FormValues()), lambda: new.analyse_sample(None, FormValues()),
+                    lambda: new.analyse_staged(None, FormValues()), lambda: new.analyse_staged({"sha256": ""}, FormValues()),
+                    lambda: new.apply_metric_edit(None, {"metrics": {}})):
+        with pytest.raises(PreventUpdate):
+            nothing()
 
 
 def test_decode_upload_enforces_the_limit_on_the_server() -> None:
@@ -103,14 +107,13 @@ def test_plan_text_matches_the_cli() -> None:
 
 def test_results_view_guard_and_content(app_context: Any) -> None:
     assert "No experiment loaded for the results yet" in _text(results.results_view(None))
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_guardrail_worsened.csv", FormValues())
     view = _text(results.results_view(state))
     assert "HOLD" in view and "WORSENED" in view and "Rule 5" in view
 
 
 def test_save_then_notes_become_memo_versions(app_context: Any) -> None:
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_negative.csv", FormValues(tags="checkout, q4"),
-                                None)
+    state, _ = new.analyse_sample("sample_negative.csv", FormValues(tags="checkout, q4"))
     saved, message = results.save_to_history(state)
     experiment_id = saved["saved"]["experiment_id"]
     assert experiment_id == NEW_ID and f"experiment {NEW_ID}" in _text(message)
@@ -129,8 +132,7 @@ def test_save_then_notes_become_memo_versions(app_context: Any) -> None:
 
 
 def test_memo_downloads(app_context: Any) -> None:
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(name="홈화면 배너/테스트"),
-                                None)
+    state, _ = new.analyse_sample("sample_launch.csv", FormValues(name="홈화면 배너/테스트"))
     markdown = memo.memo_files(state, "note", "md")
     assert markdown["filename"] == "홈화면_배너_테스트-memo.md" and "Decision: LAUNCH" in markdown["content"]
     pdf = memo.memo_files(state, None, "pdf")
@@ -148,7 +150,7 @@ def test_history_filters_and_compare(app_context: Any) -> None:
 
 
 def test_an_empty_split_means_equal_shares_for_any_number_of_arms(app_context: Any) -> None:
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_multi_arm.csv", FormValues(split=None), None)
+    state, _ = new.analyse_sample("sample_multi_arm.csv", FormValues(split=None))
     assert state["report"]["health"]["status"] == "healthy"
     assert state["report"]["health"]["srm"]["expected_share"] == pytest.approx(
         {"control": 1 / 3, "treatment_a": 1 / 3, "treatment_b": 1 / 3})
@@ -161,9 +163,8 @@ def test_parquet_upload(app_context: Any, tmp_path: Path) -> None:
     with duckdb.connect() as connection:
         connection.execute(f"COPY (SELECT * FROM read_csv('{DATA / 'sample_negative.csv'}')) TO '{target}' "
                            "(FORMAT parquet)")
-    state, _ = new.run_analysis(ids.UPLOAD_DATA, "data:application/octet-stream;base64,"
-                                + base64.b64encode(target.read_bytes()).decode(), "export.parquet", None,
-                                FormValues(), None)
+    state, _ = new.analyse_upload("data:application/octet-stream;base64,"
+                                + base64.b64encode(target.read_bytes()).decode(), "export.parquet", FormValues())
     assert state["report"]["decision"]["rule"] == "primary_worse"
     saved, _ = results.save_to_history(state)
     assert saved["saved"]["experiment_id"] == NEW_ID
@@ -172,8 +173,7 @@ def test_parquet_upload(app_context: Any, tmp_path: Path) -> None:
 def test_user_level_upload(app_context: Any) -> None:
     rows = ["user_id,variant,converted,revenue"] + [
         f"{i},{'control' if i % 2 else 'treatment'},{int(i % 7 == 0)},{(i % 13) * 1.5}" for i in range(2_000)]
-    state, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(("\n".join(rows) + "\n").encode()), "users.csv", None,
-                                FormValues(), None)
+    state, _ = new.analyse_upload(_data_url(("\n".join(rows) + "\n").encode()), "users.csv", FormValues())
     assert state["report"]["input"]["kind"] == "user_level"
     assert state["report"]["experiment"]["primary_metric"] == "converted"
     assert state["report"]["comparisons"][0]["primary"]["control"]["n"] == 1_000
@@ -184,8 +184,7 @@ def test_user_level_upload_with_named_segments_and_cuped(app_context: Any) -> No
         f"{'control' if i % 2 else 'treatment'},{int(i % 7 == 0)},{(i % 13) * 1.5 + (i % 5)},{i % 5},"
         f"{'KR' if i % 3 else 'JP'}" for i in range(3_000)]
     content = ("\n".join(rows) + "\n").encode()
-    state, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "users.csv", None,
-                                FormValues(primary="revenue", segments="country"), None)
+    state, _ = new.analyse_upload(_data_url(content), "users.csv", FormValues(primary="revenue", segments="country"))
     report = state["report"]
     assert {r["value"] for r in report["segments"]} == {"KR", "JP"}
     assert report["comparisons"][0]["primary"]["cuped"]["covariate"] == "pre_revenue"
@@ -216,8 +215,8 @@ def _users_csv(n: int = 4_000) -> bytes:
 def test_large_upload_streams_to_the_staging_folder_and_is_analysed_from_disk(app_context: Any) -> None:
     import hashlib
 
-    from dashapp.services import staged_path
     from dashapp.uploads import LARGE_UPLOAD_HEADER, LARGE_UPLOAD_ROUTE
+    from dashapp.workspace import staged_path
 
     content = _users_csv()
     client = app_context.server.test_client()
@@ -231,18 +230,18 @@ def test_large_upload_streams_to_the_staging_folder_and_is_analysed_from_disk(ap
     assert staged_path(context.staging_dir(), body["sha256"]).read_bytes() == content
     assert not list(context.staging_dir().glob("*.part"))
     seen: list[tuple[float, str]] = []
-    state, message = new.run_analysis(ids.LARGE_UPLOAD_STAGED, None, None, None, FormValues(), None,
-                                      lambda done, what: seen.append((done, what)), {**body, "at": 1})
+    state, message = new.analyse_staged({**body, "at": 1}, FormValues(),
+                                        lambda done, what: seen.append((done, what)))
     assert state["input"] == {"filename": "users.csv", "sha256": body["sha256"]}
     report = state["report"]
     assert report["input"]["kind"] == "user_level" and report["input"]["sha256"] == body["sha256"]
     assert report["experiment"]["name"] == "users" and {r["value"] for r in report["segments"]} == {"KR", "JP"}
     assert "Analysed users.csv" in _text(message)
     # The same bytes through the upload control give the same report.
-    same, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "users.csv", None, FormValues(), None)
+    same, _ = new.analyse_upload(_data_url(content), "users.csv", FormValues())
     assert same["report"]["comparisons"] == report["comparisons"]
     # Re-running with other settings reads the staged file again.
-    rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(primary="revenue"), state)
+    rerun, _ = new.rerun(state, FormValues(primary="revenue"))
     assert rerun["report"]["experiment"]["primary_metric"] == "revenue"
     # Saving copies the staged file into history (read in chunks, its sha256 checked).
     saved, _ = results.save_to_history(rerun)
@@ -273,14 +272,14 @@ def test_large_upload_refusals_name_the_problem(app_context: Any, tmp_path: Path
     assert not list(context.staging_dir().glob("*.part"))  # nothing half-written is left behind
     # A session naming a file that is not there (or not a hash at all) gets a message, not a traceback.
     for sha in ("0" * 64, "../../etc/passwd"):
-        state, message = new.run_analysis(ids.LARGE_UPLOAD_STAGED, None, None, None, FormValues(), None,
-                                          staged={"sha256": sha, "filename": "gone.csv", "size": 10})
+        state, message = new.analyse_staged({"sha256": sha, "filename": "gone.csv", "size": 10}, FormValues())
         assert state is no_update and "Upload refused" in _text(message) and "upload it again" in _text(message)
 
 
 def test_a_large_stored_input_opens_in_the_workspace_and_reruns(app_context: Any, tmp_path: Path) -> None:
     from dashapp.pages import context
-    from dashapp.services import AnalysisRequest, analyze_path, prepare_save, staged_path
+    from dashapp.services import AnalysisRequest, analyze_path, prepare_save
+    from dashapp.workspace import staged_path
     from storage.database import ExperimentDatabase
 
     path = tmp_path / "users.csv"
@@ -293,14 +292,14 @@ def test_a_large_stored_input_opens_in_the_workspace_and_reruns(app_context: Any
     state = experiment.open_in_workspace(experiment_id)
     assert staged_path(context.staging_dir(), report.input.sha256).read_bytes() == path.read_bytes()
     assert state["form"]["segments"] == "segment_country"
-    rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(**state["form"]), state)
+    rerun, _ = new.rerun(state, FormValues(**state["form"]))
     assert rerun["report"]["comparisons"] == state["report"]["comparisons"]
 
 
 def test_old_uploads_are_pruned_and_recent_ones_kept(tmp_path: Path) -> None:
     import os
 
-    from dashapp.uploads import prune_staging
+    from dashapp.staging import prune_staging
 
     staging = tmp_path / "staging"
     staging.mkdir()
@@ -330,7 +329,7 @@ def _table(rows: list[dict[str, Any]], **changes: dict[str, str]) -> tuple[list[
 def test_the_metrics_table_shows_each_metric_with_the_spec_defaults(app_context: Any) -> None:
     from dashapp.state import metric_rows
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_launch.csv", FormValues())
     rows = {r["metric"]: r for r in metric_rows(state["report"])}
     assert list(rows) == ["conversions", "revenue", "cancel", "error"]
     # SPEC §4.1: higher is better except for guardrails; rates 0.001 / 0.003, means 1% / 3% of control.
@@ -350,7 +349,7 @@ def test_editing_a_guardrail_margin_reruns_the_analysis_saves_and_replays(app_co
     from dashapp.services import replay_analysis
     from dashapp.state import metric_rows
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_guardrail_worsened.csv", FormValues())
     assert state["report"]["decision"]["rule"] == "guardrail_worsened"
     rows = metric_rows(state["report"])
     unchanged = _table(rows)
@@ -359,7 +358,7 @@ def test_editing_a_guardrail_margin_reruns_the_analysis_saves_and_replays(app_co
     typed = _table(rows, cancel={"margin": "0.005", "severe_margin": "0.01"})
     edit, message = new.collect_metric_edits(state, rows, *typed)
     assert edit == {"metrics": {"cancel": {"margin": 0.005, "severe_margin": 0.01}}} and message is None
-    rerun, _ = new.run_analysis(ids.METRICS_EDIT, None, None, None, FormValues(), state, metrics_edit=edit)
+    rerun, _ = new.apply_metric_edit(state, edit)
     report = rerun["report"]
     cancel = report["comparisons"][0]["guardrails"][0]
     # +0.20 pp [+0.10, +0.30] is significant but within a 0.5 pp margin: minor, and rule 6 launches.
@@ -370,9 +369,9 @@ def test_editing_a_guardrail_margin_reruns_the_analysis_saves_and_replays(app_co
     assert new.metrics_table_view(rerun, rows, *typed) is no_update
     assert new.collect_metric_edits(rerun, rows, *typed) == (no_update, None)
     # Re-running with other form values keeps the settings; a new file starts from the defaults.
-    again, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(name="Cancel margin"), rerun)
+    again, _ = new.rerun(rerun, FormValues(name="Cancel margin"))
     assert again["report"]["decision"]["outcome"] == "launch" and again["form"]["metrics"] == edit["metrics"]
-    fresh, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), again)
+    fresh, _ = new.analyse_sample("sample_guardrail_worsened.csv", FormValues())
     assert fresh["report"]["decision"]["outcome"] == "hold" and not fresh["form"]["metrics"]
     # Saved with the analysis's policy, replayed identically, shown on the stored page and reopened.
     saved, _ = results.save_to_history(again)
@@ -389,12 +388,12 @@ def test_editing_a_guardrail_margin_reruns_the_analysis_saves_and_replays(app_co
 def test_primary_direction_lower_turns_a_significant_drop_into_a_launch(app_context: Any) -> None:
     from dashapp.state import metric_rows
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_negative.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_negative.csv", FormValues())
     assert state["report"]["decision"]["rule"] == "primary_worse"
     rows = metric_rows(state["report"])
     edit, _ = new.collect_metric_edits(state, rows, *_table(rows, conversions={"better": "lower"}))
     assert edit == {"metrics": {"conversions": {"better": "lower"}}}
-    rerun, _ = new.run_analysis(ids.METRICS_EDIT, None, None, None, FormValues(), state, metrics_edit=edit)
+    rerun, _ = new.apply_metric_edit(state, edit)
     primary = rerun["report"]["comparisons"][0]["primary"]
     assert primary["better"] == "lower" and primary["better_default"] is False
     assert rerun["report"]["decision"]["rule"] == "primary_better"
@@ -408,7 +407,7 @@ def test_primary_direction_lower_turns_a_significant_drop_into_a_launch(app_cont
 def test_unreadable_margins_give_inline_messages_not_tracebacks(app_context: Any) -> None:
     from dashapp.state import edit_metric, metric_rows
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_launch.csv", FormValues())
     rows = metric_rows(state["report"])
     cancel = rows[2]
     edit = edit_metric(cancel, "lower", "abc", "0.003")
@@ -430,8 +429,7 @@ def test_unreadable_margins_give_inline_messages_not_tracebacks(app_context: Any
     edit_data, message = new.collect_metric_edits(state, rows, *_table(rows, cancel={"margin": "abc"}))
     assert edit_data is no_update and "cancel margin" in _text(message) and "Not applied" in _text(message)
     # The service refuses bad values with a message too (a stale browser could send them).
-    state, message = new.run_analysis(ids.METRICS_EDIT, None, None, None, FormValues(), state,
-                                      metrics_edit={"metrics": {"cancel": {"margin": "lots"}}})
+    state, message = new.apply_metric_edit(state, {"metrics": {"cancel": {"margin": "lots"}}})
     assert state is no_update and "metrics.cancel.margin" in _text(message)
 
 
@@ -441,7 +439,7 @@ def test_a_relative_margin_on_a_mean_guardrail_and_the_chart_in_margin_units(app
 
     content = (b"variant,users,conversions,guardrail_cancel,guardrail_load_ms_mean,guardrail_load_ms_std\n"
                b"control,100000,12000,1200,850.0,300.0\ntreatment,100400,12600,1190,862.0,310.0\n")
-    state, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "mixed.csv", None, FormValues(), None)
+    state, _ = new.analyse_upload(_data_url(content), "mixed.csv", FormValues())
     report = state["report"]
     assert report["decision"]["rule"] == "guardrail_worsened"
     load = report["comparisons"][0]["guardrails"][1]
@@ -460,7 +458,7 @@ def test_a_relative_margin_on_a_mean_guardrail_and_the_chart_in_margin_units(app
     rows = metric_rows(report)
     edit, _ = new.collect_metric_edits(state, rows, *_table(rows, load_ms={"margin": "2%", "severe_margin": "5%"}))
     assert edit == {"metrics": {"load_ms": {"margin": "2%", "severe_margin": "5%"}}}
-    rerun, _ = new.run_analysis(ids.METRICS_EDIT, None, None, None, FormValues(), state, metrics_edit=edit)
+    rerun, _ = new.apply_metric_edit(state, edit)
     load = rerun["report"]["comparisons"][0]["guardrails"][1]
     assert load["margin"]["absolute"] == pytest.approx(17.0) and load["status"] == "minor"  # +12 [9.3, 14.7] ≤ 17
     figure = guardrail_figure(rerun["report"])
@@ -475,7 +473,7 @@ def test_old_reports_without_margins_still_render(app_context: Any) -> None:
     from dashapp.components import guardrail_table, metric_settings_table, primary_card
     from dashapp.figures import guardrail_figure
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_guardrail_worsened.csv", FormValues())
     report = json.loads(json.dumps(state["report"]))
     v2_keys = ("better", "better_default", "margin", "severe_margin", "harm", "harm_ci", "ci_simultaneous",
                "p_value_exact", "relative_ci_method")
@@ -501,21 +499,20 @@ def test_old_reports_without_margins_still_render(app_context: Any) -> None:
 ])
 def test_samples_with_a_policy_decide_in_the_dashboard_as_on_the_cli(app_context: Any, sample: str, outcome: str,
                                                                      rule: str) -> None:
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, sample, FormValues(), None)
+    state, _ = new.analyse_sample(sample, FormValues())
     decision = state["report"]["decision"]
     assert (decision["outcome"], decision["rule"]) == (outcome, rule)
     # the page shows the session's form again (the sample's primary included); a re-run keeps the policy
-    rerun, _ = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(primary=state["form"]["primary"]), state)
+    rerun, _ = new.rerun(state, FormValues(primary=state["form"]["primary"]))
     assert (rerun["report"]["decision"]["outcome"], rerun["report"]["decision"]["rule"]) == (outcome, rule)
 
 
 def test_the_charters_planned_mde_is_a_number_that_sizes_rule_7(app_context: Any) -> None:
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_inconclusive.csv", FormValues(mde="+5% relative"),
-                                None)
+    state, _ = new.analyse_sample("sample_inconclusive.csv", FormValues(mde="+5% relative"))
     policy = state["report"]["policy"]
     assert policy["planned_mde"] == pytest.approx(0.05) and policy["planned_mde_relative"] is True
     assert "the planned MDE of 5% (0.60 pp)" in state["report"]["decision"]["reasons"][-1]
-    _, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_inconclusive.csv", FormValues(mde="big"), None)
+    _, message = new.analyse_sample("sample_inconclusive.csv", FormValues(mde="big"))
     assert "planned MDE must be a positive number" in str(message)
 
 
@@ -525,7 +522,7 @@ def test_after_a_save_new_experiment_starts_empty_and_start_over_clears_everythi
     from dashapp.state import draft
 
     form = FormValues(name="Banner", hypothesis="Bigger wins", owner="kim", tags="home", mde="+5%")
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", form, None)
+    state, _ = new.analyse_sample("sample_launch.csv", form)
     assert draft(state) is state  # an unsaved analysis is what New Experiment goes on editing
     panel, bar, last, button = new.health_view(state)
     assert "See results" in _text(bar) and "LAUNCH" in _text(bar) and last is None and button == {}
@@ -537,7 +534,7 @@ def test_after_a_save_new_experiment_starts_empty_and_start_over_clears_everythi
     assert "is saved as" in _text(last) and f"experiment {NEW_ID}" in _text(last)
     assert "Load a file" in _text(new.metrics_table_view(draft(saved)))
     # Re-run cannot reach the saved analysis with an empty form
-    state_after, message = new.run_analysis(ids.REANALYZE, None, None, None, FormValues(), draft(saved))
+    state_after, message = new.rerun(draft(saved), FormValues())
     assert state_after is no_update and "Upload a file" in _text(message)
     # Opened again from History, an experiment is a draft again (its form refills)
     assert draft(experiment.open_in_workspace(NEW_ID)) is not None
@@ -547,12 +544,12 @@ def test_after_a_save_new_experiment_starts_empty_and_start_over_clears_everythi
 
 
 def test_upload_outcome_takes_the_colour_of_the_health(app_context: Any) -> None:
-    _healthy, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    _healthy, message = new.analyse_sample("sample_launch.csv", FormValues())
     assert message.color == "success"
-    _srm, message = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv", FormValues(), None)
+    _srm, message = new.analyse_sample("sample_srm_warning.csv", FormValues())
     assert message.color == "warning" and "with warnings" in _text(message)
     blocked_csv = b"variant,users,conversions\ncontrol,1000,abc\ntreatment,1000,12\n"
-    blocked, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(blocked_csv), "bad.csv", None, FormValues(), None)
+    blocked, message = new.analyse_upload(_data_url(blocked_csv), "bad.csv", FormValues())
     assert blocked["report"]["health"]["status"] == "blocked"
     assert message.color == "danger" and "Analysed" not in _text(message) and "blocked" in _text(message)
 
@@ -560,12 +557,12 @@ def test_upload_outcome_takes_the_colour_of_the_health(app_context: Any) -> None
 def test_a_data_hold_does_not_look_like_an_inconclusive_hold(app_context: Any) -> None:
     from dashapp.components import decision_label
 
-    inconclusive, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_inconclusive.csv", FormValues(), None)
+    inconclusive, _ = new.analyse_sample("sample_inconclusive.csv", FormValues())
     assert decision_label(inconclusive["report"]) == ("HOLD", "warning")
     blocked_csv = b"variant,users,conversions\ncontrol,1000,abc\ntreatment,1000,12\n"
-    blocked, _ = new.run_analysis(ids.UPLOAD_DATA, _data_url(blocked_csv), "bad.csv", None, FormValues(), None)
+    blocked, _ = new.analyse_upload(_data_url(blocked_csv), "bad.csv", FormValues())
     assert decision_label(blocked["report"]) == ("HOLD — DATA BLOCKED", "secondary")
-    srm, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv", FormValues(), None)
+    srm, _ = new.analyse_sample("sample_srm_warning.csv", FormValues())
     assert decision_label(srm["report"]) == ("HOLD — SAMPLE RATIO MISMATCH", "secondary")
 
 
@@ -573,21 +570,21 @@ def test_an_srm_result_is_muted_and_labelled_untrustworthy(app_context: Any) -> 
     from dashapp.components import primary_card
     from dashapp.figures import effect_figure, posterior_figure
 
-    srm, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv", FormValues(), None)
+    srm, _ = new.analyse_sample("sample_srm_warning.csv", FormValues())
     card = primary_card(srm["report"])
     text = _text(card)
     assert "not trustworthy: sample ratio mismatch" in text and "fw-semibold" not in text
     assert text.count("text-muted untrusted") >= 5  # effects, p-values and P(better)
     for figure in (effect_figure(srm["report"]), posterior_figure(srm["report"])):
         assert any("not trustworthy" in a.text for a in figure.layout.annotations)
-    healthy, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    healthy, _ = new.analyse_sample("sample_launch.csv", FormValues())
     assert "not trustworthy" not in _text(primary_card(healthy["report"]))
 
 
 def test_the_posterior_title_names_the_winner_first_and_every_arm(app_context: Any) -> None:
     from dashapp.figures import posterior_figure, posterior_title
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_multi_arm.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_multi_arm.csv", FormValues())
     assert state["report"]["decision"]["winner"] == "treatment_b"
     _title, subtitle = posterior_title(state["report"])
     assert subtitle is not None and subtitle.startswith("P(better than control): treatment_b > 99.9%")
@@ -595,14 +592,14 @@ def test_the_posterior_title_names_the_winner_first_and_every_arm(app_context: A
     assert not posterior_figure(state["report"], titled=False).layout.title.text
     view = _text(results.results_view(state))
     assert "treatment_b > 99.9%" in view and '"displayModeBar": "hover"' in view
-    two, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    two, _ = new.analyse_sample("sample_launch.csv", FormValues())
     assert posterior_title(two["report"])[1].startswith("P(treatment better than control) = ")
 
 
 def test_pages_spell_p_values_through_the_formatting_module(app_context: Any) -> None:
     from analytics.wording import format_p
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_guardrail_worsened.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_guardrail_worsened.csv", FormValues())
     view = _text(results.results_view(state))
     primary = state["report"]["comparisons"][0]["primary"]
     assert format_p(primary["p_value"]) in view and f"{primary['p_value']:.4g}" not in view
@@ -648,7 +645,7 @@ def test_mean_mode_hides_the_baseline_rate_and_rate_mode_hides_mean_and_std() ->
 def test_recording_the_plan_updates_the_draft_not_a_saved_analysis(app_context: Any) -> None:
     from dashapp.state import plan_into_session
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_launch.csv", FormValues())
     recorded = plan_into_session(state, 31_000, switched_off=False)
     assert recorded is not None and recorded["form"]["planned_sample"] == 31_000
     assert plan_into_session(recorded, 31_000, switched_off=False) is None  # nothing changes
@@ -662,10 +659,11 @@ def test_recording_the_plan_updates_the_draft_not_a_saved_analysis(app_context: 
 def test_the_same_report_reads_the_same_everywhere(app_context: Any, sample: str) -> None:
     """One spelling per number (issue 11): the p-values, effects and guardrail changes of one report
     appear character for character on Results, in the memo's Markdown and HTML, and in History."""
-    from dashapp.formatting import format_absolute, format_p, format_relative, rule_title
+    from analytics.wording import format_p, rule_title
+    from dashapp.formatting import format_absolute, format_relative
     from dashapp.memo import build_memo, render_html, render_markdown
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, sample, FormValues(), None)
+    state, _ = new.analyse_sample(sample, FormValues())
     report = state["report"]
     page = _text(results.results_view(state))
     memo = build_memo(report)
@@ -694,7 +692,7 @@ def test_a_variant_named_like_a_link_is_text_in_every_chart(app_context: Any) ->
     link = '<a href="https://x.example">x</a>'
     content = (f"variant,users,conversions,guardrail_cancel\ncontrol,10000,1200,100\n\"{link.replace(chr(34), chr(34) * 2)}\","
                "10000,1300,100\n").encode()
-    state, message = new.run_analysis(ids.UPLOAD_DATA, _data_url(content), "links.csv", None, FormValues(), None)
+    state, message = new.analyse_upload(_data_url(content), "links.csv", FormValues())
     assert state["report"]["comparisons"], message
     for figure in (effect_figure(state["report"]), posterior_figure(state["report"]), guardrail_figure(state["report"])):
         text = json.dumps(figure.to_plotly_json(), default=str)
@@ -705,7 +703,7 @@ def test_a_variant_named_like_a_link_is_text_in_every_chart(app_context: Any) ->
 def test_a_daily_export_shows_its_timeline_with_both_bands(app_context: Any) -> None:
     from dashapp.figures import timeline_figure
 
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_daily_cumulative.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_daily_cumulative.csv", FormValues())
     report = state["report"]
     assert len(report["timeline"]) == 21 and report["health"]["status"] == "healthy"  # loaded as running totals
     assert ids.TIMELINE_CHART in _text(results.results_view(state))

@@ -347,9 +347,10 @@ def test_a_pdf_render_timeout_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyP
 
     import dashapp.memo
     from dashapp.cli import main
+    from dashapp.errors import RenderTimeoutError
 
     def too_slow(*args: object, **kwargs: object) -> bytes:
-        raise dashapp.memo.RenderTimeoutError("the PDF took longer than 20 s to render")
+        raise RenderTimeoutError("the PDF took longer than 20 s to render")
 
     monkeypatch.setattr(dashapp.memo, "render_report", too_slow)
     out, err = io.StringIO(), io.StringIO()

@@ -17,13 +17,14 @@ from dash import Input, Output, no_update
 
 from dashapp import faults, ids
 from dashapp.app import create_app
+from dashapp.errors import QuotaExceededError
 from dashapp.pages import history, new, results
-from dashapp.staging import QuotaExceededError, StagingArea, staging_area
+from dashapp.staging import StagingArea, staging_area
 from dashapp.state import FormValues
 from storage.database import ExperimentDatabase
 from storage.errors import DiskFullError
-from tests.conftest import DATA, run_cli
-from tests.storage.test_faults import _hold_lock_file, fill, mount_small_disk, unmount
+from tests.conftest import DATA, press, run_cli
+from tests.storage.test_faults import _hold_lock_file, fill, small_disk_at
 
 SAMPLES = 14  # the sample experiments a new database is given
 
@@ -51,12 +52,8 @@ def _one_line(stderr: str) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "disk"
-    mount_small_disk(folder, 24)
-    try:
+    with small_disk_at(tmp_path / "disk", 24) as folder:
         yield folder
-    finally:
-        unmount(folder)
 
 
 # -- a full disk ---------------------------------------------------------------------------------
@@ -66,7 +63,7 @@ def test_a_full_disk_shows_one_clear_message_and_loses_nothing(small_disk: Path)
     db = small_disk / "db.duckdb"
     app = create_app(db=db)
     with app.server.test_request_context():
-        state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+        state, _ = new.analyse_sample("sample_launch.csv", FormValues())
     filler = fill(small_disk)
     try:
         with app.server.test_request_context():
@@ -224,7 +221,7 @@ def test_a_user_over_the_staging_quota_is_refused_with_413(tmp_path: Path, monke
     # A normal upload (dcc.Upload, analysed in a callback) is charged to the same quota.
     contents = "data:text/csv;base64," + base64.b64encode(b"variant,users\n" + b"0" * 500_000).decode()
     with app.server.test_request_context():
-        state, message = new.run_analysis(ids.UPLOAD_DATA, contents, "other.csv", None, FormValues(), None)
+        state, message = new.analyse_upload(contents, "other.csv", FormValues())
     assert state is no_update and "Upload refused" in _text(message) and "quota" in _text(message)
 
 
@@ -249,7 +246,7 @@ def test_quotas_are_per_user_and_a_file_is_charged_once(tmp_path: Path) -> None:
 def test_a_report_above_the_size_cap_is_not_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(db=tmp_path / "db.duckdb", load_sample_experiments=False)
     with app.server.test_request_context():
-        state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
+        state, _ = new.analyse_sample("sample_launch.csv", FormValues())
         monkeypatch.setenv("EXPERIMENTOS_REPORT_LIMIT_MB", "0.001")
         saved, message = results.save_to_history(state)
     assert saved is no_update
@@ -268,16 +265,9 @@ def test_a_pdf_over_its_time_limit_shows_a_banner_not_an_error(tmp_path: Path,
     monkeypatch.setenv("EXPERIMENTOS_PDF_TIMEOUT_SECONDS", "0.01")
     app = create_app(db=tmp_path / "db.duckdb", load_sample_experiments=False)
     with app.server.test_request_context():
-        state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_launch.csv", FormValues(), None)
-    client = app.server.test_client()
-    dependencies = client.get("/_dash-dependencies").get_json()
-    spec = next(d for d in dependencies if f"{ids.DOWNLOAD_PDF_FILE}.data" in d["output"])
-    values = {f"{ids.DOWNLOAD_PDF}.n_clicks": 1, f"{ids.SESSION_STORE}.data": state}
-    body = {"output": spec["output"], "outputs": {"id": ids.DOWNLOAD_PDF_FILE, "property": "data"},
-            "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in spec["inputs"]],
-            "state": [{**s, "value": values.get(f"{s['id']}.{s['property']}")} for s in spec["state"]],
-            "changedPropIds": [f"{ids.DOWNLOAD_PDF}.n_clicks"]}
-    first = client.post("/_dash-update-component", json=body)
+        state, _ = new.analyse_sample("sample_launch.csv", FormValues())
+    first = press(app.server.test_client(), f"{ids.DOWNLOAD_PDF_FILE}.data",
+                  {f"{ids.DOWNLOAD_PDF}.n_clicks": 1, f"{ids.SESSION_STORE}.data": state}, f"{ids.DOWNLOAD_PDF}.n_clicks")
     assert first.status_code == 200, first.get_data(as_text=True)[:300]
     answer = first.get_json()
     banner = answer["sideUpdate"][ids.FAULT_BANNER]["children"]

@@ -22,17 +22,13 @@ import dash
 import psutil
 import pytest
 
-from dashapp import ids, isolation, services
+from analytics import Charter
+from dashapp import isolation, services, workspace
 from dashapp.app import create_app, make_server
 from dashapp.cli import main
-from dashapp.isolation import (
-    Limits,
-    WorkerCrashedError,
-    WorkerOutOfMemoryError,
-    WorkerPool,
-    WorkerTimeoutError,
-)
-from dashapp.memo import RenderTimeoutError, build_memo, render
+from dashapp.errors import RenderTimeoutError, WorkerCrashedError, WorkerOutOfMemoryError, WorkerTimeoutError
+from dashapp.isolation import Limits, WorkerPool
+from dashapp.memo import build_memo, render
 from dashapp.pages import new
 from dashapp.state import FormValues
 from storage.ingest import MAX_AGGREGATED_ROWS, MAX_COLUMNS
@@ -164,7 +160,7 @@ def test_duckdb_works_under_the_worker_limits_and_gets_its_own(pool: WorkerPool)
                                        services.AnalysisRequest(), pool=pool)
     assert report["decision"]["outcome"] == "launch"
     assert report == services.report_json(services.analyze_path(DATA / "sample_launch.csv",
-                                                                 services.AnalysisRequest(name="sample_launch")))
+                                                                 services.AnalysisRequest(charter=Charter(name="sample_launch"))))
 
 
 def test_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,8 +235,8 @@ def _wide(path: Path, columns: int) -> Path:
 def _upload(app: Any, content: bytes, filename: str) -> tuple[Any, str]:
     """The New Experiment upload callback's work, as the server runs it for a request."""
     with app.server.app_context():
-        state, message = new.run_analysis(ids.UPLOAD_DATA, "data:text/csv;base64," + base64.b64encode(content).decode(),
-                                          filename, None, FormValues(), None)
+        state, message = new.analyse_upload("data:text/csv;base64," + base64.b64encode(content).decode(), filename,
+                                            FormValues())
     return state, json.dumps(message.to_plotly_json() if hasattr(message, "to_plotly_json") else message,
                              default=lambda c: c.to_plotly_json())
 
@@ -263,7 +259,7 @@ def test_a_reader_that_crashes_is_a_clear_refusal_and_the_server_stays_up(
         served: tuple[Any, int], monkeypatch: pytest.MonkeyPatch) -> None:
     app, port = served
     before = _descendants()
-    monkeypatch.setattr(services, "analyze_file_report", targets.crashing_reader)
+    monkeypatch.setattr(workspace, "analyze_file_report", targets.crashing_reader)
     state, message = _upload(app, (DATA / "sample_launch.csv").read_bytes(), "mine.csv")
     assert state is dash.no_update
     assert "mine.csv could not be read" in message and "SIGFPE" in message

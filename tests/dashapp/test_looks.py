@@ -10,20 +10,14 @@ from typing import Any
 import pytest
 from dash.exceptions import PreventUpdate
 
+from analytics import Charter
 from dashapp import ids
 from dashapp.app import create_app
+from dashapp.errors import LookBlockedError, UploadRejectedError
 from dashapp.figures import looks_figure
 from dashapp.pages import context, experiment, history
-from dashapp.services import (
-    AnalysisRequest,
-    LookBlockedError,
-    UploadRejectedError,
-    add_look,
-    analyze_path,
-    look_request,
-    report_json,
-    save_report,
-)
+from dashapp.services import AnalysisRequest, analyze_path, report_json, save_report
+from dashapp.workspace import add_look, look_request
 from storage.database import NewExperiment
 from storage.errors import NotFoundError
 from tests.conftest import DATA
@@ -69,7 +63,7 @@ def test_a_look_is_analysed_with_the_stored_request_and_the_charter_plan(app_con
     staged = Path(context.staging_dir()) / "early.csv"
     staged.parent.mkdir(parents=True, exist_ok=True)
     staged.write_bytes(early)
-    request = AnalysisRequest(name="Checkout button", primary="conversions", control="control")
+    request = AnalysisRequest(charter=Charter(name="Checkout button", primary_metric="conversions"), control="control")
     experiment_id, first = save_report(database, analyze_path(staged, request), request, content=early,
                                        filename="early.csv",
                                        charter=NewExperiment(name="Checkout button", planned_sample=60_000))
@@ -98,9 +92,9 @@ def test_a_cumulative_experiment_keeps_reading_running_totals(app_context: Any) 
 def test_look_request_prefers_the_charter_plan() -> None:
     request = look_request({"primary": "revenue", "cumulative": True, "planned_sample": 10}, {"alpha": 0.01},
                            planned_sample=500)
-    assert (request.primary, request.cumulative, request.planned_sample, request.policy.alpha) == (
-        "revenue", True, 500, 0.01)
-    assert look_request({"planned_sample": 10}, {}).planned_sample == 10
+    assert (request.charter.primary_metric, request.cumulative, request.charter.planned_sample,
+            request.policy.alpha) == ("revenue", True, 500, 0.01)
+    assert look_request({"planned_sample": 10}, {}).charter.planned_sample == 10
 
 
 def test_a_blocked_look_is_refused_and_nothing_is_stored(app_context: Any) -> None:

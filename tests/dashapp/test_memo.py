@@ -17,10 +17,9 @@ import pytest
 from pypdf import PdfReader
 
 from analytics import DEFAULT_POLICY, policy_from_mapping
-from analytics.wording import format_count, format_p
+from analytics.wording import RULE_TITLES, format_count, format_p
 from dashapp.memo import Charter, SafeURLFetcher, build_memo, render_html, render_markdown, render_pdf, render_report
 from dashapp.memo.chart import effect_chart_svg
-from dashapp.memo.model import RULE_TITLES
 from dashapp.memo.render import NOTES_MARKER
 from dashapp.services import AnalysisRequest, analyze_path, report_json, sample_request
 from tests.conftest import DATA, assert_clean_json, run_cli
@@ -39,14 +38,17 @@ CHECKOUT_POLICY = {"metrics": {"checkout_seconds": {"better": "lower"},
 _WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>')
 
 
-def _report(sample: str, **request: Any) -> dict[str, Any]:
-    """A sample analysed as the CLI and the dashboard analyse it (its primary metric and policy)."""
-    return copy.deepcopy(_cached_report(sample, tuple(sorted(request.items()))))
+def _report(sample: str, **charter: Any) -> dict[str, Any]:
+    """A sample analysed as the CLI and the dashboard analyse it (its primary metric and policy),
+    with these charter fields (``name``, ``hypothesis``)."""
+    return copy.deepcopy(_cached_report(sample, tuple(sorted(charter.items()))))
 
 
 @functools.cache
-def _cached_report(sample: str, request: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
-    return report_json(analyze_path(DATA / sample, dataclasses.replace(sample_request(DATA / sample), **dict(request))))
+def _cached_report(sample: str, charter: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    request = sample_request(DATA / sample)
+    request = dataclasses.replace(request, charter=dataclasses.replace(request.charter, **dict(charter)))
+    return report_json(analyze_path(DATA / sample, request))
 
 
 def _pdf_text(content: bytes, tmp_path: Path) -> str:
@@ -95,7 +97,8 @@ def _overprinted_words(content: bytes, tmp_path: Path) -> list[tuple[str, str]]:
 def _checkout_report(tmp_path: Path, *, seconds: float = 36.0, **policy: Any) -> dict[str, Any]:
     path = tmp_path / "checkout.csv"
     path.write_text(CHECKOUT_CSV.format(seconds=seconds))
-    request = AnalysisRequest(primary="checkout_seconds", policy=policy_from_mapping({**CHECKOUT_POLICY, **policy}))
+    request = AnalysisRequest(charter=Charter(primary_metric="checkout_seconds"),
+                              policy=policy_from_mapping({**CHECKOUT_POLICY, **policy}))
     return report_json(analyze_path(path, request))
 
 
@@ -107,7 +110,7 @@ def _six_long_guardrails_report(tmp_path: Path, *, arms: int = 1) -> dict[str, A
             "treatment_b,19950,2600,330,190,300,100,100,70"][: arms + 1]
     path = tmp_path / f"six_{arms}.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
-    return report_json(analyze_path(path, AnalysisRequest(name=f"{KOREAN} — checkout redesign")))
+    return report_json(analyze_path(path, AnalysisRequest(charter=Charter(name=f"{KOREAN} — checkout redesign"))))
 
 
 def _as_schema_1(report: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +182,7 @@ def test_memo_with_six_guardrails_and_long_notes_stays_on_one_page(tmp_path: Pat
             "treatment,50100,6300," + ",".join(str(600 + 40 * i) for i in range(6))]
     path = tmp_path / "six.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
-    report = report_json(analyze_path(path, AnalysisRequest(name=KOREAN)))
+    report = report_json(analyze_path(path, AnalysisRequest(charter=Charter(name=KOREAN))))
     charter = Charter(hypothesis="A bigger banner raises conversion " * 4, primary_metric="conversions",
                       mde="+5% relative", planned_sample=150_000)
     pdf = render_pdf(build_memo(report, charter=charter, notes="Reviewed with the PM. " * 40), report["policy"])
@@ -457,7 +460,7 @@ def _stress_report(tmp_path: Path, *, arms: int = 1, name: str = "stress", hypot
     rows = [f"{v},20000,{2400 + 90 * i}," + ",".join("300" for _ in STRESS_GUARDRAILS) for i, v in enumerate(variants)]
     path = tmp_path / f"stress_{arms}.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
-    return report_json(analyze_path(path, AnalysisRequest(name=name, hypothesis=hypothesis)))
+    return report_json(analyze_path(path, AnalysisRequest(charter=Charter(name=name, hypothesis=hypothesis))))
 
 
 STRESS_CASES = {

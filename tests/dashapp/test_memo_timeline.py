@@ -14,12 +14,12 @@ from dash.exceptions import PreventUpdate
 
 from analytics.power import plan_sample_size, plan_sequential_sample_size
 from analytics.wording import format_number, format_p
-from dashapp import ids
 from dashapp.memo import build_memo, render_html, render_markdown, render_pdf
 from dashapp.memo.chart import timeline_chart_svg
-from dashapp.pages.new import plan_view, switch_trigger, switches_view
-from dashapp.services import AnalysisRequest, analyze_path, report_json, request_from_form
+from dashapp.pages.new import plan_view, rerun_for_switches, switches_changed, switches_view
+from dashapp.services import AnalysisRequest, analyze_path, report_json
 from dashapp.state import FormValues, PlanInputs, form_from_session, plan_answer
+from dashapp.workspace import request_from_form
 from tests.conftest import DATA, assert_clean_json, run_cli
 from tests.dashapp.test_memo import _overprinted_words, _pages, _pdf_text
 
@@ -128,12 +128,17 @@ def test_the_switches_reach_the_analysis_and_survive_the_session() -> None:
 
 def test_flipping_a_switch_reruns_only_when_the_draft_differs() -> None:
     state = {"report": {}, "form": {"sequential": False, "cumulative": False}, "input": {}}
-    assert switch_trigger(ids.SEQUENTIAL, state, sequential=True, cumulative=False) == ids.REANALYZE
-    with pytest.raises(PreventUpdate):  # set from the session: no second run
-        switch_trigger(ids.SEQUENTIAL, {**state, "form": {"sequential": True}}, sequential=True, cumulative=False)
-    with pytest.raises(PreventUpdate):  # nothing loaded yet: the next upload uses the switch
-        switch_trigger(ids.CUMULATIVE, None, sequential=False, cumulative=True)
-    assert switch_trigger(ids.UPLOAD_CHECKED, state, sequential=False, cumulative=False) == ids.UPLOAD_DATA
+    assert switches_changed(state, sequential=True, cumulative=False)
+    assert switches_changed(state, sequential=False, cumulative=True)
+    assert not switches_changed(state, sequential=False, cumulative=False)
+    # Set from the session: no second run.
+    assert not switches_changed({**state, "form": {"sequential": True}}, sequential=True, cumulative=False)
+    with pytest.raises(PreventUpdate):
+        rerun_for_switches({**state, "form": {"sequential": True}}, FormValues(sequential=True, cumulative=False))
+    # Nothing loaded yet: the next upload uses the switch.
+    assert not switches_changed(None, sequential=False, cumulative=True)
+    with pytest.raises(PreventUpdate):
+        rerun_for_switches(None, FormValues(cumulative=True))
     assert switches_view({**state, "form": {"sequential": True}}, False, False) == (True, no_update)
     assert switches_view({**state, "form": {"sequential": True}}, True, False) == (no_update, no_update)
     assert switches_view(None, True, True) == (False, False)  # "Start a new experiment" clears them

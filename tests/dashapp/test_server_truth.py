@@ -17,19 +17,11 @@ from dash import no_update
 
 from dashapp import ids
 from dashapp.app import create_app
+from dashapp.errors import SessionRejectedError
 from dashapp.pages import context, experiment, memo, new, results
-from dashapp.services import (
-    AnalysisRequest,
-    SessionRejectedError,
-    analyze_path,
-    replay_analysis,
-    report_json,
-    report_problems,
-    sample_files,
-    sign_saved,
-    verify_saved,
-)
+from dashapp.services import AnalysisRequest, analyze_path, replay_analysis, report_json, sample_files
 from dashapp.state import FormValues, form_from_session, save_session
+from dashapp.workspace import report_problems, sign_saved, verify_saved
 from tests.conftest import DATA
 
 
@@ -62,7 +54,7 @@ def _assert_no_plain_objects(component: Any) -> None:
 
 
 def _rollback_session() -> dict[str, Any]:
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_negative.csv", FormValues(), None)
+    state, _ = new.analyse_sample("sample_negative.csv", FormValues())
     assert state["report"]["decision"]["outcome"] == "rollback"
     return state
 
@@ -113,8 +105,7 @@ def test_a_forged_report_is_never_stored_the_recomputed_one_is(app_context: Any)
 
 
 def test_save_takes_the_request_from_the_session_form_checked_as_the_form(app_context: Any) -> None:
-    state, _ = new.run_analysis(ids.LOAD_SAMPLE, None, None, "sample_srm_warning.csv",
-                                FormValues(split="10000,10500", name="Split"), None)
+    state, _ = new.analyse_sample("sample_srm_warning.csv", FormValues(split="10000,10500", name="Split"))
     saved, _ = results.save_to_history(_forged_launch(state))
     record = context.database().analysis(saved["saved"]["analysis_id"])
     assert record.report["experiment"]["name"] == "Split" and record.report["health"]["status"] == "healthy"
@@ -235,6 +226,11 @@ BROKEN = {
     "an effect as text": (lambda r: {**r, "comparisons": [{**r["comparisons"][0], "primary": {
         **r["comparisons"][0]["primary"], "relative_effect": "+50%"}}]}, "relative_effect is not a number"),
     "a newer schema": (lambda r: {**r, "schema_version": 99}, "schema_version 99"),
+    "a posterior with a negative width": (lambda r: {**r, "comparisons": [{**r["comparisons"][0], "primary": {
+        **r["comparisons"][0]["primary"], "bayesian": {**r["comparisons"][0]["primary"]["bayesian"], "posterior": {
+            **r["comparisons"][0]["primary"]["bayesian"]["posterior"], "treatment": {"family": "beta", "alpha": 3,
+                                                                                     "beta": -1}}}}}]},
+                                          "bayesian.posterior.treatment: posterior"),
     "not an object": (lambda r: ["launch"], "not an object"),
 }
 

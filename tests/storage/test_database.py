@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import analytics
 from dashapp.services import AnalysisRequest, analyze_path, replay_analysis, report_json, sample_request, save_report
 from storage import DatabaseCorruptError, DatabaseLockedError, NotFoundError, SchemaTooNewError
 from storage.database import ExperimentDatabase, HistoryQuery, NewAnalysis, NewExperiment, untrustworthy_reason
@@ -156,13 +157,32 @@ def test_replaying_an_analysis_stored_under_rules_v1_reports_a_version_change(tm
         connection.execute("UPDATE analyses SET report_json = ? WHERE id = ?", [json.dumps(stored), analysis_id])
     result = replay_analysis(ExperimentDatabase(tmp_path / "db.duckdb"), analysis_id)
     assert not result.identical and not result.tampered
-    assert result.version_change == ("schema_version 1 → 2", "rules_version 1 → 2", "analytics_version 1.0.0 → 2.0.0")
+    assert result.version_change == ("schema_version 1 → 2", "rules_version 1 → 2",
+                                     f"analytics_version 1.0.0 → {analytics.__version__}")
     assert any(d == ".comparisons[0].guardrails[0].status: stored 'ok', replayed 'inconclusive'"
                for d in result.differences)
     with duckdb.connect(str(tmp_path / "db.duckdb")) as connection:
         stored["input"]["sha256"] = "f" * 64
         connection.execute("UPDATE analyses SET report_json = ? WHERE id = ?", [json.dumps(stored), analysis_id])
     assert replay_analysis(ExperimentDatabase(tmp_path / "db.duckdb"), analysis_id).tampered
+
+
+def test_an_analysis_stored_before_the_posterior_field_replays_as_a_version_change(tmp_path: Path) -> None:
+    """analytics 2.1.0 added ``bayesian.posterior`` to the report: a 2.0.0 report without it is a
+    version change (exit 0 in the CLI), not a mismatch, and its numbers still agree."""
+    database = ExperimentDatabase(tmp_path / "db.duckdb")
+    _, analysis_id = _save(database, "sample_launch.csv")
+    with duckdb.connect(str(tmp_path / "db.duckdb")) as connection:
+        stored = json.loads(connection.execute("SELECT report_json FROM analyses WHERE id = ?",
+                                               [analysis_id]).fetchone()[0])
+        stored["analytics_version"] = "2.0.0"
+        del stored["comparisons"][0]["primary"]["bayesian"]["posterior"]
+        connection.execute("UPDATE analyses SET report_json = ? WHERE id = ?", [json.dumps(stored), analysis_id])
+    result = replay_analysis(ExperimentDatabase(tmp_path / "db.duckdb"), analysis_id)
+    assert not result.identical and not result.tampered
+    assert result.version_change == (f"analytics_version 2.0.0 → {analytics.__version__}",)
+    assert result.differences == (f".analytics_version: stored '2.0.0', replayed '{analytics.__version__}'",
+                                  ".comparisons[0].primary.bayesian.posterior: only in replayed report")
 
 
 def test_a_non_duckdb_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -269,13 +289,13 @@ def test_large_inputs_are_kept_as_files_next_to_the_database_and_replay(tmp_path
 
 
 def test_replay_tolerates_only_summation_order_in_decimals() -> None:
-    from dashapp.services import _differences
+    from dashapp.services import report_differences
 
     stored = {"n": 10_000_000, "mean": 8.435229173664784, "decision": "launch", "ci": [0.1, 0.2]}
-    assert _differences(stored, {**stored, "mean": 8.43522917366478}) == []  # last bits only
-    assert _differences(stored, {**stored, "mean": 8.4352292}) == [".mean: stored 8.435229173664784, replayed 8.4352292"]
-    assert _differences(stored, {**stored, "n": 10_000_001}) and _differences(stored, {**stored, "decision": "hold"})
-    assert _differences(stored, {**stored, "ci": [0.1, 0.2000001]})
+    assert report_differences(stored, {**stored, "mean": 8.43522917366478}) == []  # last bits only
+    assert report_differences(stored, {**stored, "mean": 8.4352292}) == [".mean: stored 8.435229173664784, replayed 8.4352292"]
+    assert report_differences(stored, {**stored, "n": 10_000_001}) and report_differences(stored, {**stored, "decision": "hold"})
+    assert report_differences(stored, {**stored, "ci": [0.1, 0.2000001]})
 
 
 def test_portfolio_counts_decisions_and_the_median_lift_of_launches(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ a report above the size cap. Each gives its own clear error, and nothing committ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -38,8 +39,10 @@ def _names(path: Path) -> list[str]:
     return sorted(row.name for row in ExperimentDatabase(path).history().rows)
 
 
-def mount_small_disk(folder: Path, megabytes: int) -> None:
-    """A tmpfs of ``megabytes`` at ``folder``; skips the test when mounting is not permitted."""
+@contextlib.contextmanager
+def small_disk_at(folder: Path, megabytes: int) -> Iterator[Path]:
+    """A tmpfs of ``megabytes`` mounted at ``folder`` while the block runs; skips the test when
+    mounting is not permitted."""
     folder.mkdir(parents=True, exist_ok=True)
     if shutil.which("mount") is None:
         pytest.skip("no mount command: cannot make a small disk to fill")
@@ -48,10 +51,10 @@ def mount_small_disk(folder: Path, megabytes: int) -> None:
     if result.returncode != 0:
         pytest.skip(f"mounting a tmpfs is not permitted here ({result.stderr.strip() or result.returncode}); "
                     "the disk-full tests need root or CAP_SYS_ADMIN")
-
-
-def unmount(folder: Path) -> None:
-    subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
 def fill(folder: Path) -> Path:
@@ -74,12 +77,8 @@ def fill(folder: Path) -> Path:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "disk"
-    mount_small_disk(folder, 16)
-    try:
+    with small_disk_at(tmp_path / "disk", 16) as folder:
         yield folder
-    finally:
-        unmount(folder)
 
 
 def test_the_error_tree_in_the_docstring_names_every_error() -> None:

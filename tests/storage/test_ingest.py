@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from analytics import Charter
 from dashapp.services import AnalysisRequest, analyze_loaded, report_json
 from storage import InputFileError
 from storage.ingest import FileReader, file_sha256
@@ -22,7 +23,7 @@ def _to_parquet(csv: Path, target: Path) -> Path:
 @pytest.mark.parametrize("sample", ["sample_launch.csv", "sample_multi_arm.csv", "sample_continuous.csv"])
 def test_parquet_gives_the_same_report_as_csv(sample: str, tmp_path: Path) -> None:
     parquet = _to_parquet(DATA / sample, tmp_path / "export.parquet")
-    request = AnalysisRequest(primary="revenue" if "continuous" in sample else None, name="same")
+    request = AnalysisRequest(charter=Charter(primary_metric="revenue" if "continuous" in sample else None, name="same"))
     with FileReader() as reader:
         from_csv = report_json(analyze_loaded(reader.read_path(DATA / sample), request))
         loaded = reader.read_path(parquet)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import policy_from_mapping
+from analytics import Charter, policy_from_mapping
 from dashapp.services import AnalysisRequest, analyze_loaded, report_json
 from dashapp.spark_source import analyze_spark
 from storage.ingest import FileReader
@@ -178,7 +178,7 @@ def _cuped(folder: Path) -> tuple[Path, AnalysisRequest]:
     frame = _base(1000, 14)
     rng = np.random.default_rng(14)
     frame["pre_revenue"] = frame["revenue"] * 0.7 + rng.gamma(2.0, 3.0, len(frame))
-    return _parquet(frame, folder), AnalysisRequest(primary="revenue")
+    return _parquet(frame, folder), AnalysisRequest(charter=Charter(primary_metric="revenue"))
 
 
 def _cuped_with_gaps(folder: Path) -> tuple[Path, AnalysisRequest]:
@@ -186,7 +186,7 @@ def _cuped_with_gaps(folder: Path) -> tuple[Path, AnalysisRequest]:
     rng = np.random.default_rng(15)
     frame["pre_revenue"] = (frame["revenue"] * 0.7 + rng.gamma(2.0, 3.0, len(frame))).where(
         np.arange(len(frame)) % 6 != 0)
-    return _parquet(frame, folder), AnalysisRequest(primary="revenue")
+    return _parquet(frame, folder), AnalysisRequest(charter=Charter(primary_metric="revenue"))
 
 
 def _ratio_metric(folder: Path) -> tuple[Path, AnalysisRequest]:
@@ -301,7 +301,7 @@ def test_a_directory_of_parquet_parts_a_table_and_a_query_give_the_file_s_report
     for index in range(3):
         frame.iloc[index * 500: (index + 1) * 500].to_parquet(parts / f"part-{index:05d}.parquet", index=False)
     view = register_input(spark.session, SparkInput("path", str(file)))
-    request = AnalysisRequest(name="same")
+    request = AnalysisRequest(charter=Charter(name="same"))
     duck, _ = _reports(spark, file, request)
     for spark_input in (SparkInput("path", str(parts)), SparkInput("table", view),
                         SparkInput("sql", f"SELECT * FROM {view} WHERE variant IS NOT NULL")):

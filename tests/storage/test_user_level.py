@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analytics import Charter
 from dashapp.services import AnalysisRequest, analyze_loaded, report_json
 from storage.ingest import FileReader
 from tests.conftest import assert_clean_json, run_cli
@@ -98,7 +99,7 @@ def test_user_level_and_aggregated_files_give_the_same_report(tmp_path: Path) ->
     frame = _users()
     csv, parquet = _write(frame, tmp_path)
     aggregated = _aggregate(frame, tmp_path / "aggregated.csv")
-    request = AnalysisRequest(name="same")  # default primary: conversions (aggregated) / converted (user level)
+    request = AnalysisRequest(charter=Charter(name="same"))  # default primary: conversions (aggregated) / converted (user level)
     with FileReader() as reader:
         reports = {kind: report_json(analyze_loaded(reader.read_path(path), request))
                    for kind, path in (("users_csv", csv), ("users_parquet", parquet), ("aggregated", aggregated))}

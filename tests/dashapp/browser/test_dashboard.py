@@ -294,7 +294,7 @@ def test_a_user_level_upload_shows_progress_then_cuped_and_segments(dash_duo: An
                   "revenue": 0.8 * pre + rng.normal(0, 3, n), "pre_revenue": pre,
                   "segment_country": rng.choice(["KR", "JP", "US"], n)}).to_csv(tmp_path / "users.csv", index=False)
     # The real scan of 20,000 users takes milliseconds; hold each reported step long enough to see.
-    real = new_page.analyze_into_session
+    real = new_page.upload_into_session
 
     def slow(*args: Any, on_progress: Any = None, **kwargs: Any) -> Any:
         for done in (20.0, 60.0):
@@ -302,7 +302,7 @@ def test_a_user_level_upload_shows_progress_then_cuped_and_segments(dash_duo: An
             time.sleep(1.0)
         return real(*args, on_progress=on_progress, **kwargs)
 
-    monkeypatch.setattr(new_page, "analyze_into_session", slow)
+    monkeypatch.setattr(new_page, "upload_into_session", slow)
     app = app_factory()
     dash_duo.start_server(app)
     dash_duo.wait_for_page(f"{dash_duo.server_url}/new")
@@ -317,8 +317,8 @@ def test_a_user_level_upload_shows_progress_then_cuped_and_segments(dash_duo: An
     dash_duo.wait_for_style_to_equal(f"#{ids.ANALYSIS_PROGRESS_BOX}", "display", "none", timeout=TIMEOUT)
     assert dash_duo.find_element(f"#{ids.LOAD_SAMPLE}").get_attribute("disabled") is None
     _navigate(dash_duo, "/results", f"#{ids.DECISION_BADGE}")
-    table = dash_duo.wait_for_element("#segment-table", timeout=TIMEOUT)
-    dash_duo.wait_for_contains_text("#segment-table", "segment_country", timeout=TIMEOUT)
+    table = dash_duo.wait_for_element(f"#{ids.SEGMENT_TABLE}", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.SEGMENT_TABLE}", "segment_country", timeout=TIMEOUT)
     assert all(country in table.text for country in ("KR", "JP", "US"))
     assert "CUPED with pre_revenue" in dash_duo.find_element(f"#{ids.RESULTS_BODY}").text
     dash_duo.driver.get(f"{dash_duo.server_url}/new")  # the session store survives a reload of the tab
@@ -343,7 +343,7 @@ def test_a_large_file_is_streamed_to_the_server_then_analysed(dash_duo: Any, app
     dash_duo.wait_for_contains_text(f"#{ids.UPLOAD_MESSAGE}", "Analysed export.csv", timeout=TIMEOUT)
     assert not dash_duo.find_element(f"#{ids.LARGE_UPLOAD_BOX}").is_displayed()
     _navigate(dash_duo, "/results", f"#{ids.DECISION_BADGE}")
-    dash_duo.wait_for_contains_text("#segment-table", "segment_platform", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.SEGMENT_TABLE}", "segment_platform", timeout=TIMEOUT)
     _click(dash_duo, f"#{ids.SAVE_EXPERIMENT}")
     dash_duo.wait_for_contains_text(f"#{ids.SAVE_MESSAGE}", "Saved as experiment", timeout=TIMEOUT)
     big = tmp_path / "huge.csv"

@@ -25,16 +25,16 @@ def _base(dash_duo: Any) -> str:
 
 def _sign_in(dash_duo: Any, name: str) -> None:
     dash_duo.driver.get(f"{_base(dash_duo)}/login")
-    dash_duo.wait_for_element("#login-form", timeout=TIMEOUT)
-    dash_duo.find_element("#login-name").send_keys(name)
-    dash_duo.find_element("#login-password").send_keys(USERS[name][1])
-    dash_duo.find_element("#login-submit").click()
+    dash_duo.wait_for_element(f"#{ids.LOGIN_FORM}", timeout=TIMEOUT)
+    dash_duo.find_element(f"#{ids.LOGIN_NAME}").send_keys(name)
+    dash_duo.find_element(f"#{ids.LOGIN_PASSWORD}").send_keys(USERS[name][1])
+    dash_duo.find_element(f"#{ids.LOGIN_SUBMIT}").click()
     dash_duo.wait_for_contains_text(f"#{ids.NAVBAR_USER}", f"{name} · {USERS[name][0]}", timeout=TIMEOUT)
 
 
 def _sign_out(dash_duo: Any) -> None:
     _click(dash_duo, f"#{ids.SIGN_OUT}")
-    dash_duo.wait_for_element("#login-form", timeout=TIMEOUT)
+    dash_duo.wait_for_element(f"#{ids.LOGIN_FORM}", timeout=TIMEOUT)
 
 
 def _nav_links(dash_duo: Any) -> set[str]:
@@ -73,7 +73,7 @@ def test_each_role_sees_and_does_what_it_may_and_nothing_more(dash_duo: Any, app
 
     # Anonymous: the dashboard sends the browser to the sign-in page.
     dash_duo.driver.get(f"{_base(dash_duo)}/history")
-    dash_duo.wait_for_element("#login-form", timeout=TIMEOUT)
+    dash_duo.wait_for_element(f"#{ids.LOGIN_FORM}", timeout=TIMEOUT)
     assert "/login?next=%2Fhistory" in dash_duo.driver.current_url
 
     # Viewer: browses and downloads; no upload, save, notes, look, archive or admin.

@@ -75,6 +75,9 @@ Direction = Literal["positive", "negative", "none"]
 
 @dataclass(frozen=True)
 class ExperimentInfo:
+    """What the report is about: the experiment's ``name``, its ``hypothesis`` (free text) and the
+    ``primary_metric`` the decision is made on (a column stem of the file)."""
+
     name: str
     hypothesis: str | None = None
     primary_metric: str = "conversions"
@@ -82,6 +85,9 @@ class ExperimentInfo:
 
 @dataclass(frozen=True)
 class InputInfo:
+    """The input analysed: ``kind`` (one row per variant, or one row per user), the file's data
+    ``rows`` and the ``sha256`` of its bytes (replay refuses another input under the same id)."""
+
     kind: Literal["aggregated", "user_level"]
     rows: int
     sha256: str
@@ -89,12 +95,17 @@ class InputInfo:
 
 @dataclass(frozen=True)
 class SrmSummary:
+    """The SRM test (``result``) and the status the policy's thresholds give its p-value."""
+
     result: SrmResult
     status: HealthStatus
 
 
 @dataclass(frozen=True)
 class Health:
+    """The data-quality verdict: ``status`` is the worst severity among ``issues`` and the SRM
+    check (Healthy when there are none); ``srm`` is ``None`` when the arms could not be counted."""
+
     status: HealthStatus
     issues: tuple[Issue, ...]
     srm: SrmSummary | None
@@ -102,9 +113,37 @@ class Health:
 
 @dataclass(frozen=True)
 class MetricResult:
-    """A primary or secondary metric of one arm. ``ci_simultaneous``: the absolute CI at
-    1 − α/k for k treatment arms (Bonferroni), shown beside the Holm-adjusted p; ``p_value_exact``:
-    Fisher's exact p when the counts are sparse."""
+    """A primary or secondary metric of one arm against control.
+
+    Attributes
+    ----------
+    metric
+        The metric's name (the column stem of the file).
+    estimate
+        The test the decision reads: CUPED-adjusted when ``cuped`` applied, else the plain one.
+    p_value_adjusted
+        Primary: the p the decision reads (always-valid when the policy is sequential), Holm-adjusted
+        across the treatment arms (unchanged for an A/B test). Secondary: the test's own p.
+    significant
+        ``p_value_adjusted < α`` and the test is informative (a standard error above 0).
+    direction
+        The sign of a significant change (``"none"`` when not significant); whether that is good
+        follows from ``settings.better``.
+    bayesian
+        The Bayesian summary with its posteriors (for reference; it never drives the decision);
+        ``None`` for secondary metrics.
+    cuped
+        The adjusted and unadjusted tests when a pre-period covariate exists, else ``None``.
+    settings
+        The metric's direction and margins as the policy declared them or as defaulted.
+    ci_simultaneous
+        The absolute CI at 1 − α/k for k treatment arms (Bonferroni), shown beside the Holm p;
+        ``None`` for an A/B test.
+    p_value_exact
+        Fisher's exact p when the counts are sparse (rates only), else ``None``.
+    sequential
+        The always-valid CI and p (SPEC §3.1) when the policy is sequential, else ``None``.
+    """
 
     metric: str
     estimate: EffectEstimate
@@ -121,6 +160,27 @@ class MetricResult:
 
 @dataclass(frozen=True)
 class GuardrailResult:
+    """A guardrail of one arm against control, judged against its margins.
+
+    Attributes
+    ----------
+    metric
+        The guardrail's name (without the ``guardrail_`` prefix of an aggregated file).
+    estimate
+        Its test (CUPED-adjusted when ``cuped`` applied).
+    harm_direction
+        Which change is harm: ``"increase"`` (errors, latency) or ``"decrease"``.
+    status
+        OK, minor, inconclusive, worsened or severe (SPEC §4.3), from ``assessment``.
+    cuped
+        As in :class:`MetricResult`.
+    assessment
+        The harm on its own scale (positive = worse), its CI, the margins in the metric's unit and
+        the Holm-adjusted harm p across the arm's guardrails.
+    sequential
+        The always-valid CI and p when the policy is sequential, else ``None``.
+    """
+
     metric: str
     estimate: EffectEstimate
     harm_direction: HarmDirection
@@ -132,6 +192,9 @@ class GuardrailResult:
 
 @dataclass(frozen=True)
 class Comparison:
+    """One treatment arm against control: its ``primary`` result, each guardrail and each
+    secondary metric (arm names as in the file)."""
+
     control: str
     treatment: str
     primary: MetricResult
@@ -155,6 +218,32 @@ class SegmentResult:
 
 @dataclass(frozen=True)
 class Report:
+    """Everything one analysis found; :func:`report_to_dict` gives its JSON (SPEC §5).
+
+    Attributes
+    ----------
+    experiment, input, health
+        What was analysed and whether the data can be trusted.
+    comparisons
+        One per treatment arm; empty when the data is Blocked (SRM alone keeps them).
+    decision
+        Launch, Hold or Rollback, the rule that fired and its reasons, per arm and overall.
+    policy
+        Every threshold the decision used, as resolved (defaults filled in).
+    analytics_version, schema_version, rules_version
+        What computed the report; ``replay`` calls a difference explained by them a version change.
+    expected_share
+        The planned share of each arm (normalised), as the SRM check used it.
+    segments, segment_flags
+        Per-segment primary effects (user-level files with segment columns) and the columns whose
+        segments disagree in sign.
+    risks
+        Sentences for the memo: harms not ruled out, significant harms within the margin, effects
+        below the planned MDE.
+    timeline, srm_daily
+        The cumulative effect and the SRM check per day (daily exports; empty otherwise).
+    """
+
     experiment: ExperimentInfo
     input: InputInfo
     health: Health

@@ -30,7 +30,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,6 +51,7 @@ from storage.errors import (
     SchemaTooNewError,
 )
 from storage.migrations import MIGRATIONS, latest_version
+from storage.rows import Row, named_row, named_rows
 from storage.users import insert_audit_event
 
 __all__ = [
@@ -70,7 +71,6 @@ __all__ = [
     "NewAnalysis",
     "NewExperiment",
     "PortfolioSummary",
-    "Row",
     "Unrecognised",
     "default_db_path",
     "default_report_limit",
@@ -405,29 +405,6 @@ _ANALYSIS_COLUMNS = ("a.id, a.experiment_id, a.input_sha256, i.filename, a.reque
 #: An analysis with its input's file name; ``analyses`` is the table or the ``latest`` CTE.
 _ANALYSIS_SELECT = f"SELECT {_ANALYSIS_COLUMNS} FROM {{analyses}} a JOIN inputs i ON i.sha256 = a.input_sha256"
 _MEMO_COLUMNS = "id, analysis_id, version, markdown, notes, author, created_at"
-
-#: A result row keyed by column name (the name DuckDB reports, i.e. the ``AS`` alias if any).
-Row = Mapping[str, Any]
-
-
-def _named_rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """The rows of the statement ``cursor`` just ran, each a dict keyed by column name (as
-    sqlite-utils' ``query()`` yields them), so mappers read ``row["decision"]``, never ``row[8]``.
-
-    Raises :class:`AssertionError` when two columns share a name (``e.id, l.id``): alias them."""
-    if cursor.description is None:
-        raise AssertionError("the statement returned no rows to map")
-    names = [column[0] for column in cursor.description]
-    if len(set(names)) != len(names):
-        raise AssertionError(f"columns need distinct names to be mapped by name, got {names}")
-    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-
-
-def _named_row(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    """The first row of :func:`_named_rows`, or ``None`` when there is none."""
-    rows = _named_rows(cursor)
-    return rows[0] if rows else None
-
 
 def row_to_experiment(row: Row) -> ExperimentRecord:
     return ExperimentRecord(
@@ -873,7 +850,7 @@ class ExperimentDatabase:
         def work(connection: duckdb.DuckDBPyConnection) -> MemoVersion:
             if connection.execute("SELECT 1 FROM analyses WHERE id = ?", [analysis_id]).fetchone() is None:
                 raise NotFoundError(f"analysis {analysis_id} does not exist")
-            row = _named_row(connection.execute(
+            row = named_row(connection.execute(
                 "INSERT INTO memos (analysis_id, version, markdown, notes, author) "
                 "SELECT ?, coalesce(max(version), 0) + 1, ?, ?, ? FROM memos WHERE analysis_id = ? "
                 f"RETURNING {_MEMO_COLUMNS}",
@@ -888,7 +865,7 @@ class ExperimentDatabase:
 
     def update_experiment(self, experiment_id: int, experiment: NewExperiment) -> ExperimentRecord:
         def work(connection: duckdb.DuckDBPyConnection) -> ExperimentRecord:
-            row = _named_row(connection.execute(
+            row = named_row(connection.execute(
                 f"UPDATE experiments SET name = ?, primary_metric = ?, hypothesis = ?, owner = ?, tags = ?, mde = ?, "
                 f"planned_sample = ?, start_date = ?, end_date = ? WHERE id = ? RETURNING {_EXPERIMENT_COLUMNS}",
                 [*_charter_values(experiment), experiment_id]))
@@ -900,7 +877,7 @@ class ExperimentDatabase:
     # -- reads -------------------------------------------------------------------------------
     def experiment(self, experiment_id: int) -> ExperimentRecord:
         with self._connection(read=True) as connection:
-            row = _named_row(connection.execute(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
+            row = named_row(connection.execute(f"SELECT {_EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
                                                 [experiment_id]))
         if row is None:
             raise NotFoundError(f"experiment {experiment_id} does not exist; list them with 'experimentos history'")
@@ -908,14 +885,14 @@ class ExperimentDatabase:
 
     def analyses(self, experiment_id: int) -> tuple[AnalysisRecord, ...]:
         with self._connection(read=True) as connection:
-            rows = _named_rows(connection.execute(
+            rows = named_rows(connection.execute(
                 _ANALYSIS_SELECT.format(analyses="analyses") + " WHERE a.experiment_id = ? ORDER BY a.id",
                 [experiment_id]))
         return tuple(row_to_analysis(r) for r in rows)
 
     def analysis(self, analysis_id: int) -> AnalysisRecord:
         with self._connection(read=True) as connection:
-            row = _named_row(connection.execute(
+            row = named_row(connection.execute(
                 _ANALYSIS_SELECT.format(analyses="analyses") + " WHERE a.id = ?", [analysis_id]))
         if row is None:
             raise NotFoundError(f"analysis {analysis_id} does not exist")
@@ -924,7 +901,7 @@ class ExperimentDatabase:
     def latest_analysis(self, experiment_id: int) -> AnalysisRecord:
         """The experiment's latest analysis (see :data:`_LATEST_ANALYSES`); :class:`NotFoundError` when it has none."""
         with self._connection(read=True) as connection:
-            row = _named_row(connection.execute(
+            row = named_row(connection.execute(
                 f"WITH {_LATEST_ANALYSES} " + _ANALYSIS_SELECT.format(analyses="latest") + " WHERE a.experiment_id = ?",
                 [experiment_id]))
         if row is None:
@@ -983,7 +960,7 @@ class ExperimentDatabase:
 
     def memos(self, analysis_id: int) -> tuple[MemoVersion, ...]:
         with self._connection(read=True) as connection:
-            rows = _named_rows(connection.execute(f"SELECT {_MEMO_COLUMNS} FROM memos WHERE analysis_id = ? "
+            rows = named_rows(connection.execute(f"SELECT {_MEMO_COLUMNS} FROM memos WHERE analysis_id = ? "
                                                   "ORDER BY version", [analysis_id]))
         return tuple(row_to_memo(r) for r in rows)
 
@@ -1007,7 +984,7 @@ class ExperimentDatabase:
             LIMIT ? OFFSET ?
         """
         with self._connection(read=True) as connection:
-            rows = _named_rows(connection.execute(sql, [*parameters, query.limit, query.offset]))
+            rows = named_rows(connection.execute(sql, [*parameters, query.limit, query.offset]))
             total = int(rows[0]["total"]) if rows else 0
             if not rows and query.offset:
                 counted = connection.execute(f"WITH {_LATEST_ANALYSES} SELECT count(*) FROM experiments e "
@@ -1047,8 +1024,8 @@ class ExperimentDatabase:
             ORDER BY day, l.decision
         """
         with self._connection(read=True) as connection:
-            totals = _named_row(connection.execute(totals_sql, [*decisions, *parameters]))
-            timeline = _named_rows(connection.execute(timeline_sql, parameters))
+            totals = named_row(connection.execute(totals_sql, [*decisions, *parameters]))
+            timeline = named_rows(connection.execute(timeline_sql, parameters))
         assert totals is not None
         return row_to_portfolio(totals, timeline)
 
@@ -1071,7 +1048,7 @@ class ExperimentDatabase:
             WHERE e.id IN (SELECT unnest(?::BIGINT[]))
         """
         with self._connection(read=True) as connection:
-            rows = {int(row["experiment_id"]): row for row in _named_rows(connection.execute(sql, [ids]))}
+            rows = {int(row["experiment_id"]): row for row in named_rows(connection.execute(sql, [ids]))}
         missing = [i for i in ids if i not in rows]
         if missing:
             raise NotFoundError(f"experiment(s) {', '.join(map(str, missing))} do not exist or have no analysis")

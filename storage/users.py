@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
@@ -25,6 +24,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from storage.errors import NotFoundError, StorageError
+from storage.rows import Row, named_row, named_rows
 
 if TYPE_CHECKING:
     from storage.database import ExperimentDatabase
@@ -154,13 +154,15 @@ class AuditPage:
     total: int
 
 
-def row_to_user(row: Sequence[Any]) -> User:
-    return User(str(row[0]), validate_role(str(row[1])), row[2])
+def row_to_user(row: Row) -> User:
+    return User(str(row["name"]), validate_role(str(row["role"])), row["created_at"])
 
 
-def row_to_audit(row: Sequence[Any]) -> AuditRecord:
-    return AuditRecord(int(row[0]), row[1], row[2], str(row[3]), None if row[4] is None else int(row[4]),
-                       None if row[5] is None else int(row[5]), row[6], row[7])
+def row_to_audit(row: Row) -> AuditRecord:
+    return AuditRecord(int(row["id"]), row["occurred_at"], row["actor"], str(row["event"]),
+                       None if row["experiment_id"] is None else int(row["experiment_id"]),
+                       None if row["analysis_id"] is None else int(row["analysis_id"]), row["target_user"],
+                       row["detail"])
 
 
 def insert_audit_event(connection: duckdb.DuckDBPyConnection, event: AuditEvent, actor: str | None, *,
@@ -205,13 +207,13 @@ class UserDirectory:
 
     def users(self) -> tuple[User, ...]:
         with self.database._connection(read=True) as connection:
-            rows = connection.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name").fetchall()
+            rows = named_rows(connection.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name"))
         return tuple(row_to_user(r) for r in rows)
 
     def user(self, name: str) -> User:
         """The user called ``name``; :class:`NotFoundError` when there is none."""
         with self.database._connection(read=True) as connection:
-            row = connection.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", [name]).fetchone()
+            row = named_row(connection.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", [name]))
         if row is None:
             raise NotFoundError(f"there is no user {name!r}; list them with 'experimentos users list'")
         return row_to_user(row)
@@ -232,8 +234,8 @@ class UserDirectory:
             if connection.execute("SELECT 1 FROM users WHERE name = ?", [name]).fetchone() is not None:
                 raise UserExistsError(f"user {name!r} already exists; change the role with 'experimentos users "
                                       "set-role' or remove the user first")
-            row = connection.execute(f"INSERT INTO users (name, role, password_hash) VALUES (?, ?, ?) "
-                                     f"RETURNING {_USER_COLUMNS}", [name, checked_role, password_hash]).fetchone()
+            row = named_row(connection.execute(f"INSERT INTO users (name, role, password_hash) VALUES (?, ?, ?) "
+                                               f"RETURNING {_USER_COLUMNS}", [name, checked_role, password_hash]))
             assert row is not None
             insert_audit_event(connection, "user_added", actor, target_user=name, detail=checked_role)
             return row_to_user(row)
@@ -272,8 +274,8 @@ class UserDirectory:
             previous = str(row[0])
             if previous == "admin" and checked_role != "admin":
                 self._refuse_losing_last_admin(connection, name)
-            updated = connection.execute(f"UPDATE users SET role = ? WHERE name = ? RETURNING {_USER_COLUMNS}",
-                                         [checked_role, name]).fetchone()
+            updated = named_row(connection.execute(f"UPDATE users SET role = ? WHERE name = ? RETURNING {_USER_COLUMNS}",
+                                                   [checked_role, name]))
             assert updated is not None
             if previous != checked_role:
                 insert_audit_event(connection, "role_changed", actor, target_user=name,
@@ -295,9 +297,9 @@ class UserDirectory:
         one outside the allowed length). An unknown name is verified against a dummy hash so the
         answer takes as long either way. Nothing is recorded: the caller audits the outcome."""
         with self.database._connection(read=True) as connection:
-            row = connection.execute(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE name = ?",
-                                     [name]).fetchone()
-        stored = str(row[3]) if row is not None else _dummy_hash()
+            row = named_row(connection.execute(f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE name = ?",
+                                               [name]))
+        stored = str(row["password_hash"]) if row is not None else _dummy_hash()
         candidate = password if isinstance(password, str) and len(password) <= MAX_PASSWORD_CHARS else ""
         matched: bool
         try:
@@ -331,11 +333,11 @@ class UserDirectory:
             parameters.append(query.event)
         clause = " AND ".join(where)
         with self.database._connection(read=True) as connection:
-            rows = connection.execute(f"SELECT {_AUDIT_COLUMNS}, count(*) OVER () FROM audit_events WHERE {clause} "
-                                      "ORDER BY id DESC LIMIT ? OFFSET ?",
-                                      [*parameters, query.limit, query.offset]).fetchall()
+            rows = named_rows(connection.execute(
+                f"SELECT {_AUDIT_COLUMNS}, count(*) OVER () AS total FROM audit_events WHERE {clause} "
+                "ORDER BY id DESC LIMIT ? OFFSET ?", [*parameters, query.limit, query.offset]))
             if rows:
-                total = int(rows[0][-1])
+                total = int(rows[0]["total"])
             else:
                 counted = connection.execute(f"SELECT count(*) FROM audit_events WHERE {clause}", parameters).fetchone()
                 total = int(counted[0]) if counted else 0

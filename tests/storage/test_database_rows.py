@@ -21,8 +21,8 @@ from storage.database import (
     NewAnalysis,
     NewExperiment,
     Unrecognised,
-    _named_rows,
 )
+from storage.rows import named_rows
 from storage.users import UserDirectory
 
 
@@ -93,11 +93,11 @@ def test_records_are_mapped_by_column_name_whatever_the_column_order(tmp_path: P
 
 def test_rows_are_dicts_by_name_and_duplicate_names_are_refused() -> None:
     with duckdb.connect() as connection:
-        assert _named_rows(connection.execute("SELECT 2 AS b, 1 AS a UNION ALL SELECT 4, 3")) == [
+        assert named_rows(connection.execute("SELECT 2 AS b, 1 AS a UNION ALL SELECT 4, 3")) == [
             {"b": 2, "a": 1}, {"b": 4, "a": 3}]
-        assert _named_rows(connection.execute("SELECT 1 AS a WHERE false")) == []
+        assert named_rows(connection.execute("SELECT 1 AS a WHERE false")) == []
         with pytest.raises(AssertionError, match="distinct names"):
-            _named_rows(connection.execute("SELECT 1 AS id, 2 AS id"))
+            named_rows(connection.execute("SELECT 1 AS id, 2 AS id"))
 
 
 def test_stored_decisions_and_health_are_read_as_members(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from analytics import GuardrailStatus, HealthStatus, Outcome
 from analytics.wording import format_count, format_number, format_p, format_probability, rule_title
 from dashapp import ids
 from dashapp.figures import guardrail_harm, untrusted_reason
@@ -43,12 +44,13 @@ __all__ = [
     "upload_outcome",
 ]
 
-HEALTH_COLOURS = {"healthy": "success", "warning": "warning", "blocked": "danger"}
-DECISION_COLOURS = {"launch": "success", "hold": "warning", "rollback": "danger"}
+HEALTH_COLOURS = {HealthStatus.HEALTHY: "success", HealthStatus.WARNING: "warning", HealthStatus.BLOCKED: "danger"}
+DECISION_COLOURS = {Outcome.LAUNCH: "success", Outcome.HOLD: "warning", Outcome.ROLLBACK: "danger"}
 #: A hold because the data cannot be trusted is not an inconclusive test: it reads and looks different.
 DATA_HOLDS = {"data_blocked": "HOLD — DATA BLOCKED", "srm": "HOLD — SAMPLE RATIO MISMATCH"}
-STATUS_COLOURS = {"ok": "success", "minor": "info", "inconclusive": "secondary", "worsened": "warning",
-                  "severe": "danger"}
+STATUS_COLOURS = {GuardrailStatus.OK: "success", GuardrailStatus.MINOR: "info",
+                  GuardrailStatus.INCONCLUSIVE: "secondary", GuardrailStatus.WORSENED: "warning",
+                  GuardrailStatus.SEVERE: "danger"}
 
 
 def health_badge(status: str, *, element_id: str | None = ids.HEALTH_STATUS) -> dbc.Badge:
@@ -95,14 +97,14 @@ def health_panel(report: dict[str, Any]) -> html.Div:
 
 def status_banner(report: dict[str, Any]) -> html.Div:
     status = report["health"]["status"]
-    if status == "healthy":
+    if status == HealthStatus.HEALTHY:
         return html.Div(id=ids.STATUS_BANNER)
     problems = [i for i in report["health"]["issues"] if i["severity"] == status]
-    heading = ("Blocked: these results cannot be used until the data is fixed." if status == "blocked"
+    heading = ("Blocked: these results cannot be used until the data is fixed." if status == HealthStatus.BLOCKED
                else "Warning: check these data-quality findings before acting on the results.")
     return html.Div(dbc.Alert([html.H5(heading, className="alert-heading"),
                                html.Ul([html.Li(i["message"]) for i in problems])],
-                              color="danger" if status == "blocked" else "warning"), id=ids.STATUS_BANNER)
+                              color="danger" if status == HealthStatus.BLOCKED else "warning"), id=ids.STATUS_BANNER)
 
 
 def decision_label(report: dict[str, Any]) -> tuple[str, str]:
@@ -132,10 +134,10 @@ def decision_badge(report: dict[str, Any]) -> html.Div:
 def upload_outcome(report: dict[str, Any], filename: str) -> dbc.Alert:
     """What happened to the file, in the colour of its health: never a green box beside a red badge."""
     status = report["health"]["status"]
-    if status == "blocked":
+    if status == HealthStatus.BLOCKED:
         return dbc.Alert([html.B(f"{filename}: blocked. "), "The data cannot be analysed — see the health check "
                           "for what to fix."], color="danger", className="mb-0 py-2")
-    if status == "warning":
+    if status == HealthStatus.WARNING:
         return dbc.Alert([html.B(f"Analysed {filename}, with warnings. "),
                           "Read the health check before acting on the results."], color="warning",
                          className="mb-0 py-2")

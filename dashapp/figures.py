@@ -11,6 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from analytics import GuardrailStatus, Outcome
 from analytics.bayesian import Posterior, posterior_curves, posterior_from_dict, posterior_from_stored_arm
 from analytics.wording import format_number, format_p, format_percent, format_points, format_probability
 from dashapp.formatting import format_amount
@@ -42,8 +43,9 @@ __all__ = [
     "untrusted_reason",
 ]
 
-STATUS_COLOURS = {"ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280", "worsened": "#b7791f",
-                  "severe": "#b42318"}
+STATUS_COLOURS = {GuardrailStatus.OK: "#157f3b", GuardrailStatus.MINOR: "#3730a3",
+                  GuardrailStatus.INCONCLUSIVE: "#6b7280", GuardrailStatus.WORSENED: "#b7791f",
+                  GuardrailStatus.SEVERE: "#b42318"}
 ARM_COLOURS = ["#1f5fbf", "#c2410c", "#0f766e", "#7c3aed", "#be185d"]
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=40), template="plotly_white", height=300,
                font=dict(family="system-ui, -apple-system, 'Segoe UI', 'Noto Sans CJK KR', sans-serif", size=12))
@@ -343,14 +345,12 @@ def compare_figure(rows: Sequence[ComparisonRow]) -> go.Figure:
 # -- History: comparison and portfolio ------------------------------------------------------------
 
 #: The colour of each decision, as on the badges of the History grid.
-HISTORY_DECISION_COLOURS = {"launch": "#157f3b", "hold": "#b7791f", "rollback": "#b42318"}
+HISTORY_DECISION_COLOURS = {Outcome.LAUNCH: "#157f3b", Outcome.HOLD: "#b7791f", Outcome.ROLLBACK: "#b42318"}
 
 
 def history_legend_groups() -> tuple[tuple[str, str, str], ...]:
     """(group, legend label, colour) of the comparison chart, in legend order."""
-    return (("launch", "launch", HISTORY_DECISION_COLOURS["launch"]),
-            ("hold", "hold", HISTORY_DECISION_COLOURS["hold"]),
-            ("rollback", "rollback", HISTORY_DECISION_COLOURS["rollback"]),
+    return (*((outcome.value, outcome.value, HISTORY_DECISION_COLOURS[outcome]) for outcome in Outcome),
             ("untrusted", "not trustworthy (SRM / blocked)", UNTRUSTED_COLOUR))
 
 

@@ -182,9 +182,9 @@ def _decision_problems(decision: Any, treatments: set[str]) -> list[str]:
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         problems.append("decision.reasons is not a list of texts")
     winner = decision.get("winner")
-    if outcome == "launch" and (not isinstance(winner, str) or winner not in treatments):
+    if outcome == analytics.Outcome.LAUNCH and (not isinstance(winner, str) or winner not in treatments):
         problems.append(f"decision.winner {winner!r} is not a treatment of the report, yet the outcome is launch")
-    elif outcome in _OUTCOMES and outcome != "launch" and winner is not None:
+    elif outcome in _OUTCOMES and outcome != analytics.Outcome.LAUNCH and winner is not None:
         problems.append(f"decision.winner {winner!r} is set, yet the outcome is {outcome}")
     arms = decision.get("arms", [])
     if not isinstance(arms, list):

@@ -15,6 +15,7 @@ import base64
 import io
 from collections.abc import Sequence
 
+from analytics import GuardrailStatus
 from dashapp.memo.model import ChartRow, MemoModel
 
 __all__ = [
@@ -32,9 +33,10 @@ __all__ = [
     "timeline_chart_svg",
 ]
 
+#: Bar colours: the primary metric's, then each guardrail status's.
 STATUS_COLOURS = {
-    "primary": "#1f5fbf", "ok": "#157f3b", "minor": "#3730a3", "inconclusive": "#6b7280",
-    "worsened": "#b7791f", "severe": "#b42318",
+    "primary": "#1f5fbf", GuardrailStatus.OK: "#157f3b", GuardrailStatus.MINOR: "#3730a3",
+    GuardrailStatus.INCONCLUSIVE: "#6b7280", GuardrailStatus.WORSENED: "#b7791f", GuardrailStatus.SEVERE: "#b42318",
 }
 MARGIN_COLOUR = "#b7791f"
 SEVERE_COLOUR = "#b42318"

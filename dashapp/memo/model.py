@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from analytics import Charter as Charter  # re-exported: the memo's charter is the analytics one
+from analytics import GuardrailStatus, HealthStatus, IssueCode, Outcome
 from analytics.wording import RULE_TITLES, format_count, format_number, format_p, format_percent, format_probability, rule_title
 from dashapp.formatting import (
     cuped_sentence,
@@ -319,13 +320,13 @@ def _conclusion(report: dict[str, Any]) -> str:
         p = report["health"]["srm"]["p_value"] if report["health"]["srm"] else None
         return (f"The traffic split does not match the expected split (SRM p = {format_p(p)}), so no effect can be trusted; "
                 "hold until assignment is fixed.")
-    if decision["outcome"] == "launch" and decision.get("winner") in comparisons:
+    if decision["outcome"] == Outcome.LAUNCH and decision.get("winner") in comparisons:
         primary = comparisons[decision["winner"]]["primary"]
         return (f"{_sentence_start(decision['winner'])} {_verb(primary)} {metric_name} by {_effect_phrase(primary)}; "
                 "ship it.")
     arm = _arm_for_rule(report, comparisons)
     if rule == "guardrail_severe" and arm:
-        bad = [g for g in arm["guardrails"] if g["status"] == "severe"]
+        bad = [g for g in arm["guardrails"] if g["status"] == GuardrailStatus.SEVERE]
         return (f"{_sentence_start(arm['treatment'])} severely worsened {_guardrails_phrase(bad)} "
                 f"({_effect_phrase(bad[0], signed=True)}); roll it back.")
     if rule == "primary_worse" and arm:
@@ -333,11 +334,11 @@ def _conclusion(report: dict[str, Any]) -> str:
                 f"{_effect_phrase(arm['primary'])}, the wrong way ({_better(arm['primary'], 'primary')[0]} is "
                 "better); roll it back.")
     if rule == "guardrail_worsened" and arm:
-        bad = [g for g in arm["guardrails"] if g["status"] == "worsened"]
+        bad = [g for g in arm["guardrails"] if g["status"] == GuardrailStatus.WORSENED]
         return (f"{_sentence_start(_guardrails_phrase(bad))} worsened ({_effect_phrase(bad[0], signed=True)}); hold "
                 "until the cause is understood.")
     if rule == "guardrail_unproven" and arm:
-        unproven = [g for g in arm["guardrails"] if g["status"] == "inconclusive"]
+        unproven = [g for g in arm["guardrails"] if g["status"] == GuardrailStatus.INCONCLUSIVE]
         detail = ""
         if unproven:
             first = unproven[0]
@@ -363,7 +364,7 @@ def _v1_guardrail_risks(report: dict[str, Any]) -> list[str]:
         for g in comparison["guardrails"]:
             harm, _, high = _harm(g)
             threshold = format_margin(g, _margins(g, "guardrail", report["policy"])[0]) if worsened is not None else "—"
-            if g["status"] == "inconclusive":
+            if g["status"] == GuardrailStatus.INCONCLUSIVE:
                 risks.append(f"Guardrail {g['metric']}{tag} is inconclusive: a harm up to {format_amount(g, high)} "
                              f"cannot be ruled out (threshold {threshold}).")
             elif g["status"] == "minor":
@@ -384,7 +385,7 @@ def _risks(report: dict[str, Any], charter: Charter, actual: int) -> list[str]:
         risks.append(f"Under-powered: {format_count(actual)} users analysed vs {format_count(charter.planned_sample)} "
                      f"planned in the charter ({format_percent(actual / charter.planned_sample, signed=False, digits=0)}).")
     srm = report["health"]["srm"]
-    if srm and srm["status"] == "healthy" and srm["p_value"] < 0.01:
+    if srm and srm["status"] == HealthStatus.HEALTHY and srm["p_value"] < 0.01:
         risks.append(f"The traffic split is close to the SRM limit (p = {format_p(srm['p_value'])}); check assignment.")
     risks.extend(report.get("segment_flags") or [])
     if len(report["comparisons"]) > 1:
@@ -392,7 +393,7 @@ def _risks(report: dict[str, Any], charter: Charter, actual: int) -> list[str]:
         risks.append(f"{len(report['comparisons'])} treatment arms were compared; p-values are Holm-adjusted"
                      + (" and simultaneous (Bonferroni) CIs are shown." if simultaneous else "."))
     for issue in report["health"]["issues"]:
-        if issue["severity"] == "warning" and issue["code"] != "srm":
+        if issue["severity"] == "warning" and issue["code"] != IssueCode.SRM:
             risks.append(issue["message"])
     return risks
 
@@ -423,7 +424,7 @@ def _next_actions(report: dict[str, Any]) -> list[str]:
     decision = report["decision"]
     rule = decision["rule"]
     watch = sorted({g["metric"] for c in report["comparisons"] if c["treatment"] == decision.get("winner")
-                    for g in c["guardrails"] if g["status"] == "inconclusive"})
+                    for g in c["guardrails"] if g["status"] == GuardrailStatus.INCONCLUSIVE})
     actions = {
         "data_blocked": ["Fix each Blocked issue under Health and re-export the results.",
                          "Re-run the analysis; no decision is possible until the data is valid."],

@@ -12,6 +12,7 @@ import flask
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from analytics import HealthStatus
 from analytics.wording import format_count, format_date, format_p
 from dashapp import auth, ids
 from dashapp.components import (
@@ -325,12 +326,12 @@ def add_look_from_upload(contents: str | None, filename: str | None, experiment_
                          color="danger"), no_update
     except (TypeError, ValueError, StorageError) as error:  # UploadRejectedError is a ValueError
         return dbc.Alert(f"{name} was not added as a look: {error}", color="danger"), no_update
-    status = report.health.status.value
+    status = report.health.status
     looks = len(context.database().analyses(number))
-    warning = " Check the data-quality warnings below before acting on it." if status == "warning" else ""
+    warning = " Check the data-quality warnings below before acting on it." if status == HealthStatus.WARNING else ""
     text, _ = decision_label(report_json(report))
     return dbc.Alert(f"Added {name} as look {looks} (analysis {look_id}): {text}.{warning}",
-                     color="warning" if status == "warning" else "success"), body
+                     color="warning" if status == HealthStatus.WARNING else "success"), body
 
 
 def _report_sections(experiment: Any, latest: Any, memos: tuple[Any, ...], looks: list[Any]) -> list[Any]:

@@ -131,9 +131,9 @@ def portfolio_cards(summary: PortfolioSummary) -> list[Any]:
     lift_label = (f"median lift of {format_count(summary.launches_with_lift)} launch(es)"
                   if summary.launches_with_lift else "median lift of launches")
     return [dbc.Row([
-        _stat("launched", format_count(summary.launched), HISTORY_DECISION_COLOURS["launch"], ids.HISTORY_LAUNCHED),
-        _stat("held", format_count(summary.held), HISTORY_DECISION_COLOURS["hold"], ids.HISTORY_HELD),
-        _stat("rolled back", format_count(summary.rolled_back), HISTORY_DECISION_COLOURS["rollback"],
+        _stat("launched", format_count(summary.launched), HISTORY_DECISION_COLOURS[Outcome.LAUNCH], ids.HISTORY_LAUNCHED),
+        _stat("held", format_count(summary.held), HISTORY_DECISION_COLOURS[Outcome.HOLD], ids.HISTORY_HELD),
+        _stat("rolled back", format_count(summary.rolled_back), HISTORY_DECISION_COLOURS[Outcome.ROLLBACK],
               ids.HISTORY_ROLLED_BACK),
         _stat(lift_label, median, "#111827", ids.HISTORY_MEDIAN_LIFT),
     ], className="g-2"),

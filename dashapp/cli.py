@@ -232,7 +232,7 @@ def _import_commands() -> None:
     imports (SciPy, DuckDB, NumPy)."""
     global DEFAULT_POLICY, Outcome, parse_split, plan_sample_size, policy_from_mapping
     global plan_sequential_sample_size, format_count, format_date, format_relative, WorkerPool
-    global AnalysisRequest, UnreadableFileError, analyze_isolated, prepare_save, replay_analysis
+    global AnalysisRequest, UnreadableFileError, analyze_isolated_batch, prepare_save, replay_analysis
     global ExperimentDatabase, HistoryQuery, INPUT_CAP_CODES, UserDirectory
     from analytics import DEFAULT_POLICY, Outcome, parse_split, plan_sample_size, policy_from_mapping
     from analytics.power import plan_sequential_sample_size
@@ -240,7 +240,7 @@ def _import_commands() -> None:
     from dashapp.errors import UnreadableFileError
     from dashapp.formatting import format_relative
     from dashapp.isolation import WorkerPool
-    from dashapp.services import AnalysisRequest, analyze_isolated, prepare_save, replay_analysis
+    from dashapp.services import AnalysisRequest, analyze_isolated_batch, prepare_save, replay_analysis
     from storage.database import ExperimentDatabase, HistoryQuery
     from storage.ingest import INPUT_CAP_CODES
     from storage.users import UserDirectory
@@ -354,25 +354,34 @@ def _analyze(args: argparse.Namespace, stdout: TextIO) -> int:
     )
     reports: list[dict[str, Any]] = []
     terminal = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
-    # Each file is read and analysed in its own worker process (dashapp.isolation): a reader that
-    # crashes or runs out of memory is one line and exit 2. The worker is forked from this
-    # single-threaded process, which has imported the analysis already: a few ms a file, not the
-    # half second a fresh interpreter's imports take.
+    # Files are read and analysed in worker processes (dashapp.isolation): a reader that crashes or
+    # runs out of memory is one line and exit 2. Workers are forked from this single-threaded
+    # process, which has imported the analysis already; small files share a worker (a batch of a
+    # folder costs ~2 ms a file), a large one has its own, with a progress bar on a terminal.
+    shown = -1
+
+    def progress(index: int, done: float) -> None:
+        nonlocal shown
+        if terminal is None:
+            return
+        if index != shown:
+            terminal.finish()
+            terminal.start(Path(args.files[index]).name)
+            shown = index
+        terminal(done)
+
     with WorkerPool(warm=0, fork=True) as pool:
-        for file in args.files:
+        try:
+            for report in analyze_isolated_batch(args.files, request, pool=pool, on_progress=progress):
+                refused = [i for i in report["health"]["issues"] if i["code"] in INPUT_CAP_CODES]
+                if refused:  # refused unread (too wide, a line too long, too many rows): nothing to report on
+                    raise UsageError(refused[0]["message"])
+                reports.append(report)
+        except UnreadableFileError as error:
+            raise UsageError(str(error)) from None
+        finally:
             if terminal is not None:
-                terminal.start(Path(file).name)
-            try:
-                report = analyze_isolated(file, str(file), request, on_progress=terminal, pool=pool)
-            except UnreadableFileError as error:
-                raise UsageError(str(error)) from None
-            finally:
-                if terminal is not None:
-                    terminal.finish()
-            refused = [i for i in report["health"]["issues"] if i["code"] in INPUT_CAP_CODES]
-            if refused:  # refused unread (too wide, a line too long, too many rows): nothing to report on
-                raise UsageError(refused[0]["message"])
-            reports.append(report)
+                terminal.finish()
     if args.save:
         database = ExperimentDatabase(args.db)
         items = [prepare_save(report, request, source=Path(file), filename=Path(file).name, author=_cli_actor())

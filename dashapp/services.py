@@ -8,9 +8,11 @@ What only the dashboard does (uploads in the staging folder, sessions, looks) is
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,8 +41,10 @@ __all__ = [
     "ReplayResult",
     "analyze_file",
     "analyze_file_report",
+    "analyze_file_reports",
     "analyze_in_worker",
     "analyze_isolated",
+    "analyze_isolated_batch",
     "analyze_loaded",
     "analyze_path",
     "load_samples",
@@ -191,6 +195,72 @@ def analyze_file_report(path: str, filename: str, request: AnalysisRequest,
     """:func:`analyze_file` as the report JSON: what an isolated worker runs for
     :func:`analyze_isolated` (plain data back to the server)."""
     return report_json(analyze_file(path, filename, request, on_progress))
+
+
+#: Files up to this size are analysed together, up to BATCH_FILES in one worker (a larger file
+#: gets a worker of its own, with progress and the whole of the limits).
+BATCH_FILE_BYTES = 1 << 20
+BATCH_FILES = 200
+
+
+def analyze_file_reports(paths: Sequence[str], request: AnalysisRequest) -> list[dict[str, Any] | Exception]:
+    """:func:`analyze_file_report` of each path, in order, with one DuckDB reader: what a worker
+    runs for :func:`analyze_isolated_batch`. A file that raises gives its exception in its place,
+    so the caller raises them in the order a file-by-file run would have."""
+    found: list[dict[str, Any] | Exception] = []
+    with FileReader() as reader:
+        for path in paths:
+            try:
+                loaded = reader.read_path(path, segments=request.segments, ratios=request.ratios, name=path)
+                found.append(report_json(analyze_loaded(loaded, request)))
+            except MemoryError:
+                raise  # the worker answers "out of memory" for the batch
+            except Exception as error:  # handed back in its place, raised by the caller in order
+                found.append(error)
+    return found
+
+
+def analyze_isolated_batch(paths: Sequence[str], request: AnalysisRequest, *, pool: WorkerPool,
+                           on_progress: Callable[[int, float], None] | None = None) -> Iterator[dict[str, Any]]:
+    """The report JSON of each path, in order, as :func:`analyze_isolated` gives it (filename =
+    path), with consecutive small files analysed together in one worker (~2 ms a file instead of
+    a worker's ~40 ms). ``on_progress(index, percent)`` reports the scan of a file that has a worker
+    of its own. Raises what :func:`analyze_isolated` raises, for the first file that fails; when a
+    batch's worker crashes or runs out of memory or time, its files are analysed again one by one,
+    so the error names the file that caused it."""
+    index = 0
+    while index < len(paths):
+        batch = list(paths[index:index + BATCH_FILES])
+        small = 0
+        while small < len(batch) and _file_size(batch[small]) <= BATCH_FILE_BYTES:
+            small += 1
+        if small >= 2:
+            batch = batch[:small]
+            try:
+                results: list[dict[str, Any] | Exception] | None = pool.run(analyze_file_reports, batch, request)
+            except IsolationError:
+                results = None
+            if results is not None:
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                    yield result
+                index += len(batch)
+                continue
+        else:
+            batch = batch[:1]
+        for offset, path in enumerate(batch):
+            position = index + offset
+            progress = None if on_progress is None else functools.partial(on_progress, position)
+            yield analyze_isolated(path, path, request, on_progress=progress, pool=pool)
+        index += len(batch)
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # missing or unreadable: the reader names the problem
+        return 0
 
 
 def analyze_isolated(path: str | Path, filename: str, request: AnalysisRequest, *,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import signal
 import socket
 import threading
@@ -332,6 +333,60 @@ def test_the_cli_reports_a_crashed_reader_in_one_line(monkeypatch: pytest.Monkey
     line, = err.getvalue().splitlines()
     assert "sample_launch.csv could not be read" in line and "signal 8" in line and "export it again" in line
     _assert_none_left(before)
+
+
+def _crash_on_negative(real: Any) -> Any:
+    def analyze(loaded: Any, request: Any) -> Any:
+        if "sample_negative" in str(loaded.path):
+            os.kill(os.getpid(), signal.SIGFPE)
+        return real(loaded, request)
+    return analyze
+
+
+BATCH = [DATA / "sample_launch.csv", DATA / "sample_negative.csv", DATA / "sample_srm_warning.csv",
+         DATA / "sample_multi_arm.csv"]
+
+
+def test_a_batch_of_small_files_is_one_worker_and_the_same_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small files share a worker; each line of the JSON Lines is the file's report on its own."""
+    jobs: list[Any] = []
+    run = WorkerPool.run
+
+    def counted(self: WorkerPool, function: Any, *args: Any, **kwargs: Any) -> Any:
+        jobs.append(function.__name__)
+        return run(self, function, *args, **kwargs)
+
+    monkeypatch.setattr(WorkerPool, "run", counted)
+    out = io.StringIO()
+    assert main(["analyze", *map(str, BATCH), "--format", "json"], stdout=out, stderr=io.StringIO()) == 0
+    assert jobs == ["analyze_file_reports"]
+    alone = []
+    for path in BATCH:
+        single = io.StringIO()
+        assert main(["analyze", str(path), "--format", "json"], stdout=single, stderr=io.StringIO()) == 0
+        alone.append(json.loads(single.getvalue()))
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == alone
+    assert jobs[1:] == ["analyze_file_report"] * len(BATCH)  # one file: a worker of its own
+
+
+def test_a_batch_whose_worker_crashes_names_the_file_that_crashed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's worker dies; its files are read again one by one, and the one line names the culprit."""
+    before = _descendants()
+    monkeypatch.setattr(services, "analyze_loaded", _crash_on_negative(services.analyze_loaded))
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["analyze", *map(str, BATCH), "--format", "json"], stdout=out, stderr=err) == 2
+    line, = err.getvalue().splitlines()
+    assert "sample_negative.csv could not be read" in line and "signal 8" in line
+    assert out.getvalue() == ""
+    _assert_none_left(before)
+
+
+def test_a_missing_file_in_a_batch_is_the_same_one_line_as_alone(tmp_path: Path) -> None:
+    missing = str(tmp_path / "gone.csv")
+    alone, batch = io.StringIO(), io.StringIO()
+    assert main(["analyze", missing], stdout=io.StringIO(), stderr=alone) == 2
+    assert main(["analyze", str(BATCH[0]), missing, str(BATCH[1])], stdout=io.StringIO(), stderr=batch) == 2
+    assert batch.getvalue() == alone.getvalue() and len(alone.getvalue().splitlines()) == 1
 
 
 # -- PDF ----------------------------------------------------------------------------------------

@@ -228,8 +228,9 @@ class _Posterior:
         inside = (x > 0.0) & (x < 1.0)
         found = np.zeros_like(x)
         values, mean = x[inside], self.mean
-        found[inside] = np.exp((self.a - 1.0) * np.log1p((values - mean) / mean)
-                               + (self.b - 1.0) * np.log1p((mean - values) / (1.0 - mean)) - self.log_norm)
+        # xlog1py: a shape of exactly 1 times log 0 (a node ~1e-17 of the mean) is 0, not NaN.
+        found[inside] = np.exp(special.xlog1py(self.a - 1.0, (values - mean) / mean)
+                               + special.xlog1py(self.b - 1.0, (mean - values) / (1.0 - mean)) - self.log_norm)
         return found
 
     def cdf(self, points: NDArray[np.float64], *, partial_mean: bool = False) -> tuple[NDArray[np.float64],

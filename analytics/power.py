@@ -162,9 +162,12 @@ def detectable_effect(
     upper = 1.0 - p
     if gap(upper) > 0:
         return math.inf
+    if p == 0.0:  # gap(Δ) = Δ·(z²(1 − Δ)/n_t − Δ): the positive root in closed form
+        return z * z / (treatment_n + z * z)
     from scipy import optimize  # only this inverse needs a root finder
 
-    return float(optimize.brentq(gap, 1e-15, upper, xtol=1e-15, rtol=1e-12))
+    # gap(0) = z²·p(1 − p)/n_c > 0 and gap(upper) ≤ 0 bracket the root at any sample size.
+    return float(optimize.brentq(gap, 0.0, upper, xtol=1e-15, rtol=1e-12))
 
 
 #: Looks beyond this add almost no power; plan with it for "every day, for months".

@@ -17,7 +17,7 @@ from dashapp import ids
 from dashapp.app import create_app
 from dashapp.cli import EXIT_NOT_LAUNCH, EXIT_OK, EXIT_REPLAY_MISMATCH, EXIT_UNUSABLE
 from dashapp.memo.render import PDF_TIMEOUT_ENV
-from tests.conftest import DATA, ROOT, press, run_cli
+from tests.conftest import DATA, ROOT, assert_clean_json, press, run_cli
 
 TINY_TIMEOUT = "0.01"  # seconds: no PDF renders this fast, so the render worker is always killed
 
@@ -106,3 +106,26 @@ def test_analyze_does_not_import_the_dashboard_modules() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["[]", "True"]
+
+
+@pytest.mark.parametrize(("control", "treatment"), [(0, 0), (0, 3)])
+def test_quadrillions_of_users_give_a_report_not_a_traceback_or_a_hang(tmp_path: Path, control: int,
+                                                                        treatment: int) -> None:
+    """9·10¹⁵ users an arm with 0 or 3 conversions: the sparse-count Fisher test, the detectable
+    effect of a 0% control and the Beta(1, 9·10¹⁵) posterior all used to fail (a traceback, or a
+    Fisher test that never ended)."""
+    users = 9 * 10**15
+    path = tmp_path / "huge.csv"
+    path.write_text(f"variant,users,conversions\ncontrol,{users},{control}\ntreatment,{users},{treatment}\n")
+    result = run_cli("analyze", str(path), "--format", "json", timeout=60)
+    assert result.returncode == EXIT_OK, result.stderr
+    report, = assert_clean_json(result.stdout)
+    primary = report["comparisons"][0]["primary"]
+    assert report["decision"]["rule"] == "inconclusive"
+    if treatment:
+        # Given 3 conversions in all, the control's share is Binomial(3, ½) to O(1e-15): P(0) + P(3) = ¼.
+        assert primary["p_value_exact"] == pytest.approx(0.25, rel=1e-9)
+        # Beta(1, b) against Beta(4, b), b ≈ 9·10¹⁵: P(Exp(1) < Gamma(4)) = 1 − 2⁻⁴.
+        assert primary["bayesian"]["prob_treatment_better"] == pytest.approx(1 - 2**-4, rel=1e-6)
+    else:
+        assert any("smallest effect detectable" in reason for reason in report["decision"]["reasons"])

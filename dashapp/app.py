@@ -88,10 +88,18 @@ def _shell() -> html.Div:
         navbar,
         # A callback's database fault or stale (busy) data is announced here (dashapp/faults.py).
         dbc.Container([html.Div(id=ids.FAULT_BANNER), dash.page_container], fluid=True, className="pb-5 app-main"),
-        html.Footer(dbc.Container(html.Small(
-            "ExperimentOS · decisions for A/B tests · data stays on this machine", className="text-muted"),
-            fluid=True), className="py-3 border-top mt-4"),
+        html.Footer(dbc.Container(html.Small(f"ExperimentOS · decisions for A/B tests · {_where_data_goes()}",
+                                             className="text-muted", id=ids.FOOTER_NOTE),
+                                  fluid=True), className="py-3 border-top mt-4"),
     ])
+
+
+def _where_data_goes() -> str:
+    """The footer's promise, true of this server: with a Spark remote, tables are scanned there."""
+    spark = flask.current_app.config.get(spark_panel.SPARK_SERVICE_KEY) if flask.has_app_context() else None
+    if spark is None:
+        return "data stays on this machine"
+    return "uploads stay on this server; Spark tables and queries are scanned by the Spark server"
 
 
 def _content_security_policy(app: Dash) -> str:

@@ -39,6 +39,16 @@ def test_without_a_spark_remote_the_source_is_hidden(tmp_path: Path) -> None:
         assert panel().style == {"display": "none"}
 
 
+def test_the_footer_says_where_data_is_scanned(tmp_path: Path) -> None:
+    """"data stays on this machine" is true only without a Spark remote."""
+    app = create_app(db=tmp_path / "ui.duckdb", load_sample_experiments=False)
+    client = app.server.test_client()
+    assert "data stays on this machine" in client.get("/_dash-layout").get_data(as_text=True)
+    app.server.config[SPARK_SERVICE_KEY] = SparkService("local[2]")  # opens a session only when used
+    footer = client.get("/_dash-layout").get_data(as_text=True)
+    assert "data stays on this machine" not in footer and "scanned by the Spark server" in footer
+
+
 @SPARK_GROUP
 def test_a_spark_query_is_analysed_with_progress_saved_and_replayed(spark: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)

@@ -532,7 +532,12 @@ def _replay(args: argparse.Namespace, stdout: TextIO) -> int:
     analysis = database.latest_analysis(args.experiment_id)
     from dashapp.spark_source import remote_from
 
-    result = replay_analysis(database, analysis.id, spark_remote=remote_from(args.spark_remote))
+    # The stored input is read in a worker forked from this process, as analyze reads a file.
+    with WorkerPool(warm=0, fork=True) as pool:
+        try:
+            result = replay_analysis(database, analysis.id, spark_remote=remote_from(args.spark_remote), pool=pool)
+        except UnreadableFileError as error:
+            raise UsageError(str(error)) from None
     if result.data_note:  # a Spark input: did the query give the stored statistics again?
         changed = "DATA CHANGED: " if result.data_changed else ""
         stdout.write(f"experiment {args.experiment_id}, analysis {analysis.id}: {changed}{result.data_note}\n")

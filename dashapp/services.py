@@ -50,6 +50,7 @@ __all__ = [
     "load_samples",
     "prepare_save",
     "replay_analysis",
+    "replay_report",
     "report_differences",
     "report_json",
     "request_from_mapping",
@@ -402,14 +403,29 @@ REPLAY_RELATIVE_TOLERANCE = 1e-9
 REPLAY_ABSOLUTE_TOLERANCE = 1e-12
 
 
-def replay_analysis(database: ExperimentDatabase, analysis_id: int, *, spark_remote: str | None = None
-                    ) -> ReplayResult:
+def replay_report(path: str | None, content: bytes | None, filename: str, request: AnalysisRequest
+                  ) -> dict[str, Any]:
+    """The report JSON of a stored input: the file at ``path`` (a large input kept beside the
+    database) or its ``content`` bytes. What a worker runs for :func:`replay_analysis`."""
+    with FileReader() as reader:
+        if path is not None:
+            loaded = reader.read_path(path, segments=request.segments, ratios=request.ratios, name=filename)
+        else:
+            loaded = reader.read_bytes(content or b"", filename, segments=request.segments, ratios=request.ratios)
+    return report_json(analyze_loaded(loaded, request))
+
+
+def replay_analysis(database: ExperimentDatabase, analysis_id: int, *, spark_remote: str | None = None,
+                    pool: WorkerPool | None = None) -> ReplayResult:
     """Re-run a stored analysis from its stored input bytes and policy and compare the reports.
 
     Every field is compared, the analytics version included, so a changed method is never
     hidden; the report carries no timestamps.
     ``spark_remote``: where a Spark input's query is re-run (without it, only its stored
-    statistics are re-analysed).
+    statistics are re-analysed). ``pool``: read and analyse the stored input in one of its
+    workers, as :func:`analyze_isolated` does (the CLI's ``replay``: a stored upload is as
+    untrusted as it was); raises :class:`UnreadableFileError` when the worker gave no report.
+    Without it the work runs in this process.
     """
     record = database.analysis(analysis_id)
     stored_path = database.input_path(record.input_sha256)
@@ -422,13 +438,15 @@ def replay_analysis(database: ExperimentDatabase, analysis_id: int, *, spark_rem
                                 analysis_id=analysis_id)
         if replayed is not None:
             return replayed
-    with FileReader() as reader:
-        if stored_path is not None:  # a large input kept as a file: read in place
-            loaded = reader.read_path(stored_path, segments=request.segments, ratios=request.ratios, name=record.filename)
-        else:
-            loaded = reader.read_bytes(database.input_content(record.input_sha256), record.filename,
-                                       segments=request.segments, ratios=request.ratios)
-    fresh = report_json(analyze_loaded(loaded, request))
+    content = None if stored_path is not None else database.input_content(record.input_sha256)
+    source = None if stored_path is None else str(stored_path)
+    if pool is None:
+        fresh = replay_report(source, content, record.filename, request)
+    else:
+        try:
+            fresh = pool.run(replay_report, source, content, record.filename, request)
+        except IsolationError as error:
+            raise UnreadableFileError(unreadable_message(record.filename, error)) from None
     differences = tuple(report_differences(record.report, fresh))
     stored = record.report if isinstance(record.report, dict) else {}
     same_input = (stored.get("input") or {}).get("sha256") == fresh["input"]["sha256"]

@@ -389,6 +389,21 @@ def test_a_missing_file_in_a_batch_is_the_same_one_line_as_alone(tmp_path: Path)
     assert batch.getvalue() == alone.getvalue() and len(alone.getvalue().splitlines()) == 1
 
 
+def test_replay_reads_the_stored_input_in_a_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A stored upload is as untrusted as it was: a reader that crashes on it is one line, exit 2."""
+    db = str(tmp_path / "db.duckdb")
+    assert main(["analyze", str(BATCH[1]), "--save", "--db", db], stdout=io.StringIO(), stderr=io.StringIO()) == 0
+    out = io.StringIO()
+    assert main(["replay", "1", "--db", db], stdout=out, stderr=io.StringIO()) == 0 and "replay identical" in out.getvalue()
+    before = _descendants()
+    monkeypatch.setattr(services, "analyze_loaded", _crash_on_negative(services.analyze_loaded))
+    err = io.StringIO()
+    assert main(["replay", "1", "--db", db], stdout=io.StringIO(), stderr=err) == 2
+    line, = err.getvalue().splitlines()
+    assert "sample_negative.csv could not be read" in line and "signal 8" in line
+    _assert_none_left(before)
+
+
 # -- PDF ----------------------------------------------------------------------------------------
 
 

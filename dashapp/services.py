@@ -33,6 +33,8 @@ from storage.ingest import MAX_COLUMNS, FileReader, LoadedFile
 T = TypeVar("T")
 
 __all__ = [
+    "BATCH_FILES",
+    "BATCH_FILE_BYTES",
     "REPLAY_ABSOLUTE_TOLERANCE",
     "REPLAY_RELATIVE_TOLERANCE",
     "SAMPLES_DIR",

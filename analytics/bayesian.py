@@ -52,6 +52,7 @@ __all__ = [
     "BetaPosterior",
     "NormalPosterior",
     "Posterior",
+    "beta_binomial_resolves",
     "beta_binomial_summary",
     "normal_summary",
     "plotting_range",
@@ -185,7 +186,7 @@ class _Posterior:
 
     @classmethod
     def of(cls, statistic: ProportionStatistic) -> _Posterior:
-        a, b = 1.0 + statistic.successes, 1.0 + statistic.n - statistic.successes
+        a, b = 1.0 + statistic.successes, 1.0 + (statistic.n - statistic.successes)  # n − x exactly, beyond 2⁵³
         unnormalised = cls(a, b, np.empty(0), np.empty(0), 0.0)
         nodes, weights = unnormalised.rule()
         shape = weights * unnormalised.density(nodes)
@@ -253,10 +254,35 @@ class _Posterior:
         return found, np.clip(m_anchor + moments - moments[middle], 0.0, self.mean)
 
 
+#: The fewest doubles per posterior sd at the posterior mean for the quadrature to be trusted: the
+#: nodes are rounded to doubles, so the results are off by about (spacing / sd) in relative terms.
+_RESOLVED_SPACINGS_PER_SD = 1e5
+
+
+def beta_binomial_resolves(control: ProportionStatistic, treatment: ProportionStatistic) -> bool:
+    """Whether double precision resolves both Beta posteriors finely enough for
+    :func:`beta_binomial_summary`: each posterior's sd spans at least 10⁵ doubles at its mean.
+
+    It does not near a rate of 100% with about 10¹¹ users or more (sd ~ 1e-11 where doubles are
+    1.1e-16 apart; at 2⁵³ users 1 − mean rounds to 0); rates away from 1, including 0%, are
+    resolved at any count. Where it does not, use :func:`normal_summary`."""
+    for statistic in (control, treatment):
+        posterior = BetaPosterior(1.0 + statistic.successes, 1.0 + (statistic.n - statistic.successes))
+        if not posterior.sd >= _RESOLVED_SPACINGS_PER_SD * math.ulp(posterior.mean):
+            return False
+    return True
+
+
 def beta_binomial_summary(
     control: ProportionStatistic, treatment: ProportionStatistic, *, credible_level: float = 0.95
 ) -> BayesianSummary:
-    """Posterior summaries of two rates under Beta(1, 1) priors (see module docstring)."""
+    """Posterior summaries of two rates under Beta(1, 1) priors (see module docstring).
+
+    Raises ``ValueError`` when double precision cannot resolve a posterior (see
+    :func:`beta_binomial_resolves`; a rate near 100% among ~10¹¹ users or more)."""
+    if not beta_binomial_resolves(control, treatment):
+        raise ValueError("a posterior is too narrow near a rate of 100% for double precision; "
+                         "use normal_summary (check beta_binomial_resolves first)")
     c, t = _Posterior.of(control), _Posterior.of(treatment)
     over_treatment = t.variance <= c.variance
     inner, outer = (t, c) if over_treatment else (c, t)
@@ -359,7 +385,8 @@ def normal_summary(effect: EffectEstimate, *, credible_level: float = 0.95) -> B
     if effect.relative_effect is not None and effect.relative_standard_error is not None:
         rel, rel_se = effect.relative_effect, effect.relative_standard_error
         interval = Interval(rel - z * rel_se, rel + z * rel_se)
-    return BayesianSummary(prob, max(loss_t, 0.0), max(loss_c, 0.0), interval,
+    # + 0.0: a loss of −0.0 (Δ = 0 with SE = 0) reads as 0.
+    return BayesianSummary(prob, max(loss_t, 0.0) + 0.0, max(loss_c, 0.0) + 0.0, interval,
                            control_posterior=NormalPosterior(effect.control_value,
                                                              effect.control_std / math.sqrt(effect.control_n)),
                            treatment_posterior=NormalPosterior(effect.treatment_value,

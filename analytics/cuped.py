@@ -72,9 +72,13 @@ def pooled_theta(arms: Mapping[str, CovariateStatistic]) -> float:
     return numerator / denominator if denominator > 0 else 0.0
 
 
-def _adjusted(arm: CovariateStatistic, theta: float, grand_mean_x: float) -> SampleMeanStatistic:
+def _adjusted(arm: CovariateStatistic, theta: float, grand_mean_x: float) -> SampleMeanStatistic | None:
+    """The arm's moments of y − θ(x − x̄), or ``None`` when they are not finite doubles."""
     variance = arm.variance_y - 2.0 * theta * arm.covariance_xy + theta * theta * arm.variance_x
-    return SampleMeanStatistic(arm.n, arm.mean_y - theta * (arm.mean_x - grand_mean_x), max(variance, 0.0))
+    mean = arm.mean_y - theta * (arm.mean_x - grand_mean_x)
+    if not (math.isfinite(mean) and math.isfinite(variance)):
+        return None
+    return SampleMeanStatistic(arm.n, mean, max(variance, 0.0))
 
 
 def cuped_test(control: CovariateStatistic, treatment: CovariateStatistic, *, covariate: str,
@@ -83,15 +87,23 @@ def cuped_test(control: CovariateStatistic, treatment: CovariateStatistic, *, co
 
     ``all_arms`` (every arm of the experiment) defines θ and x̄; by default the two arms.
     The variance reduction is 1 − SE²_adjusted / SE²_unadjusted.
+
+    When θ or the adjusted moments are not finite doubles (a covariate of 1e300, whose squares
+    overflow), CUPED is skipped: θ is reported as 0, so the "adjusted" test is the unadjusted one
+    and the variance reduction is 0.
     """
     arms = dict(all_arms) if all_arms else {"control": control, "treatment": treatment}
     theta = pooled_theta(arms)
     total = sum(a.n for a in arms.values())
     grand_mean_x = sum(a.n * a.mean_x for a in arms.values()) / total
-    adjusted = welch_ttest(_adjusted(control, theta, grand_mean_x), _adjusted(treatment, theta, grand_mean_x),
-                           alpha=alpha)
-    unadjusted = welch_ttest(SampleMeanStatistic(control.n, control.mean_y, control.variance_y),
-                             SampleMeanStatistic(treatment.n, treatment.mean_y, treatment.variance_y), alpha=alpha)
+    adjusted_control, adjusted_treatment = _adjusted(control, theta, grand_mean_x), \
+        _adjusted(treatment, theta, grand_mean_x)
+    unadjusted_control = SampleMeanStatistic(control.n, control.mean_y, control.variance_y)
+    unadjusted_treatment = SampleMeanStatistic(treatment.n, treatment.mean_y, treatment.variance_y)
+    if adjusted_control is None or adjusted_treatment is None:
+        theta, adjusted_control, adjusted_treatment = 0.0, unadjusted_control, unadjusted_treatment
+    adjusted = welch_ttest(adjusted_control, adjusted_treatment, alpha=alpha)
+    unadjusted = welch_ttest(unadjusted_control, unadjusted_treatment, alpha=alpha)
     reduction = 0.0
     if unadjusted.standard_error > 0 and math.isfinite(adjusted.standard_error):
         reduction = 1.0 - (adjusted.standard_error / unadjusted.standard_error) ** 2

@@ -26,6 +26,7 @@ from analytics.sufficient import ProportionStatistic, RatioStatistic, SampleMean
 
 __all__ = [
     "GUARDRAIL_PREFIX",
+    "MAX_COUNT",
     "RATIO_SUFFIXES",
     "REQUIRED",
     "Cell",
@@ -40,6 +41,7 @@ __all__ = [
     "Severity",
     "ValidationResult",
     "blocked_issue",
+    "count_too_large_issue",
     "overall_status",
     "validate_aggregated",
     "warning_issue",
@@ -50,6 +52,10 @@ Severity = Literal["warning", "blocked"]
 MetricRole = Literal["primary", "guardrail", "secondary"]
 
 REQUIRED = ("variant", "users", "conversions")
+#: The largest count of users (or conversions, or guardrail events) a file may give: 10¹⁵, a
+#: quadrillion. No experiment has that many users, and above 2⁵³ ≈ 9·10¹⁵ counts are no longer
+#: exact in double precision, so a larger count is an export error (``count_too_large``).
+MAX_COUNT = 10**15
 GUARDRAIL_PREFIX = "guardrail_"
 #: The five sums of a ratio metric in an aggregated file (SPEC §4.2), longest suffix first.
 RATIO_SUFFIXES = ("_num_den_sum", "_num_sum_sq", "_den_sum_sq", "_num_sum", "_den_sum")
@@ -98,6 +104,8 @@ class IssueCode(StrEnum):
     CONVERSIONS_EXCEED_USERS = "conversions_exceed_users"
     NEGATIVE_STD = "negative_std"
     IMPOSSIBLE_VARIANCE = "impossible_variance"
+    COUNT_TOO_LARGE = "count_too_large"
+    VALUE_TOO_LARGE = "value_too_large"
     # The variants
     MISSING_VARIANT = "missing_variant"
     DUPLICATE_VARIANT = "duplicate_variant"
@@ -274,11 +282,23 @@ def _parse_number(cell: Cell) -> float | _NotANumber:
     return value
 
 
+def count_too_large_issue(value: float, *, row: int, column: str) -> Issue:
+    """The Blocked ``count_too_large`` issue of a count above :data:`MAX_COUNT` in ``row``, ``column``."""
+    shown = f"{int(value):,}" if value < 2**53 else f"{value:g}"  # exact digits only where they are exact
+    return blocked_issue(IssueCode.COUNT_TOO_LARGE, f"Row {row}, column {column!r} is {shown}, more than "
+                         f"{MAX_COUNT:,} (a quadrillion): no experiment has that many users, and counts this large "
+                         "are not exact in double precision. Check the export: is it a sum, or an id column "
+                         "mistaken for a count?")
+
+
 def _count_issue(value: float, *, row: int, column: str, guardrail: bool) -> Issue | None:
-    """Why ``value`` cannot be a count of users (negative or fractional), or ``None`` when it can."""
+    """Why ``value`` cannot be a count of users (negative, above :data:`MAX_COUNT` or fractional),
+    or ``None`` when it can."""
     if value < 0:
         return blocked_issue(IssueCode.NEGATIVE_GUARDRAIL if guardrail else IssueCode.NEGATIVE_COUNT,
                              f"Row {row}, column {column!r} is {value:g}; counts cannot be negative.")
+    if value > MAX_COUNT:
+        return count_too_large_issue(value, row=row, column=column)
     if value != math.floor(value):
         return blocked_issue(IssueCode.NOT_INTEGER, f"Row {row}, column {column!r} is {value:g}; counts must be "
                              "whole numbers of users.")
@@ -651,8 +671,18 @@ def _guardrail_metrics(arms: _Arms, names: Sequence[str]) -> tuple[tuple[MetricD
 def _mean_statistic(n: int, columns: tuple[str, str], a: float, b: float, row: int
                     ) -> SampleMeanStatistic | Issue:
     """One arm's mean metric from (sum, sum of squares) or (mean, std), or the Blocked issue saying
-    why no data can give those numbers (:class:`SampleMeanStatistic` checks them)."""
+    why no data can give those numbers (:class:`SampleMeanStatistic` checks them) or why they are
+    too large to analyse: ``value_too_large`` when the variance cannot be computed in double
+    precision (sum²/users or std² overflows), whatever the other column says."""
     first, second = columns
+    if first.endswith("_sum") and not math.isfinite(a * (a / n)):
+        return blocked_issue(IssueCode.VALUE_TOO_LARGE, f"Row {row}, column {first!r} is {a:g}: too large to "
+                             f"analyse, since {first}²/users overflows double precision. Check the export (a unit "
+                             "or scaling error?) or rescale the metric, e.g. to thousands.")
+    if not first.endswith("_sum") and b > 0 and not math.isfinite(b * b):
+        return blocked_issue(IssueCode.VALUE_TOO_LARGE, f"Row {row}, column {second!r} is {b:g}: too large to "
+                             "analyse, since its square (the variance) overflows double precision. Check the export "
+                             "(a unit or scaling error?) or rescale the metric, e.g. to thousands.")
     try:
         if not first.endswith("_sum"):
             return SampleMeanStatistic.from_mean_std(n, a, b)
@@ -704,12 +734,21 @@ def _mean_metrics(arms: _Arms, means: Mapping[str, tuple[str, str]]
 
 
 def _ratio_statistic(metric: str, label: str, n: int, sums: Mapping[str, float], row: int) -> RatioStatistic | Issue:
-    """One arm's ratio metric from its five sums, or the Blocked issue: a denominator summing to 0,
-    or a sum of squares smaller than its sum²/users (:class:`RatioStatistic` checks them)."""
+    """One arm's ratio metric from its five sums, or the Blocked issue: a sum too large to square
+    in double precision (``value_too_large``), a denominator summing to 0, a sum of squares smaller
+    than its sum²/users, or a cross sum that breaks Cauchy–Schwarz (``impossible_variance``)."""
+    numerator_sum, denominator_sum = sums["_num_sum"] or 0.0, sums["_den_sum"] or 0.0
+    for suffix, total in (("_num_sum", numerator_sum), ("_den_sum", denominator_sum)):
+        # |ΣX·ΣY| ≤ max(ΣX², ΣY²), so the cross term ΣX·ΣY/n cannot overflow once these two do not.
+        if not math.isfinite(total * total / n):
+            return blocked_issue(IssueCode.VALUE_TOO_LARGE, f"Row {row}, column {metric + suffix!r} is {total:g}: "
+                                 f"too large to analyse, since its square overflows double precision. Check the "
+                                 "export (a unit or scaling error?) or rescale the metric, e.g. to thousands.")
+    numerator_squares, denominator_squares = sums["_num_sum_sq"] or 0.0, sums["_den_sum_sq"] or 0.0
     try:
-        return RatioStatistic.from_sums(
-            n, numerator_sum=sums["_num_sum"] or 0.0, numerator_sum_squares=sums["_num_sum_sq"] or 0.0,
-            denominator_sum=sums["_den_sum"] or 0.0, denominator_sum_squares=sums["_den_sum_sq"] or 0.0,
+        statistic = RatioStatistic.from_sums(
+            n, numerator_sum=numerator_sum, numerator_sum_squares=numerator_squares,
+            denominator_sum=denominator_sum, denominator_sum_squares=denominator_squares,
             cross_sum=sums["_num_den_sum"] or 0.0)
     except ValueError as error:
         # RatioStatistic checks the sums of squares first, so a zero denominator is only named when
@@ -720,6 +759,16 @@ def _ratio_statistic(metric: str, label: str, n: int, sums: Mapping[str, float],
         return blocked_issue(IssueCode.IMPOSSIBLE_VARIANCE, f"Row {row}: a sum of squares of ratio metric "
                              f"{metric!r} is smaller than its sum²/users, which no data can produce; re-export the "
                              "sums of squared per-user values.")
+    # Cauchy–Schwarz: Cov(X, Y)² ≤ Var(X)·Var(Y) for any data, up to a relative 1e-9 and the
+    # rounding of the sums the moments are differences of (every such sum is at most √(ΣX²·ΣY²)).
+    bound = math.sqrt(statistic.numerator_variance) * math.sqrt(statistic.denominator_variance) * math.sqrt(1 + 1e-9)
+    rounding = 1e-6 * math.sqrt(max(numerator_squares, 0.0)) * math.sqrt(max(denominator_squares, 0.0)) / max(n - 1, 1)
+    if abs(statistic.covariance) > bound + rounding:
+        return blocked_issue(IssueCode.IMPOSSIBLE_VARIANCE, f"Row {row}: {metric}_num_den_sum "
+                             f"({sums['_num_den_sum']:g}) is out of range for the sums of squares of ratio metric "
+                             f"{metric!r}: Cov(num, den)² cannot exceed Var(num)·Var(den), so no data can produce "
+                             "it; re-export the sum of per-user numerator × denominator.")
+    return statistic
 
 
 def _ratio_metrics(arms: _Arms, ratios: Mapping[str, Mapping[str, str]]

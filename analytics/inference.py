@@ -10,11 +10,13 @@
   v_c/(n_c m_c²))) − 1, which can never pass −100% (statsmodels
   ``confint_proportions_2indep(compare="ratio", method="log")``); when a mean is ≤ 0 the log
   is undefined and the linear delta-method interval with SE √(v_t / (m_c² n_t) + v_c m_t² /
-  (m_c⁴ n_c)) is used instead (``relative_ci_method = "linear"``).
+  (m_c⁴ n_c)) is used instead (``relative_ci_method = "linear"``), as it is when the log-scale
+  upper end passes e^700 (a std far above a small mean). Both SEs are computed through the ratio
+  m_t / m_c so that no power of a mean underflows or overflows.
 - Fisher's exact test for sparse 2×2 counts; Holm's step-down adjustment across arms.
 
-Degenerate data (zero variance in both arms, zero baseline) never raises: the result
-carries an uninformative value and a ``note`` that says why.
+Degenerate data (zero variance in both arms, zero baseline, a standard error beyond double
+precision) never raises: the result carries an uninformative value and a ``note`` that says why.
 """
 
 from __future__ import annotations
@@ -75,12 +77,15 @@ class EffectEstimate:
     p_value
         Two-sided p of the test, before any multiple-testing adjustment.
     relative_effect
-        ``absolute_effect / control_value`` (0.05 = +5%); ``None`` when the control value is 0.
+        ``absolute_effect / control_value`` (0.05 = +5%); ``None`` when the control value is 0 (or
+        so close to 0 that the quotient is not a finite double).
     relative_ci
         Its ``1 − α`` interval, on the log scale when both values are positive (never below −100%),
-        else linear (see ``relative_ci_method``); ``None`` when the control value is 0.
+        else linear (see ``relative_ci_method``); linear too when the log-scale upper end would pass
+        e^700; ``None`` when there is no relative effect or its interval is not finite.
     relative_standard_error
-        The linear delta-method SE of ``relative_effect`` (the Bayesian relative credible interval uses it).
+        The linear delta-method SE of ``relative_effect`` (the Bayesian relative credible interval uses it);
+        ``None`` when there is no relative effect or the SE is not finite.
     note
         A sentence for the reader when the test is uninformative (zero variance) or the relative
         lift is undefined; ``None`` otherwise.
@@ -136,24 +141,45 @@ def _relative(
 ) -> tuple[float | None, Interval | None, float | None, RelativeCiMethod | None]:
     """Relative lift, its CI (log scale when both means are positive, else linear) and the
     linear delta-method SE. ``non_negative``: the metric cannot be below 0 (a rate), so its
-    relative change cannot be below −100% either."""
+    relative change cannot be below −100% either.
+
+    The SEs are written with the ratio r = m_t / m_c, SE = √(v_t/n_t + r²·v_c/n_c) / |m_c| and
+    SE_log = √((v_t/n_t)/m_t² + (v_c/n_c)/m_c²) (the module docstring's formulas), so that no
+    power of a mean underflows to 0 or overflows (a mean of 1e-200 or 1e200). When the log-scale
+    upper end would exceed e^700 — a standard deviation far above a small mean, where the log
+    interval runs from −100% to beyond any printable number — the linear interval is reported
+    instead (``"linear"``). When the lift, its SE or its interval is still not a finite double,
+    that part is ``None`` (the lift alone, or all of them)."""
     if control_mean == 0.0:
         return None, None, None, None
     relative = (treatment_mean - control_mean) / control_mean
-    se = math.sqrt(
-        treatment_variance / (control_mean**2 * treatment_n)
-        + control_variance * treatment_mean**2 / (control_mean**4 * control_n)
-    )
+    if not math.isfinite(relative):
+        return None, None, None, None
+    scale = abs(control_mean)
+    ratio = treatment_mean / control_mean
+    se = math.hypot(math.sqrt(treatment_variance / treatment_n),
+                    math.sqrt(control_variance / control_n) * abs(ratio)) / scale
+    if not math.isfinite(se):
+        return relative, None, None, None
     if control_mean > 0.0 and treatment_mean > 0.0:
-        log_se = math.sqrt(treatment_variance / (treatment_n * treatment_mean**2)
-                           + control_variance / (control_n * control_mean**2))
-        centre = math.log(treatment_mean / control_mean)
-        return relative, Interval(math.expm1(centre - critical * log_se), math.expm1(centre + critical * log_se)), \
-            se, "log"
-    low = relative - critical * se
+        log_se = math.hypot(math.sqrt(treatment_variance / treatment_n) / treatment_mean,
+                            math.sqrt(control_variance / control_n) / control_mean)
+        # log(m_t / m_c) unless the quotient leaves the doubles (1e-300 / 1e300): then a difference of logs.
+        centre = math.log(ratio) if 0.0 < ratio < math.inf else math.log(treatment_mean) - math.log(control_mean)
+        if centre + critical * log_se <= _LARGEST_LOG_LIFT:
+            return relative, Interval(math.expm1(centre - critical * log_se), math.expm1(centre + critical * log_se)), \
+                se, "log"
+    low, high = relative - critical * se, relative + critical * se
     if non_negative:
         low = max(low, -1.0)
-    return relative, Interval(low, relative + critical * se), se, "linear"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return relative, None, se, None
+    return relative, Interval(low, high), se, "linear"
+
+
+#: The largest log-scale upper end of a relative CI that is exponentiated (e^700 ≈ 1e304; e^710
+#: overflows); beyond it the linear interval is reported.
+_LARGEST_LOG_LIFT = 700.0
 
 
 def _estimate(
@@ -176,7 +202,8 @@ def _estimate(
     )
     if relative is None and note is None:
         what = {"proportion": "rate", "mean": "mean", "ratio": "ratio"}[metric_type]
-        note = f"The control {what} is 0, so a relative lift is undefined."
+        note = (f"The control {what} is 0, so a relative lift is undefined." if control.mean == 0.0 else
+                f"The control {what} is too close to 0 beside the treatment's for a relative lift to be represented.")
     return EffectEstimate(
         metric_type=metric_type,
         control_n=control.n,
@@ -208,9 +235,18 @@ def _z_test(metric_type: MetricType, control: ProportionStatistic | RatioStatist
     if se == 0.0:
         return _estimate(metric_type, control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=None,
                          p_value=1.0 if delta == 0.0 else 0.0, note=degenerate_note)
+    if not (math.isfinite(se) and math.isfinite(delta)):
+        return _estimate(metric_type, control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=None,
+                         p_value=1.0, note=_BEYOND_DOUBLE_NOTE)
     statistic = delta / se
     return _estimate(metric_type, control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=None,
                      p_value=2.0 * norm_sf(abs(statistic)), note=None)
+
+
+#: The note of a test whose difference or standard error is beyond double precision (a ratio over a
+#: denominator of 1e-200, means of ±1e308): its CI is unbounded and its p is reported as 1.
+_BEYOND_DOUBLE_NOTE = ("The difference or its standard error is too large to represent in double precision, so the "
+                       "test is uninformative.")
 
 
 def two_proportion_ztest(
@@ -305,9 +341,16 @@ def _log_weights(mode: int, end: int, step: int, successes: int, n_c: int, n_t: 
 
 
 def welch_degrees_of_freedom(control: SampleMeanStatistic, treatment: SampleMeanStatistic) -> float:
-    """Welch–Satterthwaite df; falls back to n_c + n_t − 2 when both variances are 0."""
+    """Welch–Satterthwaite df, (a + b)² / (a²/(n_c − 1) + b²/(n_t − 1)) with a = s²_c/n_c and
+    b = s²_t/n_t; falls back to n_c + n_t − 2 when both variances are 0.
+
+    a and b are divided by the larger of them first (the df is unchanged), so that their squares
+    neither overflow (a variance of 1e200) nor underflow (1e-200)."""
     a = control.variance / control.n
     b = treatment.variance / treatment.n
+    scale = max(a, b)
+    if scale > 0.0:
+        a, b = a / scale, b / scale
     denominator = 0.0
     if control.n > 1:
         denominator += a * a / (control.n - 1)
@@ -334,6 +377,9 @@ def welch_ttest(
         return _estimate("mean", control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=df,
                          p_value=1.0 if delta == 0.0 else 0.0,
                          note="Both arms have zero variance, so the t-test is uninformative.")
+    if not (math.isfinite(se) and math.isfinite(delta)):
+        return _estimate("mean", control, treatment, critical=critical, statistic=0.0, degrees_of_freedom=df,
+                         p_value=1.0, note=_BEYOND_DOUBLE_NOTE)
     statistic = delta / se
     return _estimate("mean", control, treatment, critical=critical, statistic=statistic, degrees_of_freedom=df,
                      p_value=2.0 * t_sf(abs(statistic), df), note=None)

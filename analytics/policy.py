@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_POLICY",
+    "MAX_ALPHA",
+    "MIN_ALPHA",
+    "MIN_TUNING",
     "RULES_VERSION",
     "Better",
     "ExpectedSplit",
@@ -39,6 +42,30 @@ MetricRoleName = Literal["primary", "guardrail", "secondary"]
 
 #: The decision rules of SPEC §4 this code implements (v2: per-metric direction and margins).
 RULES_VERSION = 2
+#: The range of a usable significance level: below 1e-12 the normal quantile z_{1−α/2} is lost
+#: to rounding (1 − α/2 rounds to 1 below about 1e-16), and a two-sided α above 0.5 is no test.
+MIN_ALPHA = 1e-12
+MAX_ALPHA = 0.5
+#: The smallest ``sequential_tuning``: it is a number of users (the total sample at which the
+#: confidence sequence is tightest, SPEC §3.1), and below one user ρ = √(… / tuning) overflows.
+MIN_TUNING = 1.0
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float when it is a number a float can hold (not a boolean), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond 1.8e308 (TOML integers have no limit)
+        return None
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, except an integer too large for a float, which is described, not printed."""
+    if isinstance(value, int) and not isinstance(value, bool) and _as_float(value) is None:
+        return "an integer too large for a float"
+    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -67,13 +94,13 @@ class Margin:
                 return cls(float(text))
             except ValueError:
                 pass
-        elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        elif (number := _as_float(raw)) is not None:
             try:
-                return cls(float(raw))
+                return cls(number)
             except ValueError:
                 pass
         raise ValueError(f"{key} must be a non-negative number (absolute, in the metric's unit, e.g. 0.002) or a "
-                         f"percentage of the control (e.g. \"1%\"), got {raw!r}")
+                         f"percentage of the control (e.g. \"1%\"), got {_shown(raw)}")
 
     def absolute(self, control_value: float) -> float:
         """The margin in the metric's unit for a control arm at ``control_value``."""
@@ -198,6 +225,8 @@ class ExpectedSplit:
         values = list(self.positional) + [share for _, share in self.named]
         if any(not math.isfinite(v) or v <= 0 for v in values):
             raise ValueError("split shares must be positive numbers")
+        if not math.isfinite(sum(values)):
+            raise ValueError("split shares must add up to a finite number (e.g. 50,50 or 30,70)")
         if self.positional and self.named:
             raise ValueError("split is either positional or by name, not both")
 
@@ -271,14 +300,21 @@ def parse_split(text: str) -> ExpectedSplit:
     try:
         if all("=" in part for part in parts):
             named = tuple((name.strip(), float(value)) for name, value in (p.split("=", 1) for p in parts))
-            return ExpectedSplit(named=named)
-        if any("=" in part for part in parts):
+            shares = [share for _, share in named]
+        elif any("=" in part for part in parts):
             raise ValueError
-        return ExpectedSplit(positional=tuple(float(p) for p in parts))
+        else:
+            positional = tuple(float(p) for p in parts)
+            shares = list(positional)
+        if any(not math.isfinite(v) or v <= 0 for v in shares):
+            raise ValueError
     except ValueError:
         raise ValueError(
             f"--split must be positive numbers like 50,50 or control=50,treatment=50; got {text!r}"
         ) from None
+    if not math.isfinite(sum(shares)):
+        raise ValueError(f"--split shares must add up to a finite number, e.g. 50,50 or 30,70; got {text!r}")
+    return ExpectedSplit(named=named) if all("=" in part for part in parts) else ExpectedSplit(positional=positional)
 
 
 @dataclass(frozen=True)
@@ -320,13 +356,17 @@ class Policy:
         for name in ("alpha", "srm_warning_p", "srm_blocked_p", "power"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0.0 < value < 1.0:
-                raise ValueError(f"{name} must be a number within (0, 1), got {value!r}")
+                raise ValueError(f"{name} must be a number within (0, 1), got {_shown(value)}")
+        if not MIN_ALPHA <= self.alpha <= MAX_ALPHA:
+            raise ValueError(f"alpha must be within [{MIN_ALPHA:g}, {MAX_ALPHA:g}] (a two-sided significance level "
+                             f"such as 0.05), got {self.alpha!r}")
         if self.srm_blocked_p > self.srm_warning_p:
             raise ValueError("srm_blocked_p must not exceed srm_warning_p")
         for name in ("guardrail_worsened", "guardrail_severe"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+            number = _as_float(value)
+            if number is None or not math.isfinite(number) or number < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {_shown(value)}")
         if self.guardrail_worsened > self.guardrail_severe:
             raise ValueError("guardrail_worsened must not exceed guardrail_severe")
         for name, direction in self.harm_directions:
@@ -334,12 +374,18 @@ class Policy:
                 raise ValueError(f"harm direction of guardrail {name!r} must be 'increase' or 'decrease'")
         if self.segment_correction not in ("holm", "bh"):
             raise ValueError(f"segment_correction must be 'holm' or 'bh', got {self.segment_correction!r}")
-        if self.planned_mde is not None and not (math.isfinite(self.planned_mde) and self.planned_mde > 0):
-            raise ValueError(f"planned_mde must be a positive number, got {self.planned_mde!r}")
-        if self.sequential_tuning is not None and (
-                isinstance(self.sequential_tuning, bool) or not isinstance(self.sequential_tuning, int | float)
-                or not math.isfinite(self.sequential_tuning) or self.sequential_tuning <= 0):
-            raise ValueError(f"sequential_tuning must be a positive number of users, got {self.sequential_tuning!r}")
+        if self.planned_mde is not None:
+            mde = _as_float(self.planned_mde)
+            if mde is None or not (math.isfinite(mde) and mde > 0):
+                raise ValueError(f"planned_mde must be a positive number, got {_shown(self.planned_mde)}")
+        if self.sequential_tuning is not None:
+            tuning = _as_float(self.sequential_tuning)
+            if tuning is None or not math.isfinite(tuning) or tuning <= 0:
+                raise ValueError(f"sequential_tuning must be a positive number of users, got "
+                                 f"{_shown(self.sequential_tuning)}")
+            if tuning < MIN_TUNING:
+                raise ValueError(f"sequential_tuning is a number of users (the total sample at which the confidence "
+                                 f"sequence is tightest) and must be at least {MIN_TUNING:g}, got {tuning!r}")
         if self.guardrail_correction not in ("holm", "none"):
             raise ValueError(f"guardrail_correction must be 'holm' or 'none', got {self.guardrail_correction!r}")
         seen: set[str] = set()
@@ -425,6 +471,14 @@ def _metric_policy(name: str, table: Any) -> MetricPolicy:
     )
 
 
+def _split_share(value: Any, key: str) -> float:
+    """One share of ``expected_split`` as a float; raises ``ValueError`` naming ``key``."""
+    share = _as_float(value)
+    if share is None:
+        raise ValueError(f"{key} must be a positive number (a share such as 50), got {_shown(value)}")
+    return share
+
+
 def policy_from_mapping(values: Mapping[str, Any], *, base: Policy = DEFAULT_POLICY) -> Policy:
     """Build a policy from a parsed TOML/JSON mapping; unknown keys are an error.
 
@@ -463,17 +517,19 @@ def policy_from_mapping(values: Mapping[str, Any], *, base: Policy = DEFAULT_POL
         elif key == "small_sample_users":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError("small_sample_users must be a non-negative integer")
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{key} must be a number, got {value!r}")
+        elif _as_float(value) is None:
+            raise ValueError(f"{key} must be a number, got {_shown(value)}")
         changes[key] = value
     if "expected_split" in values:
         split = values["expected_split"]
         if isinstance(split, str):
             changes["expected_split"] = parse_split(split)
         elif isinstance(split, list) and all(isinstance(v, int | float) for v in split):
-            changes["expected_split"] = ExpectedSplit(positional=tuple(float(v) for v in split))
+            changes["expected_split"] = ExpectedSplit(positional=tuple(_split_share(v, f"expected_split[{index}]")
+                                                                       for index, v in enumerate(split)))
         elif isinstance(split, Mapping):
-            changes["expected_split"] = ExpectedSplit(named=tuple((str(k), float(v)) for k, v in split.items()))
+            changes["expected_split"] = ExpectedSplit(named=tuple((str(k), _split_share(v, f"expected_split.{k}"))
+                                                                  for k, v in split.items()))
         else:
             raise ValueError("expected_split must be a string, a list of numbers or a table of shares")
     if "harm_directions" in values:

@@ -18,14 +18,21 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from analytics.distributions import norm_ppf
+from analytics.policy import MAX_ALPHA, MIN_ALPHA
+
+#: The largest sample a plan may ask for: 10¹⁵ users in total (no experiment has that many, the
+#: same bound as a file's counts, :data:`analytics.health.MAX_COUNT`). A smaller MDE is refused.
+MAX_PLANNED_USERS = 10**15
 
 __all__ = [
     "MAX_PLANNED_LOOKS",
+    "MAX_PLANNED_USERS",
     "SampleSizePlan",
     "SequentialSampleSizePlan",
     "detectable_effect",
     "plan_sample_size",
     "plan_sequential_sample_size",
+    "required_users",
     "sequential_power",
 ]
 
@@ -49,8 +56,9 @@ class SampleSizePlan:
 
 
 def _check(alpha: float, power: float, shares: tuple[float, float]) -> tuple[float, float]:
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be within (0, 1), got {alpha}")
+    if not MIN_ALPHA <= alpha <= MAX_ALPHA:
+        raise ValueError(f"alpha must be within [{MIN_ALPHA:g}, {MAX_ALPHA:g}] (a two-sided significance level such "
+                         f"as 0.05), got {alpha}")
     if not 0.0 < power < 1.0:
         raise ValueError(f"power must be within (0, 1), got {power}")
     if len(shares) != 2 or min(shares) <= 0:
@@ -63,24 +71,20 @@ def _z_sum(alpha: float, power: float) -> float:
     return norm_ppf(1.0 - alpha / 2.0) + norm_ppf(power)
 
 
-def plan_sample_size(
-    *,
-    mde: float,
-    baseline: float | None = None,
-    mean: float | None = None,
-    std: float | None = None,
-    relative: bool = False,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    split: tuple[float, float] = (50.0, 50.0),
-    daily_users: int | None = None,
-) -> SampleSizePlan:
-    """Users needed per arm to detect ``mde`` with the unpooled z-test (or Welch t-test).
+@dataclass(frozen=True)
+class _Sizing:
+    """What a plan is computed from: the metric, its centre, the absolute MDE Δ and the unrounded
+    total sample (``math.inf`` when Δ² underflows or the total overflows)."""
 
-    Give ``baseline`` (a rate in (0, 1)) for a proportion, or ``mean`` and ``std`` for
-    a continuous metric. ``mde`` is absolute unless ``relative`` (then a fraction of
-    the baseline, e.g. 0.05 for +5%). Raises ``ValueError`` naming the bad argument.
-    """
+    metric_type: Literal["proportion", "mean"]
+    centre: float
+    delta: float
+    shares: tuple[float, float]
+    total: float
+
+
+def _sizing(*, mde: float, baseline: float | None, mean: float | None, std: float | None, relative: bool,
+            alpha: float, power: float, split: tuple[float, float], daily_users: int | None = None) -> _Sizing:
     share_c, share_t = _check(alpha, power, split)
     if (baseline is None) == (mean is None):
         raise ValueError("give either baseline (a rate) or mean and std (a continuous metric)")
@@ -111,13 +115,62 @@ def plan_sample_size(
         variance_c = variance_t = std * std
         metric_type = "mean"
         centre = mean
-    total = z * z * (variance_c / share_c + variance_t / share_t) / (delta * delta)
-    control_n = math.ceil(share_c * total - 1e-9)
-    treatment_n = math.ceil(share_t * total - 1e-9)
+    squared = delta * delta
+    total = z * z * (variance_c / share_c + variance_t / share_t) / squared if squared > 0 else math.inf
+    return _Sizing(metric_type, centre, delta, (share_c, share_t), total)
+
+
+def required_users(
+    *,
+    mde: float,
+    baseline: float | None = None,
+    mean: float | None = None,
+    std: float | None = None,
+    relative: bool = False,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    split: tuple[float, float] = (50.0, 50.0),
+) -> float:
+    """The unrounded total sample :func:`plan_sample_size` would plan (same arguments), without
+    refusing a huge one: ``math.inf`` when Δ² underflows or the total overflows. A caller checks it
+    against :data:`MAX_PLANNED_USERS` before asking for a plan. Raises ``ValueError`` as
+    :func:`plan_sample_size` does for a bad argument."""
+    return _sizing(mde=mde, baseline=baseline, mean=mean, std=std, relative=relative, alpha=alpha, power=power,
+                   split=split).total
+
+
+def plan_sample_size(
+    *,
+    mde: float,
+    baseline: float | None = None,
+    mean: float | None = None,
+    std: float | None = None,
+    relative: bool = False,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    split: tuple[float, float] = (50.0, 50.0),
+    daily_users: int | None = None,
+) -> SampleSizePlan:
+    """Users needed per arm to detect ``mde`` with the unpooled z-test (or Welch t-test).
+
+    Give ``baseline`` (a rate in (0, 1)) for a proportion, or ``mean`` and ``std`` for
+    a continuous metric. ``mde`` is absolute unless ``relative`` (then a fraction of
+    the baseline, e.g. 0.05 for +5%). Raises ``ValueError`` naming the bad argument, and
+    when the MDE is so small that the sample would exceed :data:`MAX_PLANNED_USERS`.
+    """
+    sizing = _sizing(mde=mde, baseline=baseline, mean=mean, std=std, relative=relative, alpha=alpha, power=power,
+                     split=split, daily_users=daily_users)
+    if not sizing.total <= MAX_PLANNED_USERS:
+        raise ValueError(f"the MDE is too small: the sample would exceed any experiment (more than "
+                         f"{MAX_PLANNED_USERS:,} users for an MDE of {abs(sizing.delta):g}); plan for a larger effect")
+    share_c, share_t = sizing.shares
+    control_n = math.ceil(share_c * sizing.total - 1e-9)
+    treatment_n = math.ceil(share_t * sizing.total - 1e-9)
     total_n = control_n + treatment_n
     duration = math.ceil(total_n / daily_users) if daily_users else None
+    centre, delta = sizing.centre, sizing.delta
     return SampleSizePlan(
-        metric_type=metric_type,
+        metric_type=sizing.metric_type,
         baseline=centre,
         absolute_mde=abs(delta),
         relative_mde=abs(delta / centre) if centre != 0 else None,

@@ -11,7 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from analytics.bayesian import BayesianSummary, beta_binomial_summary, normal_summary, posterior_to_dict
+from analytics.bayesian import (
+    BayesianSummary,
+    beta_binomial_resolves,
+    beta_binomial_summary,
+    normal_summary,
+    posterior_to_dict,
+)
 from analytics.cuped import CupedResult, cuped_test
 from analytics.decision import (
     RULE_NUMBERS,
@@ -37,7 +43,7 @@ from analytics.inference import (
     welch_ttest,
 )
 from analytics.policy import RULES_VERSION, HarmDirection, Margin, MetricSettings, Policy, SplitMismatch, unknown_metric_message
-from analytics.power import SampleSizePlan, detectable_effect, plan_sample_size
+from analytics.power import MAX_PLANNED_USERS, SampleSizePlan, detectable_effect, plan_sample_size, required_users
 from analytics.sequential import SequentialResult, always_valid
 from analytics.srm import SrmResult, srm_check
 from analytics.sufficient import Interval, ProportionStatistic, RatioStatistic, SampleMeanStatistic, Statistic
@@ -304,9 +310,11 @@ def _direction(estimate: EffectEstimate, significant: bool) -> Direction:
 
 def _bayesian(metric: MetricData, control: str, treatment: str, estimate: EffectEstimate) -> BayesianSummary:
     """Beta-binomial for rates; the normal approximation (flat prior) for means and ratios. (A
-    CUPED-adjusted rate takes the normal one from its adjusted estimate, see :func:`_compare`.)"""
+    CUPED-adjusted rate takes the normal one from its adjusted estimate, see :func:`_compare`.)
+    A rate whose Beta posterior double precision cannot resolve (near 100% with ~10¹¹ users or
+    more, see :func:`beta_binomial_resolves`) takes the normal approximation of its estimate too."""
     c, t = metric.statistics[control], metric.statistics[treatment]
-    if isinstance(c, ProportionStatistic) and isinstance(t, ProportionStatistic):
+    if isinstance(c, ProportionStatistic) and isinstance(t, ProportionStatistic) and beta_binomial_resolves(c, t):
         return beta_binomial_summary(c, t)
     return normal_summary(estimate)
 
@@ -328,18 +336,22 @@ def _hint_plan(control: Statistic, target: float, baseline: float, n_c: int, n_t
                policy: Policy) -> SampleSizePlan | None:
     """The sample to detect ``target`` with the arms' current split, or ``None`` when no plan exists:
     no positive finite target, an empty arm, a control rate of 0 or one the target would push to
-    100%, or a metric without variance (the arguments :func:`plan_sample_size` refuses)."""
+    100%, a metric without variance, or a target so small that the sample would exceed
+    :data:`~analytics.power.MAX_PLANNED_USERS` (the arguments :func:`plan_sample_size` refuses)."""
     if not (0 < target < math.inf and n_c > 0 and n_t > 0):
         return None
     split = (float(n_c), float(n_t))
-    if isinstance(control, ProportionStatistic):
-        if not (baseline > 0.0 and baseline + target < 1.0):
-            return None
-        return plan_sample_size(mde=target, baseline=baseline, alpha=policy.alpha, power=policy.power, split=split)
-    if not control.variance > 0:
+    rate, mean, std = (baseline, None, None) if isinstance(control, ProportionStatistic) else (
+        None, baseline, math.sqrt(control.variance) if control.variance > 0 else None)
+    if rate is not None and not (rate > 0.0 and rate + target < 1.0):
         return None
-    return plan_sample_size(mde=target, mean=baseline, std=math.sqrt(control.variance), alpha=policy.alpha,
-                            power=policy.power, split=split)
+    if rate is None and std is None:
+        return None
+    if not required_users(mde=target, baseline=rate, mean=mean, std=std, alpha=policy.alpha, power=policy.power,
+                          split=split) <= MAX_PLANNED_USERS:
+        return None
+    return plan_sample_size(mde=target, baseline=rate, mean=mean, std=std, alpha=policy.alpha, power=policy.power,
+                            split=split)
 
 
 def _hint_reachable(control: Statistic, baseline: float, n_c: int, n_t: int, policy: Policy) -> float | None:

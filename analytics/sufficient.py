@@ -157,9 +157,11 @@ class RatioStatistic:
 
     @property
     def variance(self) -> float:
-        x, y = self.numerator_mean, self.denominator_mean
-        value = (self.numerator_variance / y**2 - 2.0 * self.covariance * x / y**3
-                 + x**2 * self.denominator_variance / y**4)
+        # With r = X̄/Ȳ the same value is (Var X − 2r·Cov + r²·Var Y) / Ȳ², divided by Ȳ twice: no
+        # power of Ȳ underflows (Ȳ ~ 1e-100) or overflows (Ȳ ~ 1e100).
+        y = self.denominator_mean
+        r = self.numerator_mean / y
+        value = (self.numerator_variance - 2.0 * r * self.covariance + r * r * self.denominator_variance) / y / y
         return max(value, 0.0)
 
 

@@ -16,7 +16,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from analytics.health import Cell, Issue, IssueCode, RawTable, blocked_issue, warning_issue
+from analytics.health import (
+    MAX_COUNT,
+    Cell,
+    Issue,
+    IssueCode,
+    RawTable,
+    blocked_issue,
+    count_too_large_issue,
+    warning_issue,
+)
 from analytics.policy import Policy
 from analytics.srm import srm_check
 from analytics.sufficient import Interval
@@ -154,7 +163,8 @@ def split_daily(table: RawTable, *, cumulative: bool = False) -> DailySplit:
     """Split an aggregated table with a ``date`` column (SPEC §3.1).
 
     Issues: a date that is not ISO (``YYYY-MM-DD``) or a duplicated (date, variant) row is
-    Blocked; a variant missing on some dates is a Warning (its days count as zero new users);
+    Blocked, and so are a day's users above :data:`~analytics.health.MAX_COUNT` (``count_too_large``);
+    a variant missing on some dates is a Warning (its days count as zero new users);
     running totals (``cumulative``) that decrease are Blocked; daily rows whose users grow every
     day in every arm look like running totals read without ``cumulative`` (Warning).
     """
@@ -183,6 +193,11 @@ def split_daily(table: RawTable, *, cumulative: bool = False) -> DailySplit:
             issues.append(blocked_issue(IssueCode.DUPLICATE_DATE_VARIANT,
                                         f"Row {number}: variant {label!r} appears twice on "
                                         f"{day}; give one row per date and variant (sum the rows of one day)."))
+            continue
+        users = _number(cells[users_index])
+        if users is not None and users > MAX_COUNT:
+            # Each day's users are read here, not only in the validated totals (daily SRM uses them).
+            issues.append(count_too_large_issue(users, row=number, column=header[users_index]))
             continue
         by_day[day][key] = cells
     if any(i.severity == "blocked" for i in issues) or not by_day:

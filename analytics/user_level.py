@@ -8,6 +8,7 @@ are guardrails. Every problem is an :class:`Issue` exactly as for aggregated fil
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -166,6 +167,26 @@ def _experiment_data(variants: tuple[VariantSummary, ...], ordered: list[str], c
                           metrics=tuple(metrics), kind="user_level", rows=rows)
 
 
+def _finite(*moments: float | None) -> bool:
+    """Whether every moment the scan computed is finite (``None``: not computed, nothing to check)."""
+    return all(value is None or math.isfinite(value) for value in moments)
+
+
+def _finite_variant(variant: VariantSummary, metric_columns: list[str]) -> bool:
+    """Whether every moment of ``variant``'s metrics, covariates and ratios is finite."""
+    return (all(_finite(variant.columns[c].mean, variant.columns[c].variance) for c in metric_columns)
+            and all(_finite(m.mean_x, m.variance_x, m.covariance_xy)
+                    for m in (*variant.covariates.values(), *variant.ratios.values())))
+
+
+def _too_large_issue(column: str, label: str) -> Issue:
+    """``value_too_large``: finite values whose mean or variance overflows double precision."""
+    return blocked_issue(IssueCode.VALUE_TOO_LARGE,
+                         f"Column {column!r} has values too large to square in variant {label!r}: their variance "
+                         "overflows double precision, so they cannot be analysed. Check the export (a unit or "
+                         "scaling error?) or rescale the column, e.g. to thousands.")
+
+
 def validate_user_level(
     summary: UserLevelSummary, *, policy: Policy, control: str | None = None, primary: str | None = None
 ) -> ValidationResult:
@@ -250,12 +271,21 @@ def validate_user_level(
                 issues.append(blocked_issue(IssueCode.NON_FINITE,
                                             f"Column {column!r} has {stats.non_finite:,} NaN or infinite "
                                             f"value(s) in variant {variant.label!r}; replace them with numbers."))
+            elif not _finite(stats.mean, stats.variance):
+                issues.append(_too_large_issue(column, variant.label))
             missing = variant.n - stats.count
             if missing:
                 issues.append(blocked_issue(IssueCode.MISSING_VALUE,
                                             f"Column {column!r} has {missing:,} empty value(s) in variant "
                                             f"{variant.label!r}; fill them (0 when nothing happened) or drop "
                                             "those users."))
+    for variant in summary.variants:
+        for column, moments in variant.covariates.items():
+            if column in metric_columns and not _finite(moments.mean_x, moments.variance_x, moments.covariance_xy):
+                issues.append(_too_large_issue(f"pre_{column}", variant.label))
+        for pair, moments in variant.ratios.items():
+            if not _finite(moments.mean_x, moments.variance_x, moments.covariance_xy):
+                issues.append(_too_large_issue(" / ".join(pair), variant.label))
     for variant in summary.variants:
         if variant.n < policy.small_sample_users:
             issues.append(warning_issue(IssueCode.SMALL_SAMPLE,
@@ -278,7 +308,7 @@ def validate_user_level(
                                           present[label.casefold()].columns, present[label.casefold()].covariates,
                                           present[label.casefold()].ratios)
                            for label in arms)
-        if any(v.n < 2 for v in relabelled):
+        if any(v.n < 2 or not _finite_variant(v, metric_columns) for v in relabelled):
             return None
         return _experiment_data(relabelled, arms, control_label, primary_key, metric_columns, policy,
                                 sum(v.n for v in relabelled), rates)

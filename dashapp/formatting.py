@@ -31,8 +31,11 @@ def format_amount(metric: dict[str, Any], value: float, *, signed: bool = True) 
     return format_number(value, signed=signed)
 
 
-def format_interval(metric: dict[str, Any], interval: list[float] | tuple[float, float]) -> str:
-    """``[+0.26, +0.84] pp`` for rates, ``[+0.3008, +1.499]`` for means and ratios."""
+def format_interval(metric: dict[str, Any], interval: list[float] | tuple[float, float] | None) -> str:
+    """``[+0.26, +0.84] pp`` for rates, ``[+0.3008, +1.499]`` for means and ratios; ``[n/a]`` when a
+    bound is beyond double precision (the report holds ``null`` there)."""
+    if not interval or interval[0] is None or interval[1] is None:
+        return "[n/a]"
     low, high = interval
     if metric["type"] == "proportion":
         return f"[{low * 100:+.2f}, {high * 100:+.2f}] pp"
@@ -41,7 +44,12 @@ def format_interval(metric: dict[str, Any], interval: list[float] | tuple[float,
 
 def format_absolute(metric: dict[str, Any]) -> str:
     """``+0.55 pp [+0.26, +0.84]`` for rates, ``+0.9 [+0.3008, +1.499]`` for means."""
-    effect, (low, high) = metric["absolute_effect"], metric["absolute_ci"]
+    effect, interval = metric["absolute_effect"], metric.get("absolute_ci")
+    if effect is None:
+        return "n/a (beyond double precision)"
+    if not interval or interval[0] is None or interval[1] is None:
+        return f"{format_amount(metric, effect)} [n/a]"
+    low, high = interval
     if metric["type"] == "proportion":
         return f"{effect * 100:+.2f} pp [{low * 100:+.2f}, {high * 100:+.2f}]"
     return (f"{format_number(effect, signed=True)} [{format_number(low, signed=True)}, "
@@ -49,10 +57,15 @@ def format_absolute(metric: dict[str, Any]) -> str:
 
 
 def format_relative(metric: dict[str, Any]) -> str:
-    if metric.get("relative_effect") is None or metric.get("relative_ci") is None:
-        return "n/a (control is 0)"
-    low, high = metric["relative_ci"]
-    return f"{metric['relative_effect']:+.1%} [{low:+.1%}, {high:+.1%}]"
+    """``+5.0% [+2.1%, +8.0%]``; ``n/a (control is 0)`` or, for a lift or bound beyond double
+    precision, ``n/a``."""
+    effect, interval = metric.get("relative_effect"), metric.get("relative_ci")
+    if effect is None:
+        return "n/a (control is 0)" if (metric.get("control") or {}).get("value") == 0 else "n/a"
+    if not interval or interval[0] is None or interval[1] is None:
+        return f"{effect:+.1%} [n/a]"
+    low, high = interval
+    return f"{effect:+.1%} [{low:+.1%}, {high:+.1%}]"
 
 
 def format_margin(metric: dict[str, Any], margin: dict[str, Any] | None) -> str:

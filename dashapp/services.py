@@ -89,6 +89,8 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
     if loaded.file_format != "spark":
         return _analyze_loaded(loaded, request)
     try:
+        if loaded.user_level is not None and not _scan_could_give(loaded.user_level):
+            raise ValueError("stored statistics no scan gives")
         return _analyze_loaded(loaded, request)
     except (ArithmeticError, TypeError, ValueError):
         # Statistics ExperimentOS stored come out of its own scan; numbers no scan can give (a
@@ -100,6 +102,28 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
             "a number or more successes than users); upload the exported CSV or Parquet file instead, or run the "
             "Spark query again."),))
         return _analyze_loaded(refused, request)
+
+
+def _scan_could_give(summary: analytics.UserLevelSummary) -> bool:
+    """Whether every column of a stored Spark input is what a scan gives: counts within the arm,
+    finite moments, a variance ≥ 0, and a total equal to mean × count (to rounding). A column with
+    NaN or infinite values is left to the analysis, which blocks it as ``non_finite``."""
+    for variant in summary.variants:
+        for column in variant.columns.values():
+            if not 0 <= column.count <= variant.n or column.non_finite < 0:
+                return False
+            if column.non_finite:
+                continue
+            if not math.isfinite(column.total):
+                return False
+            if column.count and (column.mean is None or not math.isfinite(column.mean)):
+                return False
+            if column.variance is not None and not (math.isfinite(column.variance) and column.variance >= 0):
+                return False
+            if column.mean is not None and not math.isclose(column.mean * column.count, column.total, rel_tol=1e-9,
+                                                            abs_tol=1e-9 * abs(column.total) + 1e-300):
+                return False
+    return True
 
 
 def _analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:

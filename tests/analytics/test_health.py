@@ -188,6 +188,39 @@ CASES: tuple[Case, ...] = (
     Case("impossible ratio sums", C.IMPOSSIBLE_VARIANCE, "blocked", ("ratio metric 'ctr'", "smaller than its sum²/users"),
          lambda: aggregated(f"variant,users,conversions,{RATIO}\ncontrol,1000,100,500,1000,1,1200,600\n"
                             "treatment,1000,110,55,100,70,120,80")),
+    # 10¹⁵ + 1 users: above MAX_COUNT (10¹⁵ itself is allowed, see test_counts_up_to_a_quadrillion_are_allowed).
+    Case("users above a quadrillion", C.COUNT_TOO_LARGE, "blocked",
+         ("Row 3, column 'users' is 1,000,000,000,000,001", "a quadrillion", "id column mistaken for a count"),
+         lambda: aggregated(f"variant,users,conversions\ncontrol,1000,100\ntreatment,{10**15 + 1},110")),
+    Case("a float count of 1e300", C.COUNT_TOO_LARGE, "blocked", ("column 'guardrail_errors' is 1e+300",),
+         lambda: aggregated("variant,users,conversions,guardrail_errors\ncontrol,1000,100,1e300\ntreatment,1000,110,4")),
+    Case("a daily file's users above a quadrillion", C.COUNT_TOO_LARGE, "blocked",
+         ("Row 3, column 'users' is 1e+20",),
+         lambda: split_daily(RawTable(("date", "variant", "users", "conversions"),
+                                      (("2026-01-01", "control", "10", "1"), ("2026-01-01", "treatment", "1e20", "1"),
+                                       ("2026-01-02", "control", "10", "1")))).issues),
+    # std 1e300 is positive, but its square (the variance) overflows: not "negative_std".
+    Case("a std too large to square", C.VALUE_TOO_LARGE, "blocked",
+         ("Row 2, column 'rev_std' is 1e+300", "too large to analyse", "rescale"),
+         lambda: aggregated("variant,users,conversions,rev_mean,rev_std\ncontrol,1000,100,1e300,1e300\n"
+                            "treatment,1000,110,5,1")),
+    # (1e160)²/1000 = 1e317 overflows, whatever rev_sum_sq says: not "impossible_variance".
+    Case("a sum too large to square", C.VALUE_TOO_LARGE, "blocked",
+         ("Row 2, column 'rev_sum' is 1e+160", "rev_sum²/users overflows"),
+         lambda: aggregated("variant,users,conversions,rev_sum,rev_sum_sq\ncontrol,1000,100,1e160,1e308\n"
+                            "treatment,1000,110,1000,2000")),
+    Case("a ratio sum too large to square", C.VALUE_TOO_LARGE, "blocked", ("column 'ctr_den_sum' is 1e+200",),
+         lambda: aggregated(f"variant,users,conversions,{RATIO}\ncontrol,1000,100,50,1e200,60,1e300,70\n"
+                            "treatment,1000,110,55,100,70,120,80")),
+    # Var(X) = Var(Y) ≈ 100 per user but Cov(X, Y) ≈ 1e297: Cov² > Var(X)·Var(Y), which no data allow.
+    Case("a cross sum beyond Cauchy–Schwarz", C.IMPOSSIBLE_VARIANCE, "blocked",
+         ("ctr_num_den_sum (-1e+300)", "Cov(num, den)² cannot exceed Var(num)·Var(den)"),
+         lambda: aggregated(f"variant,users,conversions,{RATIO}\ncontrol,1000,100,5000,2000,1e5,1e5,-1e300\n"
+                            "treatment,1000,110,5000,2000,1e5,1e5,1e4")),
+    Case("user level: values too large to square", C.VALUE_TOO_LARGE, "blocked",
+         ("'revenue' has values too large to square in variant 'control'",),
+         lambda: user_level(arm("control", columns={"revenue": ColumnSummary(1000, 1e200, math.inf, 1e203, False, 0)}),
+                            arm("treatment", columns={"revenue": revenue()}))),
     # --- the metrics
     Case("unknown primary", C.UNKNOWN_PRIMARY, "blocked", ("Primary metric 'revenue' is not in the file", "conversions"),
          lambda: aggregated(CLEAN, primary="revenue")),
@@ -366,6 +399,36 @@ def test_count_issue_is_a_guard() -> None:
     assert negative is not None and negative.code is C.NEGATIVE_GUARDRAIL
     fraction = _count_issue(0.5, row=4, column="users", guardrail=False)
     assert fraction is not None and fraction.code is C.NOT_INTEGER and "Row 4" in fraction.message
+
+
+def test_counts_up_to_a_quadrillion_are_allowed() -> None:
+    """MAX_COUNT = 10¹⁵ itself is a count; one more is ``count_too_large``."""
+    assert _count_issue(1e15, row=2, column="users", guardrail=False) is None
+    too_large = _count_issue(1e15 + 1, row=2, column="users", guardrail=False)
+    assert too_large is not None and too_large.code is C.COUNT_TOO_LARGE
+    result = validate_aggregated(RawTable(("variant", "users", "conversions"),
+                                          (("control", str(10**15), "0"), ("treatment", str(10**15), "3"))),
+                                 policy=DEFAULT_POLICY)
+    assert result.data is not None and result.data.users == {"control": 10**15, "treatment": 10**15}
+
+
+@pytest.mark.parametrize("users", [3, 1000, 123_457])
+def test_perfectly_correlated_ratio_sums_are_possible(users: int) -> None:
+    """Cov² = Var(X)·Var(Y) exactly (X = 7.3·Y, and Y = 1 for every user, so Var(Y) = Cov = 0 up
+    to rounding): the Cauchy–Schwarz check allows the rounding of the sums."""
+    rows = []
+    for label, scale in (("control", 7.3), ("treatment", 0.1)):
+        y = [1.0] * users
+        x = [scale * (1 + (i % 7)) for i in range(users)]
+        rows.append((label, str(users), "1", repr(math.fsum(x)), repr(math.fsum(y)),
+                     repr(math.fsum(v * v for v in x)), repr(math.fsum(v * v for v in y)),
+                     repr(math.fsum(a * b for a, b in zip(x, y, strict=True)))))
+        rows.append((label + "_b", str(users), "1", repr(math.fsum(x)), repr(math.fsum(v * 3 for v in x)),
+                     repr(math.fsum(v * v for v in x)), repr(math.fsum(9 * v * v for v in x)),
+                     repr(math.fsum(3 * v * v for v in x))))
+    result = validate_aggregated(RawTable(("variant", "users", "conversions", *RATIO.split(",")), tuple(rows)),
+                                 policy=DEFAULT_POLICY)
+    assert [i.code for i in result.issues if i.severity == "blocked"] == []
 
 
 def test_header_phase() -> None:

@@ -184,6 +184,47 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+_HUGE = "1" + "0" * 400  # a TOML integer no float can hold
+
+
+@pytest.mark.parametrize(("args", "policy", "words"), [
+    (["analyze", "data/sample_launch.csv", "--alpha", "1e-17"], None, "alpha must be within [1e-12, 0.5]"),
+    (["analyze", "data/sample_launch.csv", "--split", "1e308,1e308"], None, "must add up to a finite number"),
+    (["analyze", "data/sample_launch.csv"], "alpha = 1e-300", "alpha must be within [1e-12, 0.5]"),
+    (["analyze", "data/sample_launch.csv"], f"sequential_tuning = {_HUGE}", "sequential_tuning must be a number"),
+    (["analyze", "data/sample_launch.csv"], f"planned_mde = {_HUGE}", "planned_mde must be a number"),
+    (["analyze", "data/sample_launch.csv"], f"guardrail_worsened = {_HUGE}", "guardrail_worsened must be a number"),
+    (["analyze", "data/sample_launch.csv"], f"[metrics.x]\nmargin = {_HUGE}", "metrics.x.margin must be"),
+    (["analyze", "data/sample_launch.csv"], f"expected_split = [{_HUGE}, 1]", "expected_split[0] must be"),
+    (["analyze", "data/sample_launch.csv"], "expected_split = {control = [1], treatment = 2}",
+     "expected_split.control must be a positive number"),
+    (["analyze", "data/sample_launch.csv"], "sequential = true\nsequential_tuning = 5e-324",
+     "sequential_tuning is a number of users"),
+    (["plan", "--baseline", "0.5", "--mde", "1e-300"], None, "the MDE is too small"),
+    (["plan", "--baseline", "0.1", "--mde", "0.01", "--alpha", "1e-17"], None, "alpha must be within"),
+])
+def test_policy_and_arguments_out_of_range_exit_2_with_one_line(tmp_path: Path, args: list[str], policy: str | None,
+                                                                 words: str) -> None:
+    """Values that used to crash (OverflowError, ZeroDivisionError, math.ceil(inf)) are bad arguments."""
+    if policy is not None:
+        (tmp_path / "policy.toml").write_text(policy + "\n")
+        args = [*args, "--policy", str(tmp_path / "policy.toml")]
+    result = run_cli(*args)
+    assert result.returncode == 2, result
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert "0" * 50 not in result.stderr  # a 400-digit integer is described, not printed
+
+
+@pytest.mark.parametrize("mde", ["1e-300", "5e-324", "1e-300%"])
+def test_an_mde_too_small_to_plan_for_gives_a_report(mde: str) -> None:
+    """The report's "users needed for the planned MDE" hint is left out; it used to divide by Δ² = 0."""
+    result = run_cli("analyze", "data/sample_launch.csv", "--format", "json", "--mde", mde)
+    assert result.returncode == 0, result.stderr
+    report, = assert_clean_json(result.stdout)
+    assert report["policy"]["planned_mde"] > 0
+
+
 def test_require_launch_exit_codes() -> None:
     assert run_cli("analyze", str(DATA / "sample_launch.csv"), "--require-launch").returncode == 0
     assert run_cli("analyze", str(DATA / "sample_negative.csv"), "--require-launch").returncode == 1

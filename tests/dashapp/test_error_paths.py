@@ -111,10 +111,10 @@ def test_analyze_does_not_import_the_dashboard_modules() -> None:
 @pytest.mark.parametrize(("control", "treatment"), [(0, 0), (0, 3)])
 def test_quadrillions_of_users_give_a_report_not_a_traceback_or_a_hang(tmp_path: Path, control: int,
                                                                         treatment: int) -> None:
-    """9·10¹⁵ users an arm with 0 or 3 conversions: the sparse-count Fisher test, the detectable
-    effect of a 0% control and the Beta(1, 9·10¹⁵) posterior all used to fail (a traceback, or a
-    Fisher test that never ended)."""
-    users = 9 * 10**15
+    """10¹⁵ users an arm (the most a count may be, analytics.health.MAX_COUNT) with 0 or 3
+    conversions: the sparse-count Fisher test, the detectable effect of a 0% control and the
+    Beta(1, 10¹⁵) posterior all used to fail (a traceback, or a Fisher test that never ended)."""
+    users = 10**15
     path = tmp_path / "huge.csv"
     path.write_text(f"variant,users,conversions\ncontrol,{users},{control}\ntreatment,{users},{treatment}\n")
     result = run_cli("analyze", str(path), "--format", "json", timeout=60)
@@ -125,7 +125,19 @@ def test_quadrillions_of_users_give_a_report_not_a_traceback_or_a_hang(tmp_path:
     if treatment:
         # Given 3 conversions in all, the control's share is Binomial(3, ½) to O(1e-15): P(0) + P(3) = ¼.
         assert primary["p_value_exact"] == pytest.approx(0.25, rel=1e-9)
-        # Beta(1, b) against Beta(4, b), b ≈ 9·10¹⁵: P(Exp(1) < Gamma(4)) = 1 − 2⁻⁴.
+        # Beta(1, b) against Beta(4, b), b ≈ 10¹⁵: P(Exp(1) < Gamma(4)) = 1 − 2⁻⁴.
         assert primary["bayesian"]["prob_treatment_better"] == pytest.approx(1 - 2**-4, rel=1e-6)
     else:
         assert any("smallest effect detectable" in reason for reason in report["decision"]["reasons"])
+
+
+def test_more_than_a_quadrillion_users_is_blocked_not_a_traceback(tmp_path: Path) -> None:
+    """10¹⁵ + 1 users (and 10³⁰⁸, which used to overflow the SRM test): ``count_too_large``."""
+    path = tmp_path / "huge.csv"
+    path.write_text(f"variant,users,conversions\ncontrol,{10**15 + 1},3\ntreatment,{10**308},{10**307}\n")
+    result = run_cli("analyze", str(path), "--format", "json", timeout=60)
+    assert result.returncode == EXIT_OK, result.stderr
+    report, = assert_clean_json(result.stdout)
+    assert report["health"]["status"] == "blocked"
+    assert [i["code"] for i in report["health"]["issues"]] == ["count_too_large"] * 3
+    assert "Row 2, column 'users' is 1,000,000,000,000,001" in report["health"]["issues"][0]["message"]

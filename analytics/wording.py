@@ -80,13 +80,16 @@ def format_points(value: float, *, signed: bool = True) -> str:
 
 def format_number(value: float, *, signed: bool = False) -> str:
     """A metric value or change by magnitude: four significant digits, thousands separators,
-    never scientific notation for everyday sizes (``12.4``, ``812``, ``1,234,568``, ``0.003449``)."""
+    never scientific notation for everyday sizes (``12.4``, ``812``, ``1,234,568``, ``0.003449``);
+    beyond a quadrillion, where every digit past the fourth is noise, ``5e+302``."""
     if not math.isfinite(value):
         return "n/a"
     sign = "+" if signed and value >= 0 else "-" if value < 0 else ""
     size = abs(value)
     if size == 0:
         text = "0"
+    elif size >= 1e15:
+        text = f"{size:.4g}"
     elif size >= 1e4:
         text = f"{size:,.0f}"
     elif size >= 1e-6:

@@ -34,6 +34,7 @@ def test_p_clause_reads_in_a_sentence() -> None:
 @pytest.mark.parametrize(("value", "text"), [
     (12.4, "12.4"), (12.61, "12.61"), (812.0, "812"), (0.003449, "0.003449"), (1_234_567.8, "1,234,568"),
     (0.4758, "0.4758"), (-0.05577, "-0.05577"), (40_000, "40,000"), (0.0, "0"),
+    (999_999_999_999_999.0, "999,999,999,999,999"), (5e302, "5e+302"), (-1.2345e20, "-1.234e+20"),
 ])
 def test_numbers_by_magnitude_without_scientific_notation(value: float, text: str) -> None:
     assert format_number(value) == text

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import signal
-import socket
 import threading
 import time
 import urllib.request
@@ -195,27 +194,17 @@ def _imported(pool: WorkerPool) -> bool:
 # -- the dashboard: hostile files through the server -------------------------------------------
 
 
-def _free_port() -> int:
-    for port in range(18200, 18300):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18200-18299")
-
-
 @pytest.fixture
 def served(tmp_path: Path, cold_default_pool: None) -> Iterator[tuple[Any, int]]:
-    """The real waitress server on 127.0.0.1 (ports 18200-18299), in a thread of this process."""
+    """The real waitress server on 127.0.0.1 and a port the kernel picks (a port probed free and
+    bound a moment later was once taken in between: "Address already in use"), in a thread of this
+    process."""
     app = create_app(db=tmp_path / "isolation.duckdb", load_sample_experiments=False)
-    port = _free_port()
-    server = make_server(app, host="127.0.0.1", port=port)
+    server = make_server(app, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, name="waitress-isolation", daemon=True)
     thread.start()
     try:
-        yield app, port
+        yield app, int(server.effective_port)
     finally:
         server.close()
         thread.join(timeout=5)

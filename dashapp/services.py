@@ -88,20 +88,24 @@ def analyze_loaded(loaded: LoadedFile, request: AnalysisRequest) -> Report:
     """Validate a read file and analyse it; bad data gives a Blocked report, never an exception."""
     if loaded.file_format != "spark":
         return _analyze_loaded(loaded, request)
+    if loaded.user_level is not None and not _scan_could_give(loaded.user_level):
+        return _refuse_spark_input(loaded, request)
     try:
-        if loaded.user_level is not None and not _scan_could_give(loaded.user_level):
-            raise ValueError("stored statistics no scan gives")
         return _analyze_loaded(loaded, request)
     except (ArithmeticError, TypeError, ValueError):
-        # Statistics ExperimentOS stored come out of its own scan; numbers no scan can give (a
-        # negative count, NaN sums, more conversions than users) mean the file was made or edited
-        # by hand: refused like any unusable input, never a traceback.
-        refused = replace(loaded, user_level=None, issues=(analytics.Issue(
-            analytics.IssueCode.INVALID_SPARK_INPUT, "blocked",
-            f"{Path(loaded.path).name} holds statistics no Spark scan gives (a negative count, a sum that is not "
-            "a number or more successes than users); upload the exported CSV or Parquet file instead, or run the "
-            "Spark query again."),))
-        return _analyze_loaded(refused, request)
+        return _refuse_spark_input(loaded, request)
+
+
+def _refuse_spark_input(loaded: LoadedFile, request: AnalysisRequest) -> Report:
+    """Statistics ExperimentOS stored come out of its own scan; numbers no scan can give (a negative
+    count, NaN sums, more conversions than users) mean the file was made or edited by hand: refused
+    like any unusable input, never a traceback."""
+    refused = replace(loaded, user_level=None, issues=(analytics.Issue(
+        analytics.IssueCode.INVALID_SPARK_INPUT, "blocked",
+        f"{Path(loaded.path).name} holds statistics no Spark scan gives (a negative count, a sum that is not "
+        "a number or more successes than users); upload the exported CSV or Parquet file instead, or run the "
+        "Spark query again."),))
+    return _analyze_loaded(refused, request)
 
 
 def _scan_could_give(summary: analytics.UserLevelSummary) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,23 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     environment["PYTHONPATH"] = str(ROOT)
     return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd or ROOT, env=environment,
                           timeout=timeout, check=False)
+
+
+@contextlib.contextmanager
+def served_in_thread(app: Any, name: str) -> Iterator[int]:
+    """The real waitress server for ``app`` on 127.0.0.1, on a port the kernel picks (a port probed
+    free and bound a moment later was once taken in between), in a thread of this process; yields
+    the port."""
+    from dashapp.app import make_server
+
+    server = make_server(app, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield int(server.effective_port)
+    finally:
+        server.close()
+        thread.join(timeout=5)
 
 
 def press(client: Any, output: str, values: dict[str, Any], changed: str) -> Any:

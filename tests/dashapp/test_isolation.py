@@ -24,7 +24,7 @@ import pytest
 
 from analytics import Charter
 from dashapp import isolation, services, workspace
-from dashapp.app import create_app, make_server
+from dashapp.app import create_app
 from dashapp.cli import main
 from dashapp.errors import RenderTimeoutError, WorkerCrashedError, WorkerOutOfMemoryError, WorkerTimeoutError
 from dashapp.isolation import Limits, WorkerPool
@@ -32,7 +32,7 @@ from dashapp.memo import build_memo, render
 from dashapp.pages import new
 from dashapp.state import FormValues
 from storage.ingest import MAX_AGGREGATED_ROWS, MAX_COLUMNS
-from tests.conftest import DATA, run_cli
+from tests.conftest import DATA, run_cli, served_in_thread
 from tests.dashapp import isolation_targets as targets
 
 SETTLE_SECONDS = 2.0
@@ -196,18 +196,10 @@ def _imported(pool: WorkerPool) -> bool:
 
 @pytest.fixture
 def served(tmp_path: Path, cold_default_pool: None) -> Iterator[tuple[Any, int]]:
-    """The real waitress server on 127.0.0.1 and a port the kernel picks (a port probed free and
-    bound a moment later was once taken in between: "Address already in use"), in a thread of this
-    process."""
+    """The real waitress server on 127.0.0.1 (:func:`tests.conftest.served_in_thread`)."""
     app = create_app(db=tmp_path / "isolation.duckdb", load_sample_experiments=False)
-    server = make_server(app, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, name="waitress-isolation", daemon=True)
-    thread.start()
-    try:
-        yield app, int(server.effective_port)
-    finally:
-        server.close()
-        thread.join(timeout=5)
+    with served_in_thread(app, "waitress-isolation") as port:
+        yield app, port
 
 
 def _answers(port: int) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Any
 import pytest
 
 from dashapp import ids
-from dashapp.app import LOOPBACK_HOSTS, allowed_hosts_for, create_app, make_server, waitress_options
+from dashapp.app import LOOPBACK_HOSTS, allowed_hosts_for, create_app, waitress_options
+from tests.conftest import served_in_thread
 
 TIMEOUT = 20
 HARDENING = {
@@ -28,14 +28,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, int]
     """The real waitress server on 127.0.0.1 and a free port, in a thread for this module."""
     app = create_app(db=tmp_path_factory.mktemp("server") / "served.duckdb",
                      allowed_hosts=allowed_hosts_for("127.0.0.1"))
-    server = make_server(app, host="127.0.0.1", port=0)
-    thread = threading.Thread(target=server.run, name="waitress-under-test", daemon=True)
-    thread.start()
-    try:
-        yield app, int(server.effective_port)
-    finally:
-        server.close()
-        thread.join(timeout=5)
+    with served_in_thread(app, "waitress-under-test") as port:
+        yield app, port
 
 
 def _get(port: int, path: str, *, host: str | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:

@@ -41,9 +41,8 @@ from typing import Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
-from analytics.distributions import beta_pdf, beta_ppf, norm_cdf, norm_pdf, norm_ppf
+from analytics.distributions import beta_pdf, beta_ppf, norm_cdf, norm_pdf, norm_ppf, special_functions
 from analytics.inference import EffectEstimate, MetricType
 from analytics.sufficient import Interval, ProportionStatistic
 
@@ -230,8 +229,9 @@ class _Posterior:
         found = np.zeros_like(x)
         values, mean = x[inside], self.mean
         # xlog1py: a shape of exactly 1 times log 0 (a node ~1e-17 of the mean) is 0, not NaN.
-        found[inside] = np.exp(special.xlog1py(self.a - 1.0, (values - mean) / mean)
-                               + special.xlog1py(self.b - 1.0, (mean - values) / (1.0 - mean)) - self.log_norm)
+        xlog1py = special_functions().xlog1py
+        found[inside] = np.exp(xlog1py(self.a - 1.0, (values - mean) / mean)
+                               + xlog1py(self.b - 1.0, (mean - values) / (1.0 - mean)) - self.log_norm)
         return found
 
     def cdf(self, points: NDArray[np.float64], *, partial_mean: bool = False) -> tuple[NDArray[np.float64],
@@ -241,7 +241,7 @@ class _Posterior:
         points = np.clip(points, 0.0, 1.0)  # no gap may straddle the support's edge, where f has a kink
         middle = len(points) // 2
         anchor = float(points[middle])
-        f_anchor = float(special.betainc(self.a, self.b, anchor))
+        f_anchor = float(special_functions().betainc(self.a, self.b, anchor))
         half = (points[1:] - points[:-1]) / 2.0
         inner = (points[1:] + points[:-1])[:, None] / 2.0 + half[:, None] * _GAP_NODES[None, :]
         mass = self.density(inner) * _GAP_WEIGHTS[None, :]
@@ -249,7 +249,7 @@ class _Posterior:
         found = np.clip(f_anchor + steps - steps[middle], 0.0, 1.0)
         if not partial_mean:
             return found, found
-        m_anchor = self.mean * float(special.betainc(self.a + 1.0, self.b, anchor))
+        m_anchor = self.mean * float(special_functions().betainc(self.a + 1.0, self.b, anchor))
         moments = np.concatenate(([0.0], np.cumsum((mass * inner).sum(axis=1) * half)))
         return found, np.clip(m_anchor + moments - moments[middle], 0.0, self.mean)
 
@@ -296,13 +296,14 @@ def beta_binomial_summary(
         prob, loss_treatment, loss_control = 1.0 - float(weighted @ below), below_shortfall, above_shortfall
 
     relative_t, relative_c = t.variance / t.mean**2, c.variance / c.mean**2
-    ratio_cdf, ratio_density = _ratio_functions(c, t, over_control=relative_c <= relative_t)
+    ratio_at = _ratio_functions(c, t, over_control=relative_c <= relative_t)
     # Newton's method from the Cornish–Fisher approximation of log p_t − log p_c (the cumulants of
     # log Beta(a, b) are polygamma differences), which is usually within 1e-4 of the answer;
     # bisection keeps it bracketed.
     # ψ, ψ′ = ζ(2, ·) and ψ″ = −2 ζ(3, ·) at a_t, a_t + b_t, a_c, a_c + b_c (ufuncs: polygamma's
     # Python wrapper costs more than the rest of the start).
     points = np.array([t.a, t.a + t.b, c.a, c.a + c.b])
+    special = special_functions()
     digamma, trigamma, tetragamma = special.psi(points), special.zeta(2.0, points), -2.0 * special.zeta(3.0, points)
     log_ratio = float((digamma[0] - digamma[1]) - (digamma[2] - digamma[3]))
     variance = float((trigamma[0] - trigamma[1]) + (trigamma[2] - trigamma[3]))
@@ -315,12 +316,12 @@ def beta_binomial_summary(
         r = math.exp(log_ratio + (z + (z * z - 1.0) * skew / 6.0) * spread)
         low, high = 0.0, math.inf
         for _ in range(100):
-            gap = ratio_cdf(r) - target
+            probability, density = ratio_at(r)
+            gap = probability - target
             if gap < 0.0:
                 low = max(low, r)
             else:
                 high = min(high, r)
-            density = ratio_density(r)
             r_next = r - gap / density if density > 0.0 else math.nan
             if abs(r_next - r) <= 1e-9 * r:  # converged: Newton's next error is ~(1e-9)² / the relative spread
                 r = r_next
@@ -339,28 +340,21 @@ def beta_binomial_summary(
     )
 
 
-def _ratio_functions(c: _Posterior, t: _Posterior, *, over_control: bool) -> tuple[Callable[[float], float],
-                                                                                   Callable[[float], float]]:
-    """P(p_t / p_c ≤ r) and its density in r, as integrals over the control posterior
-    (∫ f_c(y) F_t(r·y) dy) or over the treatment one (∫ f_t(x) (1 − F_c(x / r)) dx)."""
+def _ratio_functions(c: _Posterior, t: _Posterior, *, over_control: bool
+                     ) -> Callable[[float], tuple[float, float]]:
+    """r ↦ (P(p_t / p_c ≤ r), its density in r), as integrals over the control posterior
+    (∫ f_c(y) F_t(r·y) dy) or over the treatment one (∫ f_t(x) (1 − F_c(x / r)) dx); both from
+    the same nodes, which is what Newton's method needs at each step."""
     if over_control:
-        def cdf(r: float) -> float:
+        def over_control_at(r: float) -> tuple[float, float]:
             y, weighted = c.weighted_rule(1.0 / r)
-            return float(weighted @ t.cdf(r * y)[0])
+            return float(weighted @ t.cdf(r * y)[0]), float(weighted @ (y * t.density(r * y)))
+        return over_control_at
 
-        def density(r: float) -> float:
-            y, weighted = c.weighted_rule(1.0 / r)
-            return float(weighted @ (y * t.density(r * y)))
-        return cdf, density
-
-    def cdf_over_treatment(r: float) -> float:
+    def over_treatment_at(r: float) -> tuple[float, float]:
         x, weighted = t.weighted_rule(r)
-        return 1.0 - float(weighted @ c.cdf(x / r)[0])
-
-    def density_over_treatment(r: float) -> float:
-        x, weighted = t.weighted_rule(r)
-        return float(weighted @ (c.density(x / r) * x / (r * r)))
-    return cdf_over_treatment, density_over_treatment
+        return 1.0 - float(weighted @ c.cdf(x / r)[0]), float(weighted @ (c.density(x / r) * x / (r * r)))
+    return over_treatment_at
 
 
 def normal_summary(effect: EffectEstimate, *, credible_level: float = 0.95) -> BayesianSummary:

@@ -1,5 +1,10 @@
 """The normal, Student t and chi-square functions analytics needs, from ``scipy.special``.
 
+``scipy.special`` itself is imported at the first call (:func:`special_functions`), not with
+analytics: it costs ~0.15 s (its array-API layer loads most of NumPy's namespace), which the
+command line spends while a worker reads the file (see ``dashapp.cli``), and which a process that
+only validates a table never pays.
+
 ``scipy.stats`` costs about half a second to import (it builds every distribution object); the
 special functions it calls underneath cost a few milliseconds. These are the same functions
 (``norm.ppf`` is ``ndtri``, ``t.sf`` is ``stdtr`` of −x, ``chi2.sf`` is ``chdtrc``, ``beta.ppf`` is
@@ -10,30 +15,49 @@ error near 1e-14 where ``exp(xlogy − betaln)`` loses ~1e-11 at a + b ~ 1e5.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
+from types import ModuleType
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
-__all__ = ["beta_pdf", "beta_ppf", "chi2_sf", "norm_cdf", "norm_pdf", "norm_ppf", "norm_sf", "t_ppf", "t_sf"]
+__all__ = [
+    "beta_pdf",
+    "beta_ppf",
+    "chi2_sf",
+    "norm_cdf",
+    "norm_pdf",
+    "norm_ppf",
+    "norm_sf",
+    "special_functions",
+    "t_ppf",
+    "t_sf",
+]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
+@functools.cache
+def special_functions() -> ModuleType:
+    """``scipy.special``, imported at the first call."""
+    return importlib.import_module("scipy.special")
+
+
 def norm_ppf(p: float) -> float:
     """Φ⁻¹(p)."""
-    return float(special.ndtri(p))
+    return float(special_functions().ndtri(p))
 
 
 def norm_cdf(x: float) -> float:
     """Φ(x)."""
-    return float(special.ndtr(x))
+    return float(special_functions().ndtr(x))
 
 
 def norm_sf(x: float) -> float:
     """1 − Φ(x), accurate in the far tail."""
-    return float(special.ndtr(-x))
+    return float(special_functions().ndtr(-x))
 
 
 def norm_pdf(x: float) -> float:
@@ -43,22 +67,22 @@ def norm_pdf(x: float) -> float:
 
 def t_ppf(p: float, df: float) -> float:
     """The p-quantile of Student's t with ``df`` degrees of freedom."""
-    return float(special.stdtrit(df, p))
+    return float(special_functions().stdtrit(df, p))
 
 
 def t_sf(x: float, df: float) -> float:
     """P(T > x) for Student's t with ``df`` degrees of freedom."""
-    return float(special.stdtr(df, -x))
+    return float(special_functions().stdtr(df, -x))
 
 
 def chi2_sf(x: float, df: float) -> float:
     """P(χ² > x) with ``df`` degrees of freedom."""
-    return float(special.chdtrc(df, x))
+    return float(special_functions().chdtrc(df, x))
 
 
 def beta_ppf(p: float, a: float, b: float) -> float:
     """The p-quantile of Beta(a, b)."""
-    return float(special.betaincinv(a, b, p))
+    return float(special_functions().betaincinv(a, b, p))
 
 
 def beta_pdf(x: ArrayLike, a: float, b: float) -> NDArray[np.float64]:
@@ -80,6 +104,7 @@ def beta_pdf(x: ArrayLike, a: float, b: float) -> NDArray[np.float64]:
     values = points[inside]
     k, total = a - 1.0, a + b - 2.0
     if a < 1.0 or b < 1.0:
+        special = special_functions()
         found[inside] = np.exp(special.xlogy(a - 1.0, values) + special.xlog1py(b - 1.0, -values) - special.betaln(a, b))
     elif k == 0.0:  # Beta(1, b): b (1 − x)^(b − 1)
         found[inside] = b * np.exp(total * np.log1p(-values))
@@ -99,7 +124,7 @@ def beta_pdf(x: ArrayLike, a: float, b: float) -> NDArray[np.float64]:
 def _stirling_remainder(n: float) -> float:
     """δ(n) = log Γ(n + 1) − log(√(2π n) (n/e)^n), by its asymptotic series above 15."""
     if n <= 15.0:
-        return float(special.gammaln(n + 1.0)) - (n + 0.5) * math.log(n) + n - 0.5 * math.log(2.0 * math.pi)
+        return float(special_functions().gammaln(n + 1.0)) - (n + 0.5) * math.log(n) + n - 0.5 * math.log(2.0 * math.pi)
     inverse_square = 1.0 / (n * n)
     return (1.0 / 12 - (1.0 / 360 - (1.0 / 1260 - (1.0 / 1680 - inverse_square / 1188) * inverse_square)
                         * inverse_square) * inverse_square) / n

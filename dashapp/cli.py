@@ -226,10 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_commands() -> None:
+def _import_commands(*, database: bool) -> None:
     """The analysis, storage and rendering code the commands use, imported once the arguments are
     parsed: ``--help`` and a mistyped option answer at once instead of after half a second of
-    imports (SciPy, DuckDB, NumPy)."""
+    imports (SciPy, DuckDB, NumPy). ``database``: the command opens the experiment database;
+    otherwise DuckDB is not imported here at all (``analyze`` reads files in forked workers, which
+    import it while this process imports SciPy)."""
     global DEFAULT_POLICY, Outcome, parse_split, plan_sample_size, policy_from_mapping
     global plan_sequential_sample_size, format_count, format_date, format_relative, WorkerPool
     global AnalysisRequest, UnreadableFileError, analyze_isolated_batch, prepare_save, replay_analysis
@@ -241,9 +243,10 @@ def _import_commands() -> None:
     from dashapp.formatting import format_relative
     from dashapp.isolation import WorkerPool
     from dashapp.services import AnalysisRequest, analyze_isolated_batch, prepare_save, replay_analysis
-    from storage.database import ExperimentDatabase, HistoryQuery
-    from storage.ingest import INPUT_CAP_CODES
-    from storage.users import UserDirectory
+    from storage.files import INPUT_CAP_CODES
+    if database:
+        from storage.database import ExperimentDatabase, HistoryQuery
+        from storage.users import UserDirectory
 
 
 def _is_storage_error(error: BaseException) -> bool:
@@ -723,7 +726,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        _import_commands()
+        _import_commands(database=args.command != "analyze" or args.save or args.experiment is not None)
         handlers = {"analyze": _analyze, "plan": _plan, "history": _history, "show": _show, "replay": _replay,
                     "serve": _serve, "users": _users}
         return handlers[args.command](args, out)

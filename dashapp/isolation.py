@@ -38,6 +38,7 @@ Limits come from environment variables (see :meth:`Limits.from_environment`).
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import functools
 import math
 import os
@@ -54,7 +55,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, TypeVar
 
 from dashapp.errors import IsolationError, WorkerCrashedError, WorkerOutOfMemoryError, WorkerTimeoutError
 
@@ -73,6 +74,7 @@ __all__ = [
     "THREADS_ENV",
     "TIMEOUT_ENV",
     "WARM_ENV",
+    "Job",
     "Limits",
     "WorkerPool",
     "default_pool",
@@ -97,8 +99,9 @@ DEFAULT_MEMORY_MB = 2048
 DEFAULT_TIMEOUT_SECONDS = 300.0
 DUCKDB_MEMORY_SHARE = 0.6  # the rest is Python's: the rows of an aggregated file, the report, pickling it
 CPU_GRACE_SECONDS = 5  # between SIGXCPU (soft limit) and SIGKILL (hard limit)
-#: What an idle worker imports before it waits for a job (the analysis path, then the PDF path's).
-DEFAULT_PRELOAD = ("dashapp.services", "dashapp.memo.render")
+#: What an idle worker imports before it waits for a job: the analysis path (``scipy.special``,
+#: which analytics imports at its first use), then the PDF path's.
+DEFAULT_PRELOAD = ("dashapp.services", "scipy.special", "dashapp.memo.render")
 _POLL_SECONDS = 0.25
 
 
@@ -270,6 +273,9 @@ class _ForkedWorker(_Worker):
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, 1)
                 os.dup2(self.stderr.fileno(), 2)
+                # A native crash's Python traceback goes to this worker's standard error, kept for
+                # the error (as a fresh worker's PYTHONFAULTHANDLER does), not to the caller's terminal.
+                faulthandler.enable()
                 _serve_one_job(Connection(child.detach()))
                 code = 0
             finally:
@@ -485,26 +491,68 @@ class WorkerPool:
 
         Raises :class:`WorkerCrashedError`, :class:`WorkerOutOfMemoryError`,
         :class:`WorkerTimeoutError`, or what ``function`` raised."""
+        return self.submit(function, *args, limits=limits, progress=on_progress is not None,
+                           **kwargs).result(on_progress)
+
+    def submit(self, function: Callable[..., T], *args: Any, limits: Limits | None = None, progress: bool = False,
+               **kwargs: Any) -> Job[T]:
+        """Start ``function(*args, **kwargs)`` in a worker and return at once: the caller works on
+        (a CLI analyses the previous file while the worker reads the next) and takes the answer
+        with :meth:`Job.result`. It holds one of the pool's ``max_workers`` slots until then.
+        ``progress``: give the function ``on_progress=`` (see :meth:`run`)."""
         limits = limits or Limits.from_environment()
-        with self._slots:
+        self._slots.acquire()
+        try:
             worker = self._take()
-            if self._ahead:
-                self._refill()
-            try:
-                return _run_job(worker, function, args, kwargs, limits, on_progress)
-            finally:
-                worker.kill()
-                worker.close_stderr()
-                self._refill()
+        except BaseException:
+            self._slots.release()
+            raise
+        if self._ahead:
+            self._refill()
+        # If the worker died before the job reached it, its exit status tells why (Job.result).
+        with contextlib.suppress(OSError):
+            worker.connection.send((function, args, kwargs, limits, progress))
+        return Job(self, worker, limits)
+
+    def _finish(self, worker: _Worker) -> None:
+        """A job's end, answered or not: its worker is killed and the slot freed."""
+        worker.kill()
+        worker.close_stderr()
+        self._slots.release()
+        self._refill()
 
 
-def _run_job(worker: _Worker, function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
-             limits: Limits, on_progress: Callable[[float], None] | None) -> T:
-    started = time.monotonic()
-    deadline = started + limits.wall_seconds
-    # If the worker died before the job reached it, its exit status tells why (below).
-    with contextlib.suppress(OSError):
-        worker.connection.send((function, args, kwargs, limits, on_progress is not None))
+class Job(Generic[T]):
+    """A job :meth:`WorkerPool.submit` started: :meth:`result` waits for its answer (or
+    :meth:`cancel` kills it); either ends the worker and frees its slot, once."""
+
+    def __init__(self, pool: WorkerPool, worker: _Worker, limits: Limits) -> None:
+        self._pool = pool
+        self._worker: _Worker | None = worker
+        self._limits = limits
+        self._deadline = time.monotonic() + limits.wall_seconds
+
+    def result(self, on_progress: Callable[[float], None] | None = None) -> T:
+        """The function's result; its progress values go to ``on_progress`` meanwhile. Raises
+        what :meth:`WorkerPool.run` raises, and ``RuntimeError`` when the job already ended."""
+        worker = self._worker
+        if worker is None:
+            raise RuntimeError("this job has already ended: its result was taken or it was cancelled")
+        self._worker = None
+        try:
+            return _await_answer(worker, self._deadline, self._limits, on_progress)
+        finally:
+            self._pool._finish(worker)
+
+    def cancel(self) -> None:
+        """Kill the worker if the job has not ended (no answer will be taken)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._pool._finish(worker)
+
+
+def _await_answer(worker: _Worker, deadline: float, limits: Limits,
+                  on_progress: Callable[[float], None] | None) -> T:
     answer: tuple[str, Any] | None = None
     while answer is None:
         remaining = deadline - time.monotonic()

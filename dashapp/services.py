@@ -3,11 +3,15 @@ command line and the dashboard — analyse a file (in this process or an isolate
 report, replay a stored analysis, the sample files.
 
 What only the dashboard does (uploads in the staging folder, sessions, looks) is in
-:mod:`dashapp.workspace`, which this module never imports, so the CLI does not load it.
+:mod:`dashapp.workspace`, which this module never imports, so the CLI does not load it. DuckDB
+(:mod:`storage.ingest`, :mod:`storage.database`) is imported where a file is read or a report
+stored, not with this module: the CLI analyses in its own process what workers read, and never
+loads DuckDB there unless it saves.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import os
@@ -15,10 +19,11 @@ import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import analytics
 from analytics import DEFAULT_POLICY, Charter, ExperimentInfo, InputInfo, Policy, Report
+from analytics.distributions import special_functions
 from dashapp.errors import (
     IsolationError,
     UnreadableFileError,
@@ -26,15 +31,19 @@ from dashapp.errors import (
     WorkerOutOfMemoryError,
     WorkerTimeoutError,
 )
-from dashapp.isolation import WorkerPool, default_pool
-from storage.database import ExperimentDatabase, NewAnalysis, NewExperiment
-from storage.ingest import MAX_COLUMNS, FileReader, LoadedFile
+from dashapp.isolation import Job, WorkerPool, default_pool
+from storage.files import MAX_COLUMNS, LoadedFile
+
+if TYPE_CHECKING:
+    from storage.database import ExperimentDatabase, NewAnalysis, NewExperiment
+    from storage.ingest import FileReader
 
 T = TypeVar("T")
 
 __all__ = [
     "BATCH_FILES",
     "BATCH_FILE_BYTES",
+    "BATCH_FIRST_FILES",
     "REPLAY_ABSOLUTE_TOLERANCE",
     "REPLAY_RELATIVE_TOLERANCE",
     "SAMPLES_DIR",
@@ -43,7 +52,6 @@ __all__ = [
     "ReplayResult",
     "analyze_file",
     "analyze_file_report",
-    "analyze_file_reports",
     "analyze_in_worker",
     "analyze_isolated",
     "analyze_isolated_batch",
@@ -51,6 +59,8 @@ __all__ = [
     "analyze_path",
     "load_samples",
     "prepare_save",
+    "read_file",
+    "read_files",
     "replay_analysis",
     "replay_report",
     "report_differences",
@@ -200,8 +210,15 @@ def analyze_path(path: str | Path, request: AnalysisRequest, *, reader: FileRead
     """Read and analyse one file. Raises :class:`storage.InputFileError` if it cannot be opened."""
     if reader is not None:
         return analyze_loaded(reader.read_path(path, segments=request.segments, ratios=request.ratios), request)
-    with FileReader() as own:
+    with _reader() as own:
         return analyze_loaded(own.read_path(path, segments=request.segments, ratios=request.ratios), request)
+
+
+def _reader(*, on_progress: Callable[[float], None] | None = None) -> FileReader:
+    """A :class:`storage.ingest.FileReader` (DuckDB imported here, at the first read)."""
+    from storage.ingest import FileReader
+
+    return FileReader(on_progress=on_progress)
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -211,14 +228,37 @@ def report_json(report: Report) -> dict[str, Any]:
 # -- isolated analysis: untrusted files are read and analysed in a worker process ----------------
 
 
+def read_file(path: str, filename: str, request: AnalysisRequest,
+              on_progress: Callable[[float], None] | None = None) -> LoadedFile:
+    """Read the file at ``path`` (``filename`` names it in messages) for ``request`` (its segment
+    and ratio columns): what a worker runs for a file it reads alone. Raises
+    :class:`storage.InputFileError` when the file cannot be opened."""
+    with _reader(on_progress=on_progress) as reader:
+        return reader.read_path(path, segments=request.segments, ratios=request.ratios, name=filename)
+
+
+def read_files(paths: Sequence[str], request: AnalysisRequest) -> list[LoadedFile | Exception]:
+    """:func:`read_file` of each path (named by its path), in order, with one DuckDB reader: what
+    a worker runs for a batch of small files. A file that raises gives its exception in its
+    place, so the caller raises them in the order a file-by-file run would have."""
+    found: list[LoadedFile | Exception] = []
+    with _reader() as reader:
+        for path in paths:
+            try:
+                found.append(reader.read_path(path, segments=request.segments, ratios=request.ratios, name=path))
+            except MemoryError:
+                raise  # the worker answers "out of memory" for the batch
+            except Exception as error:  # handed back in its place, raised by the caller in order
+                found.append(error)
+    return found
+
+
 def analyze_file(path: str, filename: str, request: AnalysisRequest,
                  on_progress: Callable[[float], None] | None = None) -> Report:
     """Read and analyse the file at ``path`` (``filename`` names it in messages). What an isolated
     worker runs for :func:`analyze_staged`. Raises :class:`storage.InputFileError` when the file
     cannot be opened."""
-    with FileReader(on_progress=on_progress) as reader:
-        loaded = reader.read_path(path, segments=request.segments, ratios=request.ratios, name=filename)
-    return analyze_loaded(loaded, request)
+    return analyze_loaded(read_file(path, filename, request, on_progress), request)
 
 
 def analyze_file_report(path: str, filename: str, request: AnalysisRequest,
@@ -228,63 +268,102 @@ def analyze_file_report(path: str, filename: str, request: AnalysisRequest,
     return report_json(analyze_file(path, filename, request, on_progress))
 
 
-#: Files up to this size are analysed together, up to BATCH_FILES in one worker (a larger file
-#: gets a worker of its own, with progress and the whole of the limits).
+#: Files up to this size are read together in one worker (a larger file gets a worker of its own,
+#: with progress and the whole of the limits): the first BATCH_FIRST_FILES of a run of them, then
+#: twice as many each time, up to BATCH_FILES — a small first batch so that analysing starts
+#: early, larger ones later so that fewer workers start (each connects to DuckDB, ~20 ms).
 BATCH_FILE_BYTES = 1 << 20
-BATCH_FILES = 200
-
-
-def analyze_file_reports(paths: Sequence[str], request: AnalysisRequest) -> list[dict[str, Any] | Exception]:
-    """:func:`analyze_file_report` of each path, in order, with one DuckDB reader: what a worker
-    runs for :func:`analyze_isolated_batch`. A file that raises gives its exception in its place,
-    so the caller raises them in the order a file-by-file run would have."""
-    found: list[dict[str, Any] | Exception] = []
-    with FileReader() as reader:
-        for path in paths:
-            try:
-                loaded = reader.read_path(path, segments=request.segments, ratios=request.ratios, name=path)
-                found.append(report_json(analyze_loaded(loaded, request)))
-            except MemoryError:
-                raise  # the worker answers "out of memory" for the batch
-            except Exception as error:  # handed back in its place, raised by the caller in order
-                found.append(error)
-    return found
+BATCH_FIRST_FILES = 16
+BATCH_FILES = 256
 
 
 def analyze_isolated_batch(paths: Sequence[str], request: AnalysisRequest, *, pool: WorkerPool,
                            on_progress: Callable[[int, float], None] | None = None) -> Iterator[dict[str, Any]]:
-    """The report JSON of each path, in order, as :func:`analyze_isolated` gives it (filename =
-    path), with consecutive small files analysed together in one worker (~2 ms a file instead of
-    a worker's ~40 ms). ``on_progress(index, percent)`` reports the scan of a file that has a worker
-    of its own. Raises what :func:`analyze_isolated` raises, for the first file that fails; when a
-    batch's worker crashes or runs out of memory or time, its files are analysed again one by one,
-    so the error names the file that caused it."""
-    index = 0
+    """The report JSON of each path, in order (filename = path), each file read in a worker of
+    ``pool`` and analysed in this process — what the CLI does.
+
+    Consecutive small files (≤ :data:`BATCH_FILE_BYTES`) are read together in one worker
+    (:data:`BATCH_FIRST_FILES`, then twice as many each time up to :data:`BATCH_FILES`); a larger
+    file has a worker of its own, whose scan ``on_progress(index, percent)`` reports. The work is
+    pipelined: the next worker reads while this process analyses what the last one read, and, at
+    the start, imports ``scipy.special`` (~0.15 s) while the first one reads — so on two cores a
+    folder costs about what reading it costs, and one file about what importing DuckDB and SciPy
+    cost. When there is more than one worker's share, this process imports DuckDB too (once,
+    while the first worker reads), so that the later workers, forked from it, need not.
+
+    Raises :class:`UnreadableFileError` for the first file whose worker crashed or ran out of
+    memory or time (a batch that fails is read again file by file, so the error names the file
+    that caused it), and :class:`storage.InputFileError` for a file that cannot be opened."""
+    jobs: collections.deque[tuple[int, list[str], Job[Any]]] = collections.deque()
+    chunks = iter(_read_chunks(paths))
+
+    def submit_next() -> None:
+        chunk = next(chunks, None)
+        if chunk is not None:
+            start, batch = chunk
+            job = (pool.submit(read_files, batch, request) if len(batch) > 1
+                   else pool.submit(read_file, batch[0], batch[0], request, progress=on_progress is not None))
+            jobs.append((start, batch, job))
+
+    try:
+        submit_next()
+        special_functions()  # imported while the first worker reads
+        if len(paths) > len(jobs[0][1]):  # more workers to come: fork them with DuckDB imported
+            import storage.ingest  # noqa: F401
+        while jobs:
+            submit_next()  # the next worker reads while this process analyses
+            start, batch, job = jobs.popleft()
+            for loaded in _read_results(start, batch, job, request, pool, on_progress):
+                yield report_json(analyze_loaded(loaded, request))
+    finally:
+        for _, _, pending in jobs:
+            pending.cancel()
+
+
+def _read_chunks(paths: Sequence[str]) -> Iterator[tuple[int, list[str]]]:
+    """(index of the first, paths) of each worker's share: runs of small files (growing shares, see
+    :func:`analyze_isolated_batch`), large files alone."""
+    index, share = 0, BATCH_FIRST_FILES
     while index < len(paths):
-        batch = list(paths[index:index + BATCH_FILES])
         small = 0
-        while small < len(batch) and _file_size(batch[small]) <= BATCH_FILE_BYTES:
+        while small < share and index + small < len(paths) and _file_size(paths[index + small]) <= BATCH_FILE_BYTES:
             small += 1
-        if small >= 2:
-            batch = batch[:small]
-            try:
-                results: list[dict[str, Any] | Exception] | None = pool.run(analyze_file_reports, batch, request)
-            except IsolationError:
-                results = None
-            if results is not None:
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
-                    yield result
-                index += len(batch)
-                continue
-        else:
-            batch = batch[:1]
-        for offset, path in enumerate(batch):
-            position = index + offset
-            progress = None if on_progress is None else functools.partial(on_progress, position)
-            yield analyze_isolated(path, path, request, on_progress=progress, pool=pool)
-        index += len(batch)
+        # After a large file (read alone), the next run of small ones starts small again.
+        share = min(2 * share, BATCH_FILES) if small else BATCH_FIRST_FILES
+        size = max(1, small)
+        yield index, list(paths[index:index + size])
+        index += size
+
+
+def _read_results(start: int, batch: list[str], job: Job[Any], request: AnalysisRequest, pool: WorkerPool,
+                  on_progress: Callable[[int, float], None] | None) -> Iterator[LoadedFile]:
+    """What ``job`` read of ``batch`` (its first file is ``paths[start]``), in order; raises as
+    :func:`analyze_isolated_batch` says."""
+    if len(batch) == 1:
+        progress = None if on_progress is None else functools.partial(on_progress, start)
+        try:
+            yield job.result(progress)
+        except IsolationError as error:
+            raise UnreadableFileError(unreadable_message(Path(batch[0]).name, error)) from None
+        return
+    try:
+        results: list[LoadedFile | Exception] = job.result()
+    except IsolationError:  # read them one by one, so the error names the file
+        for path in batch:
+            yield _read_alone(path, request, pool)
+        return
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+        yield result
+
+
+def _read_alone(path: str, request: AnalysisRequest, pool: WorkerPool) -> LoadedFile:
+    try:
+        loaded: LoadedFile = pool.run(read_file, path, path, request)
+    except IsolationError as error:
+        raise UnreadableFileError(unreadable_message(Path(path).name, error)) from None
+    return loaded
 
 
 def _file_size(path: str) -> int:
@@ -372,10 +451,12 @@ def prepare_save(report: Report | dict[str, Any], request: AnalysisRequest, *, f
     input is given as its bytes or, so that a large file is never read into memory, its path.
     ``author``: the signed-in user who stores it (recorded on the analysis and in the audit log).
     ``report`` may be the report JSON an isolated worker returned (:func:`analyze_isolated`)."""
+    from storage.database import NewAnalysis
+
     body = report if isinstance(report, dict) else report_json(report)
     named = body["experiment"]
-    experiment = charter or NewExperiment(name=named["name"], primary_metric=named["primary_metric"],
-                                          hypothesis=named.get("hypothesis"))
+    experiment = charter or Charter(name=named["name"], primary_metric=named["primary_metric"],
+                                    hypothesis=named.get("hypothesis"))
     analysis = NewAnalysis(report=body, request=request_to_mapping(request, named["name"]),
                            policy=analytics.policy_to_mapping(request.policy), filename=filename, content=content,
                            source=source, author=author)
@@ -437,7 +518,7 @@ def replay_report(path: str | None, content: bytes | None, filename: str, reques
                   ) -> dict[str, Any]:
     """The report JSON of a stored input: the file at ``path`` (a large input kept beside the
     database) or its ``content`` bytes. What a worker runs for :func:`replay_analysis`."""
-    with FileReader() as reader:
+    with _reader() as reader:
         if path is not None:
             loaded = reader.read_path(path, segments=request.segments, ratios=request.ratios, name=filename)
         else:
@@ -524,12 +605,12 @@ def load_samples(database: ExperimentDatabase) -> int:
     if database.count_experiments() > 0:
         return 0
     items = []
-    with FileReader() as reader:
+    with _reader() as reader:
         for path in sample_files():
             request = sample_request(path)
             report = analyze_loaded(reader.read_path(path), request)
-            charter = NewExperiment(name=report.experiment.name, primary_metric=report.experiment.primary_metric,
-                                    tags=("sample",))
+            charter = Charter(name=report.experiment.name, primary_metric=report.experiment.primary_metric,
+                              tags=("sample",))
             items.append(prepare_save(report, request, content=path.read_bytes(), filename=path.name, charter=charter))
     database.save_analyses(items)
     return len(items)

@@ -1,5 +1,10 @@
 """Everything that touches disk through DuckDB (reading result files, the experiment database) or reads
-through Spark (:mod:`storage.spark`)."""
+through Spark (:mod:`storage.spark`).
+
+Importing the package loads no DuckDB: the readers are in :mod:`storage.ingest` and the database
+in :mod:`storage.database`, so a process that only analyses what a worker read (the CLI) can use
+``storage.errors`` and ``storage.files`` without them.
+"""
 
 from storage.errors import (
     DatabaseBusyError,
@@ -16,7 +21,7 @@ from storage.errors import (
     SparkUnavailableError,
     StorageError,
 )
-from storage.ingest import FileReader, LoadedFile, file_sha256
+from storage.files import LoadedFile
 
 __all__ = [
     "DatabaseBusyError",
@@ -24,7 +29,6 @@ __all__ = [
     "DatabaseError",
     "DatabaseLockedError",
     "DiskFullError",
-    "FileReader",
     "InputFileError",
     "LoadedFile",
     "NotFoundError",
@@ -34,5 +38,5 @@ __all__ = [
     "SparkInputError",
     "SparkUnavailableError",
     "StorageError",
-    "file_sha256",
 ]
+

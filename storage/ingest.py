@@ -14,14 +14,19 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 import duckdb
 
-from analytics import Issue, IssueCode, RawTable, UserLevelSummary
+from analytics import Issue, IssueCode, RawTable
 from storage.errors import InputFileError
+from storage.files import INPUT_CAP_CODES as INPUT_CAP_CODES
+from storage.files import MAX_AGGREGATED_ROWS as MAX_AGGREGATED_ROWS
+from storage.files import MAX_COLUMNS as MAX_COLUMNS
+from storage.files import MAX_LINE_BYTES as MAX_LINE_BYTES
+from storage.files import FileFormat as FileFormat
+from storage.files import LoadedFile as LoadedFile
 from storage.user_level import summarise_user_level
 
 __all__ = [
@@ -38,45 +43,12 @@ __all__ = [
     "file_sha256",
 ]
 
-FileFormat = Literal["csv", "parquet", "spark"]  # "spark": a table or query scanned by Spark (storage.spark)
 _PARQUET_MAGIC = b"PAR1"
 _CHUNK = 1 << 20
 PROGRESS_EVERY_SECONDS = 0.2  # how often the progress watcher asks DuckDB
-
-# -- input caps: what a file may hold before it is refused (Blocked) without being read ----------
-
-#: More columns than any experiment export needs. Wider files are refused before DuckDB reads them:
-#: a user-level file with 6,000 columns crashed DuckDB (SIGFPE) in one aggregate, taking the server
-#: down, and 4,000 columns cost 7.7 s of CPU.
-MAX_COLUMNS = 500
-#: The longest line of a CSV file, in bytes: an export's line is a few hundred bytes; a longer one
-#: is not an export, and DuckDB would hold it whole.
-MAX_LINE_BYTES = 1 << 20
-#: Rows of an aggregated file read into Python (one row per variant, or per date and variant). A
-#: 45 MB file with one row per user but no ``variant`` column took 2.6 GB as Python rows.
-MAX_AGGREGATED_ROWS = 100_000
-#: The Blocked codes of the caps above: the file was refused unread (the CLI exits 2 on them).
-INPUT_CAP_CODES = frozenset({IssueCode.TOO_MANY_COLUMNS, IssueCode.LINE_TOO_LONG, IssueCode.TOO_MANY_ROWS})
 #: DuckDB's limits in this process, when set (the isolated worker sets them from its own limits).
 DUCKDB_MEMORY_LIMIT_ENV = "EXPERIMENTOS_DUCKDB_MEMORY_LIMIT"
 DUCKDB_THREADS_ENV = "EXPERIMENTOS_DUCKDB_THREADS"
-
-
-@dataclass(frozen=True)
-class LoadedFile:
-    """A result file as read: its table (``None`` when unreadable), read issues and identity."""
-
-    path: str
-    table: RawTable | None
-    issues: tuple[Issue, ...]
-    sha256: str
-    size: int
-    file_format: FileFormat
-    user_level: UserLevelSummary | None = None
-
-    @property
-    def kind(self) -> Literal["aggregated", "user_level"]:
-        return "user_level" if self.user_level is not None else "aggregated"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -159,6 +159,17 @@ def test_importing_analytics_and_analysing_a_csv_stay_light() -> None:
     assert result.stdout.strip() == "[] []"
 
 
+def test_the_cli_analyses_without_duckdb_and_imports_scipy_while_its_worker_reads() -> None:
+    """``import analytics`` defers ``scipy.special`` (~0.15 s) to its first use, and ``analyze``
+    without ``--save`` never loads DuckDB in its own process: a forked worker reads the file while
+    this process imports SciPy (both ~0.1 s), so the two start-up costs overlap."""
+    code = ("import io, sys; import analytics; before = sorted(m for m in ('scipy', 'duckdb') if m in sys.modules); "
+            "from dashapp.cli import main; assert main(['analyze', 'data/sample_launch.csv'], stdout=io.StringIO()) == 0; "
+            "print(before, 'scipy.special' in sys.modules, 'duckdb' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[] True False"
+
+
 def test_the_cli_parses_its_arguments_before_importing_the_analysis() -> None:
     """``--help`` and a mistyped option answer without SciPy, DuckDB or NumPy (half a second of imports)."""
     code = ("import contextlib, io, sys; from dashapp.cli import main\n"

@@ -74,7 +74,8 @@ def slow_pdf(*args: object, **kwargs: object) -> bytes:
 
 def crashing_reader(path: str, filename: str, request: object, on_progress: Callable[[float], None] | None = None
                     ) -> dict[str, object]:
-    """Stands in for :func:`dashapp.services.analyze_file_report`: DuckDB dying of SIGFPE on a file."""
+    """Stands in for :func:`dashapp.services.analyze_file_report` or :func:`~dashapp.services.read_file`: DuckDB
+    dying of SIGFPE on a file."""
     os.kill(os.getpid(), signal.SIGFPE)
     time.sleep(5)
     return {}

@@ -31,7 +31,8 @@ from dashapp.isolation import Limits, WorkerPool
 from dashapp.memo import build_memo, render
 from dashapp.pages import new
 from dashapp.state import FormValues
-from storage.ingest import MAX_AGGREGATED_ROWS, MAX_COLUMNS
+from storage import ingest
+from storage.ingest import MAX_AGGREGATED_ROWS, MAX_COLUMNS, FileReader
 from tests.conftest import DATA, run_cli, served_in_thread
 from tests.dashapp import isolation_targets as targets
 
@@ -308,7 +309,7 @@ def test_the_cli_as_a_user_runs_it_refuses_in_exactly_one_line(tmp_path: Path) -
 
 def test_the_cli_reports_a_crashed_reader_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     before = _descendants()
-    monkeypatch.setattr(services, "analyze_file_report", targets.crashing_reader)
+    monkeypatch.setattr(services, "read_file", targets.crashing_reader)
     err = io.StringIO()
     assert main(["analyze", str(DATA / "sample_launch.csv")], stdout=io.StringIO(), stderr=err) == 2
     line, = err.getvalue().splitlines()
@@ -316,12 +317,18 @@ def test_the_cli_reports_a_crashed_reader_in_one_line(monkeypatch: pytest.Monkey
     _assert_none_left(before)
 
 
-def _crash_on_negative(real: Any) -> Any:
-    def analyze(loaded: Any, request: Any) -> Any:
-        if "sample_negative" in str(loaded.path):
+class _CrashOnNegative(FileReader):
+    """A reader whose DuckDB dies of SIGFPE on sample_negative.csv (in the worker that reads it)."""
+
+    def read_path(self, path: Any, **options: Any) -> Any:
+        if "sample_negative" in str(path):
             os.kill(os.getpid(), signal.SIGFPE)
-        return real(loaded, request)
-    return analyze
+        return super().read_path(path, **options)
+
+    def read_bytes(self, content: bytes, filename: str, **options: Any) -> Any:
+        if "sample_negative" in filename:
+            os.kill(os.getpid(), signal.SIGFPE)
+        return super().read_bytes(content, filename, **options)
 
 
 BATCH = [DATA / "sample_launch.csv", DATA / "sample_negative.csv", DATA / "sample_srm_warning.csv",
@@ -331,29 +338,29 @@ BATCH = [DATA / "sample_launch.csv", DATA / "sample_negative.csv", DATA / "sampl
 def test_a_batch_of_small_files_is_one_worker_and_the_same_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     """Small files share a worker; each line of the JSON Lines is the file's report on its own."""
     jobs: list[Any] = []
-    run = WorkerPool.run
+    submit = WorkerPool.submit
 
     def counted(self: WorkerPool, function: Any, *args: Any, **kwargs: Any) -> Any:
         jobs.append(function.__name__)
-        return run(self, function, *args, **kwargs)
+        return submit(self, function, *args, **kwargs)
 
-    monkeypatch.setattr(WorkerPool, "run", counted)
+    monkeypatch.setattr(WorkerPool, "submit", counted)
     out = io.StringIO()
     assert main(["analyze", *map(str, BATCH), "--format", "json"], stdout=out, stderr=io.StringIO()) == 0
-    assert jobs == ["analyze_file_reports"]
+    assert jobs == ["read_files"]
     alone = []
     for path in BATCH:
         single = io.StringIO()
         assert main(["analyze", str(path), "--format", "json"], stdout=single, stderr=io.StringIO()) == 0
         alone.append(json.loads(single.getvalue()))
     assert [json.loads(line) for line in out.getvalue().splitlines()] == alone
-    assert jobs[1:] == ["analyze_file_report"] * len(BATCH)  # one file: a worker of its own
+    assert jobs[1:] == ["read_file"] * len(BATCH)  # one file: a worker of its own
 
 
 def test_a_batch_whose_worker_crashes_names_the_file_that_crashed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The batch's worker dies; its files are read again one by one, and the one line names the culprit."""
     before = _descendants()
-    monkeypatch.setattr(services, "analyze_loaded", _crash_on_negative(services.analyze_loaded))
+    monkeypatch.setattr(ingest, "FileReader", _CrashOnNegative)
     out, err = io.StringIO(), io.StringIO()
     assert main(["analyze", *map(str, BATCH), "--format", "json"], stdout=out, stderr=err) == 2
     line, = err.getvalue().splitlines()
@@ -377,7 +384,7 @@ def test_replay_reads_the_stored_input_in_a_worker(monkeypatch: pytest.MonkeyPat
     out = io.StringIO()
     assert main(["replay", "1", "--db", db], stdout=out, stderr=io.StringIO()) == 0 and "replay identical" in out.getvalue()
     before = _descendants()
-    monkeypatch.setattr(services, "analyze_loaded", _crash_on_negative(services.analyze_loaded))
+    monkeypatch.setattr(ingest, "FileReader", _CrashOnNegative)
     err = io.StringIO()
     assert main(["replay", "1", "--db", db], stdout=io.StringIO(), stderr=err) == 2
     line, = err.getvalue().splitlines()

@@ -14,7 +14,7 @@ PORT ?= 8050
 # Extra Host names the dashboard answers, e.g. ALLOWED_HOSTS="abtest.example.com" with HOST=0.0.0.0.
 ALLOWED_HOSTS ?=
 
-.PHONY: run test install system-packages lint typecheck bench clean
+.PHONY: run test install bytecode system-packages lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps 'gbstats==0.8.0'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) bytecode
+
+# Byte-compiles the sources (a no-op when current): a start then reads .pyc files instead of
+# compiling ~0.1 s of source, even where PYTHONDONTWRITEBYTECODE keeps Python from writing them.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q analytics storage dashapp >/dev/null
 
 # Installs the Debian packages that are missing (needs root or sudo; skipped when all are present).
 $(SYSTEM_STAMP): | $(STAMP)
@@ -41,7 +46,7 @@ $(SYSTEM_STAMP): | $(STAMP)
 
 system-packages: $(SYSTEM_STAMP)
 
-run: $(STAMP) $(SYSTEM_STAMP)
+run: $(STAMP) $(SYSTEM_STAMP) bytecode
 	$(BIN)/experimentos serve --host $(HOST) --port $(PORT) $(foreach name,$(ALLOWED_HOSTS),--allowed-host $(name))
 
 lint: $(STAMP)

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from bytecode import byte_compile
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SAMPLE = str(ROOT / "data" / "sample_launch.csv")
@@ -60,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
+    byte_compile()
     for command in (FLOOR, *COMMANDS.values()):  # warm the page cache and .pyc files
         timed(command)
     samples: dict[str, list[float]] = {"floor": [], **{name: [] for name in COMMANDS}}

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import duckdb
 import psutil
+from bytecode import byte_compile
 
 ROOT = Path(__file__).resolve().parent.parent
 TIME_TARGET, MEMORY_TARGET = 1.5, 1.2
@@ -78,6 +79,8 @@ metrics = ["converted", "guardrail_error", "guardrail_refund", "revenue", "pre_r
 aggregates = ", ".join(f"sum({m}), sum({m} * {m})" for m in metrics) + ", sum(revenue * pre_revenue)"
 connection = duckdb.connect()
 connection.execute("SET enable_progress_bar = false")
+if len(sys.argv) > 2:
+    connection.execute(f"SET threads = {int(sys.argv[2])}")
 rows = connection.execute(
     f"SELECT variant, segment_country, segment_platform, segment_tier, count(*), {aggregates}, "
     f"min(user_id), max(user_id) FROM {source} GROUP BY ALL", [sys.argv[1]]).fetchall()
@@ -90,7 +93,9 @@ assert len(rows) >= 2 and ids is not None and ids[0] == ids[1]
 IN_PROCESS = """
 import time, sys
 from analytics import Charter
+from analytics.distributions import special_functions
 from dashapp.services import AnalysisRequest, analyze_path
+special_functions()  # imported at start-up, as the CLI does while its worker reads
 started = time.perf_counter()
 report = analyze_path(sys.argv[1], AnalysisRequest(charter=Charter(primary_metric="revenue")))
 done = time.perf_counter()
@@ -113,12 +118,19 @@ print(f"{time.perf_counter() - started:.3f}")
 """
 
 
-def measure(command: list[str]) -> tuple[float, float, float, str]:
+def measure(command: list[str], threads: int | None = None, *, memory: bool = False
+            ) -> tuple[float, float, float, str]:
     """(wall seconds, peak RSS MB and peak PSS MB of the process and its children, standard
-    output) of one process."""
+    output) of one process; ``threads``: DuckDB's in the CLI's worker (the floor takes its own
+    as an argument). The peaks are sampled only with ``memory`` (0 otherwise): reading every
+    process's ``smaps`` each 10 ms takes CPU from the measured processes on a 2-core machine,
+    so times come from runs without the sampler."""
     started = time.perf_counter()
-    process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if threads is not None:
+        environment["EXPERIMENTOS_WORKER_THREADS"] = str(threads)
+        environment["EXPERIMENTOS_DUCKDB_THREADS"] = str(threads)
+    process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
     peak = peak_pss = 0
     done = threading.Event()
 
@@ -139,18 +151,20 @@ def measure(command: list[str]) -> tuple[float, float, float, str]:
             time.sleep(0.01)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if memory:
+        sampler.start()
     stdout, stderr = process.communicate()
     wall = time.perf_counter() - started
     done.set()
-    sampler.join()
+    if memory:
+        sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} failed: {stderr[-2000:]}")
     return wall, peak / 2**20, peak_pss / 2**20, stdout
 
 
-def script(text: str, path: Path) -> list[str]:
-    return [sys.executable, "-c", textwrap.dedent(text), str(path)]
+def script(text: str, path: Path, threads: int | None = None) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(text), str(path), *([] if threads is None else [str(threads)])]
 
 
 def cli(path: Path) -> list[str]:
@@ -163,7 +177,11 @@ def main() -> None:
     parser.add_argument("--formats", default="parquet", help="parquet, csv or both (comma-separated)")
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per measurement (median)")
     parser.add_argument("--pandas", action="store_true", help="also time pandas (~3 GB of memory at 10M users)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="DuckDB threads in the floor and in the CLI's worker (default: DuckDB's, the cores): "
+                             "16 gives the memory a 16-core machine needs (its times mean nothing on 2 cores)")
     args = parser.parse_args()
+    byte_compile()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP", "/tmp"), prefix="user-level-bench-") as folder:
         for file_format in args.formats.split(","):
             path = Path(folder) / f"users.{file_format}"
@@ -175,10 +193,13 @@ def main() -> None:
             print(f"\n{args.users:,} users as {file_format}: {path.stat().st_size / 2**20:.0f} MB "
                   f"(generated in {time.perf_counter() - started:.1f} s)")
             runs: dict[str, list[tuple[float, float, float, str]]] = {"floor": [], "cli": [], "in-process": []}
+            commands = {"floor": (script(FLOOR, path, args.threads), None), "cli": (cli(path), args.threads),
+                        "in-process": (script(IN_PROCESS, path), args.threads)}
             for _ in range(args.repeat):  # interleaved, so a burst of load elsewhere hits both sides
-                runs["floor"].append(measure(script(FLOOR, path)))
-                runs["cli"].append(measure(cli(path)))
-                runs["in-process"].append(measure(script(IN_PROCESS, path)))
+                for name, (command, threads) in commands.items():
+                    wall, _, _, out = measure(command, threads)
+                    _, peak, peak_pss, _ = measure(command, threads, memory=True)
+                    runs[name].append((wall, peak, peak_pss, out))
             floor_wall = statistics.median(r[0] for r in runs["floor"])
             floor_peak = statistics.median(r[1] for r in runs["floor"])
             cli_wall = statistics.median(r[0] for r in runs["cli"])

@@ -99,9 +99,9 @@ DEFAULT_MEMORY_MB = 2048
 DEFAULT_TIMEOUT_SECONDS = 300.0
 DUCKDB_MEMORY_SHARE = 0.6  # the rest is Python's: the rows of an aggregated file, the report, pickling it
 CPU_GRACE_SECONDS = 5  # between SIGXCPU (soft limit) and SIGKILL (hard limit)
-#: What an idle worker imports before it waits for a job: the analysis path (``scipy.special``,
-#: which analytics imports at its first use), then the PDF path's.
-DEFAULT_PRELOAD = ("dashapp.services", "scipy.special", "dashapp.memo.render")
+#: What an idle worker imports before it waits for a job: the analysis path (the reader and
+#: ``scipy.special``, which services and analytics import at their first use), then the PDF path's.
+DEFAULT_PRELOAD = ("dashapp.services", "storage.ingest", "scipy.special", "dashapp.memo.render")
 _POLL_SECONDS = 0.25
 
 

@@ -79,3 +79,9 @@ def crashing_reader(path: str, filename: str, request: object, on_progress: Call
     os.kill(os.getpid(), signal.SIGFPE)
     time.sleep(5)
     return {}
+
+
+def heavy_modules_loaded() -> list[str]:
+    """Which of the modules a dashboard analysis needs the worker had before its job started."""
+    return sorted(name for name in ("duckdb", "scipy.special", "storage.ingest", "dashapp.services")
+                  if name in sys.modules)

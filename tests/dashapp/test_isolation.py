@@ -52,6 +52,14 @@ def pool(request: pytest.FixtureRequest) -> Iterator[WorkerPool]:
         workers.close()
 
 
+def test_the_fork_server_has_imported_what_an_analysis_needs() -> None:
+    """services and analytics import DuckDB and SciPy at their first use; the fork server must
+    import them itself, or every dashboard job pays them again (~0.2 s)."""
+    with WorkerPool(warm=0, max_workers=1, fork_server=True).start() as server:
+        assert server.run(targets.heavy_modules_loaded) == ["dashapp.services", "duckdb", "scipy.special",
+                                                            "storage.ingest"]
+
+
 @pytest.fixture
 def cold_default_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process's default pool without warm workers (so "no process left" means none at all)."""

@@ -276,7 +276,8 @@ class _ForkedWorker(_Worker):
                 # A native crash's Python traceback goes to this worker's standard error, kept for
                 # the error (as a fresh worker's PYTHONFAULTHANDLER does), not to the caller's terminal.
                 faulthandler.enable()
-                _serve_one_job(Connection(child.detach()))
+                # The caller's heap came with the fork: the job's memory limit counts beyond it.
+                _serve_one_job(Connection(child.detach()), inherited_bytes=_data_segment_bytes())
                 code = 0
             finally:
                 os._exit(code)
@@ -646,10 +647,25 @@ def run_isolated(function: Callable[..., T], *args: Any, limits: Limits | None =
 # -- the worker's side ---------------------------------------------------------------------------
 
 
-def _apply_limits(limits: Limits) -> None:
+def _data_segment_bytes() -> int:
+    """This process's data segment now (``VmData``: what ``RLIMIT_DATA`` counts), 0 if unknown."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _apply_limits(limits: Limits, inherited_bytes: int = 0) -> None:
+    """The job's limits; ``inherited_bytes``: the data a forked worker got from its caller, which
+    the memory limit comes on top of (a CLI forks from ~0.1 GB, a test process from several)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not write a multi-GB core file
     if limits.memory_bytes is not None:
-        resource.setrlimit(resource.RLIMIT_DATA, (limits.memory_bytes, limits.memory_bytes))
+        data = limits.memory_bytes + inherited_bytes
+        resource.setrlimit(resource.RLIMIT_DATA, (data, data))
         duckdb_mb = max(32, int(limits.memory_bytes * DUCKDB_MEMORY_SHARE / 2**20))
         os.environ[DUCKDB_MEMORY_ENV] = f"{duckdb_mb}MB"
     os.environ[DUCKDB_THREADS_ENV] = str(limits.threads)
@@ -725,13 +741,14 @@ def _zygote_main() -> None:
         control.sendall(pid.to_bytes(8, "little", signed=True))
 
 
-def _serve_one_job(connection: Connection) -> None:
-    """Take one job from ``connection`` and answer it (see :func:`_worker_main`)."""
+def _serve_one_job(connection: Connection, *, inherited_bytes: int = 0) -> None:
+    """Take one job from ``connection`` and answer it (see :func:`_worker_main`); ``inherited_bytes``:
+    see :func:`_apply_limits`."""
     try:
         function, args, kwargs, limits, progress = connection.recv()
     except (EOFError, OSError):
         return  # the pool closed, or the parent is gone
-    _apply_limits(limits)
+    _apply_limits(limits, inherited_bytes)
     sending = threading.Lock()
 
     def send(message: tuple[str, Any]) -> None:

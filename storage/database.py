@@ -460,7 +460,8 @@ def row_to_decision_count(row: Row) -> DecisionCount:
 
 
 def row_to_portfolio(totals: Row, timeline: Sequence[Row]) -> PortfolioSummary:
-    """The totals row and the per-day rows of :meth:`ExperimentDatabase.portfolio`."""
+    """The totals row (with the launches' median lift and its count) and the per-day rows of
+    :meth:`ExperimentDatabase.portfolio`."""
     median = totals["median_launch_lift"]
     return PortfolioSummary(
         experiments=int(totals["experiments"]), launched=int(totals["launched"]), held=int(totals["held"]),
@@ -972,16 +973,20 @@ class ExperimentDatabase:
     def history(self, query: HistoryQuery = HistoryQuery()) -> HistoryPage:
         """Experiments with their latest analysis, newest first, filtered and paged."""
         where, parameters = _history_filters(query)
+        # The rule is read from the report JSON of the page's rows only: read in the filtered
+        # query it was parsed for every experiment (0.1 s of the 0.2 s at 10,000 experiments).
         sql = f"""
-            WITH {_LATEST_ANALYSES}
-            SELECT e.id AS experiment_id, e.name, e.primary_metric, e.tags, e.owner, l.id AS analysis_id, l.decision,
-                   l.health, l.relative_effect, l.relative_ci_low, l.relative_ci_high, l.p_value, e.created_at,
-                   json_extract_string(l.report_json, '$.decision.rule') AS rule, l.primary_treatment,
-                   count(*) OVER () AS total
-            FROM experiments e LEFT JOIN latest l ON l.experiment_id = e.id
-            WHERE {where}
-            ORDER BY e.created_at DESC, e.id DESC
-            LIMIT ? OFFSET ?
+            WITH {_LATEST_ANALYSES}, page AS (
+                SELECT e.id AS experiment_id, e.name, e.primary_metric, e.tags, e.owner, l.id AS analysis_id,
+                       l.decision, l.health, l.relative_effect, l.relative_ci_low, l.relative_ci_high, l.p_value,
+                       e.created_at, l.primary_treatment, count(*) OVER () AS total
+                FROM experiments e LEFT JOIN latest l ON l.experiment_id = e.id
+                WHERE {where}
+                ORDER BY e.created_at DESC, e.id DESC
+                LIMIT ? OFFSET ?)
+            SELECT page.*, json_extract_string(a.report_json, '$.decision.rule') AS rule
+            FROM page LEFT JOIN analyses a ON a.id = page.analysis_id
+            ORDER BY page.created_at DESC, page.experiment_id DESC
         """
         with self._connection(read=True) as connection:
             rows = named_rows(connection.execute(sql, [*parameters, query.limit, query.offset]))
@@ -998,23 +1003,28 @@ class ExperimentDatabase:
         decisions per day, over every experiment the filters of ``query`` match (its limit and
         offset are ignored: the summary is of the whole filtered set)."""
         where, parameters = _history_filters(query)
-        # The decisions are parameters too; they come before the filters' in the statement.
         totals_sql = f"""
             WITH {_LATEST_ANALYSES}
             SELECT count(*) AS experiments,
                    count(*) FILTER (WHERE l.decision = ?) AS launched,
                    count(*) FILTER (WHERE l.decision = ?) AS held,
                    count(*) FILTER (WHERE l.decision = ?) AS rolled_back,
-                   count(*) FILTER (WHERE l.id IS NULL) AS not_analysed,
-                   median(CASE WHEN json_extract_string(l.report_json, '$.comparisons[0].primary.better') = 'lower'
-                               THEN -l.relative_effect ELSE l.relative_effect END)
-                       FILTER (WHERE l.decision = ?) AS median_launch_lift,
-                   count(l.relative_effect) FILTER (WHERE l.decision = ?) AS launches_with_lift
+                   count(*) FILTER (WHERE l.id IS NULL) AS not_analysed
             FROM experiments e LEFT JOIN latest l ON l.experiment_id = e.id
             WHERE {where}
         """
-        decisions = [Outcome.LAUNCH.value, Outcome.HOLD.value, Outcome.ROLLBACK.value, Outcome.LAUNCH.value,
-                     Outcome.LAUNCH.value]
+        # A launch's lift is read in its metric's better direction, from the report JSON, in a
+        # statement of its own whose WHERE keeps the launches only: as a FILTER clause of the
+        # totals, every experiment's report was parsed (0.16 s at 10,000 experiments).
+        launches_sql = f"""
+            WITH {_LATEST_ANALYSES}
+            SELECT median(CASE WHEN json_extract_string(l.report_json, '$.comparisons[0].primary.better') = 'lower'
+                               THEN -l.relative_effect ELSE l.relative_effect END) AS median_launch_lift,
+                   count(l.relative_effect) AS launches_with_lift
+            FROM experiments e JOIN latest l ON l.experiment_id = e.id
+            WHERE {where} AND l.decision = ?
+        """
+        decisions = [Outcome.LAUNCH.value, Outcome.HOLD.value, Outcome.ROLLBACK.value]
         timeline_sql = f"""
             WITH {_LATEST_ANALYSES}
             SELECT CAST(l.created_at AS DATE) AS day, l.decision, count(*) AS count
@@ -1025,9 +1035,10 @@ class ExperimentDatabase:
         """
         with self._connection(read=True) as connection:
             totals = named_row(connection.execute(totals_sql, [*decisions, *parameters]))
+            launches = named_row(connection.execute(launches_sql, [*parameters, Outcome.LAUNCH.value]))
             timeline = named_rows(connection.execute(timeline_sql, parameters))
-        assert totals is not None
-        return row_to_portfolio(totals, timeline)
+        assert totals is not None and launches is not None
+        return row_to_portfolio({**totals, **launches}, timeline)
 
     def compare(self, experiment_ids: Sequence[int]) -> tuple[ComparisonRow, ...]:
         """The latest primary effect and CI of each experiment, in the order asked, with the arm

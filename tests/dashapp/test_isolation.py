@@ -375,6 +375,53 @@ def test_a_batch_whose_worker_crashes_names_the_file_that_crashed(monkeypatch: p
     _assert_none_left(before)
 
 
+def test_growing_shares_keep_the_order_and_the_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nine files in shares of 2, 4 and 3 (the first share, then doubled up to the cap): one worker
+    a share, read ahead while the CLI analyses, and the JSON Lines in the order given."""
+    monkeypatch.setattr(services, "BATCH_FIRST_FILES", 2)
+    monkeypatch.setattr(services, "BATCH_FILES", 4)
+    jobs: list[int] = []
+    submit = WorkerPool.submit
+
+    def counted(self: WorkerPool, function: Any, *args: Any, **kwargs: Any) -> Any:
+        jobs.append(len(args[0]) if function.__name__ == "read_files" else 1)
+        return submit(self, function, *args, **kwargs)
+
+    monkeypatch.setattr(WorkerPool, "submit", counted)
+    files = [str(path) for path in (*BATCH, *BATCH, BATCH[2])]
+    out = io.StringIO()
+    assert main(["analyze", *files, "--format", "json"], stdout=out, stderr=io.StringIO()) == 0
+    assert jobs == [2, 4, 3]
+    names = [json.loads(line)["experiment"]["name"] for line in out.getvalue().splitlines()]
+    assert names == [Path(f).stem for f in files]
+
+
+class _SlowOnSlow(FileReader):
+    """A reader that takes a minute over any file named slow*."""
+
+    def read_path(self, path: Any, **options: Any) -> Any:
+        if Path(str(path)).name.startswith("slow"):
+            time.sleep(60)
+        return super().read_path(path, **options)
+
+
+def test_a_refusal_in_the_first_share_stops_the_next_worker_too(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    """The second share is being read (slowly) when the first share's refused file ends the run:
+    one line, exit 2, and its worker is killed, not left reading."""
+    monkeypatch.setattr(ingest, "FileReader", _SlowOnSlow)
+    wide = str(_wide(tmp_path / "wide.csv", 600))
+    slow = tmp_path / "slow.csv"
+    slow.write_bytes(BATCH[3].read_bytes())
+    files = [str(BATCH[0]), wide, *[str(BATCH[3])] * (services.BATCH_FIRST_FILES - 2), str(slow)]
+    before = _descendants()
+    err = io.StringIO()
+    assert main(["analyze", *files], stdout=io.StringIO(), stderr=err) == 2
+    line, = err.getvalue().splitlines()
+    assert "600 columns" in line
+    _assert_none_left(before)
+
+
 def test_a_missing_file_in_a_batch_is_the_same_one_line_as_alone(tmp_path: Path) -> None:
     missing = str(tmp_path / "gone.csv")
     alone, batch = io.StringIO(), io.StringIO()

@@ -305,6 +305,8 @@ def analyze_isolated_batch(paths: Sequence[str], request: AnalysisRequest, *, po
                    else pool.submit(read_file, batch[0], batch[0], request, progress=on_progress is not None))
             jobs.append((start, batch, job))
 
+    if not paths:
+        return
     try:
         submit_next()
         special_functions()  # imported while the first worker reads

@@ -375,6 +375,13 @@ def test_a_batch_whose_worker_crashes_names_the_file_that_crashed(monkeypatch: p
     _assert_none_left(before)
 
 
+def test_no_paths_is_no_reports_and_no_worker() -> None:
+    before = _descendants()
+    with WorkerPool(warm=0, fork=True) as pool:
+        assert list(services.analyze_isolated_batch([], services.AnalysisRequest(), pool=pool)) == []
+    assert _descendants() == before
+
+
 def test_growing_shares_keep_the_order_and_the_reports(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nine files in shares of 2, 4 and 3 (the first share, then doubled up to the cap): one worker
     a share, read ahead while the CLI analyses, and the JSON Lines in the order given."""

@@ -412,6 +412,7 @@ class WorkerPool:
         self._idle: list[_Worker] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_workers)
+        self._max_workers = max_workers
         self._owner = os.getpid()
         self._closed = False
 
@@ -448,6 +449,11 @@ class WorkerPool:
             worker.close_stderr()
         if zygote is not None:
             zygote.close()
+
+    @property
+    def max_workers(self) -> int:
+        """How many jobs run at once (a further :meth:`submit` waits for a slot)."""
+        return self._max_workers
 
     def idle_pids(self) -> tuple[int, ...]:
         with self._lock:

@@ -313,10 +313,13 @@ def analyze_isolated_batch(paths: Sequence[str], request: AnalysisRequest, *, po
         if len(paths) > len(jobs[0][1]):  # more workers to come: fork them with DuckDB imported
             import storage.ingest  # noqa: F401
         while jobs:
-            submit_next()  # the next worker reads while this process analyses
+            if pool.max_workers > 1:
+                submit_next()  # the next worker reads while this process analyses
             start, batch, job = jobs.popleft()
             for loaded in _read_results(start, batch, job, request, pool, on_progress):
                 yield report_json(analyze_loaded(loaded, request))
+            if not jobs:  # a one-worker pool reads the next share only now
+                submit_next()
     finally:
         for _, _, pending in jobs:
             pending.cancel()

@@ -412,6 +412,26 @@ class _SlowOnSlow(FileReader):
         return super().read_path(path, **options)
 
 
+def test_a_one_worker_pool_reads_its_shares_one_after_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No read-ahead when the pool has one slot: the next share would wait for it forever."""
+    monkeypatch.setattr(services, "BATCH_FIRST_FILES", 2)
+    monkeypatch.setattr(services, "BATCH_FILES", 2)
+
+    def stuck(*_: object) -> None:
+        raise TimeoutError("the batch waited for a worker slot that never came free")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(60)
+    try:
+        with WorkerPool(warm=0, fork=True, max_workers=1) as pool:
+            reports = list(services.analyze_isolated_batch([str(p) for p in BATCH[:3] + BATCH[:2]],
+                                                           services.AnalysisRequest(), pool=pool))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert [r["experiment"]["name"] for r in reports] == [p.stem for p in BATCH[:3] + BATCH[:2]]
+
+
 def test_a_refusal_in_the_first_share_stops_the_next_worker_too(monkeypatch: pytest.MonkeyPatch,
                                                                  tmp_path: Path) -> None:
     """The second share is being read (slowly) when the first share's refused file ends the run:

@@ -296,7 +296,7 @@ def beta_binomial_summary(
         prob, loss_treatment, loss_control = 1.0 - float(weighted @ below), below_shortfall, above_shortfall
 
     relative_t, relative_c = t.variance / t.mean**2, c.variance / c.mean**2
-    ratio_at = _ratio_functions(c, t, over_control=relative_c <= relative_t)
+    ratio_at = _ratio_distribution(c, t, over_control=relative_c <= relative_t)
     # Newton's method from the Cornish–Fisher approximation of log p_t − log p_c (the cumulants of
     # log Beta(a, b) are polygamma differences), which is usually within 1e-4 of the answer;
     # bisection keeps it bracketed.
@@ -340,7 +340,7 @@ def beta_binomial_summary(
     )
 
 
-def _ratio_functions(c: _Posterior, t: _Posterior, *, over_control: bool
+def _ratio_distribution(c: _Posterior, t: _Posterior, *, over_control: bool
                      ) -> Callable[[float], tuple[float, float]]:
     """r ↦ (P(p_t / p_c ≤ r), its density in r), as integrals over the control posterior
     (∫ f_c(y) F_t(r·y) dy) or over the treatment one (∫ f_t(x) (1 − F_c(x / r)) dx); both from

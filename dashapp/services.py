@@ -355,20 +355,12 @@ def _read_results(start: int, batch: list[str], job: Job[Any], request: Analysis
         results: list[LoadedFile | Exception] = job.result()
     except IsolationError:  # read them one by one, so the error names the file
         for path in batch:
-            yield _read_alone(path, request, pool)
+            yield analyze_in_worker(read_file, path, path, request, None, pool)
         return
     for result in results:
         if isinstance(result, Exception):
             raise result
         yield result
-
-
-def _read_alone(path: str, request: AnalysisRequest, pool: WorkerPool) -> LoadedFile:
-    try:
-        loaded: LoadedFile = pool.run(read_file, path, path, request)
-    except IsolationError as error:
-        raise UnreadableFileError(unreadable_message(Path(path).name, error)) from None
-    return loaded
 
 
 def _file_size(path: str) -> int:
@@ -390,8 +382,8 @@ def analyze_isolated(path: str | Path, filename: str, request: AnalysisRequest, 
 
 def analyze_in_worker(target: Callable[..., T], path: str | Path, filename: str, request: AnalysisRequest,
                       on_progress: Callable[[float], None] | None, pool: WorkerPool | None = None) -> T:
-    """``target(path, filename, request, on_progress=...)`` (:func:`analyze_file` or
-    :func:`analyze_file_report`) in an isolated worker of ``pool`` (default: the process's).
+    """``target(path, filename, request, on_progress=...)`` (:func:`analyze_file`,
+    :func:`analyze_file_report` or :func:`read_file`) in an isolated worker of ``pool`` (default: the process's).
     Raises :class:`UnreadableFileError` (its message from :func:`unreadable_message`) when the
     worker gave no result."""
     try:

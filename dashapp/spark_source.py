@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashapp.services import AnalysisRequest, ReplayResult, analyze_loaded, report_differences, report_json
-from storage.ingest import LoadedFile
+from storage.files import LoadedFile
 from storage.spark import (
     SPARK_REMOTE_ENV,
     SparkConnection,

@@ -21,25 +21,14 @@ import duckdb
 
 from analytics import Issue, IssueCode, RawTable
 from storage.errors import InputFileError
-from storage.files import INPUT_CAP_CODES as INPUT_CAP_CODES
-from storage.files import MAX_AGGREGATED_ROWS as MAX_AGGREGATED_ROWS
-from storage.files import MAX_COLUMNS as MAX_COLUMNS
-from storage.files import MAX_LINE_BYTES as MAX_LINE_BYTES
-from storage.files import FileFormat as FileFormat
-from storage.files import LoadedFile as LoadedFile
+from storage.files import MAX_AGGREGATED_ROWS, MAX_COLUMNS, MAX_LINE_BYTES, LoadedFile
 from storage.user_level import summarise_user_level
 
 __all__ = [
     "DUCKDB_MEMORY_LIMIT_ENV",
     "DUCKDB_THREADS_ENV",
-    "INPUT_CAP_CODES",
-    "MAX_AGGREGATED_ROWS",
-    "MAX_COLUMNS",
-    "MAX_LINE_BYTES",
     "PROGRESS_EVERY_SECONDS",
-    "FileFormat",
     "FileReader",
-    "LoadedFile",
     "file_sha256",
 ]
 

@@ -43,7 +43,7 @@ from storage.errors import SparkError, SparkInputError, SparkUnavailableError
 from storage.scan_plan import summarise
 
 if TYPE_CHECKING:
-    from storage.ingest import LoadedFile
+    from storage.files import LoadedFile
 
 __all__ = [
     "DEFAULT_CONNECT_PORT",
@@ -514,7 +514,7 @@ def load_stored_input(name: str, content: bytes, digest: str, segments: Sequence
     Spark), or ``None`` when ``content`` is not one. What replay, a re-run with new settings and
     a save read. Segments or ratio metrics other than those the query was scanned with cannot
     come from the stored statistics: a warning says to run the query again."""
-    from storage.ingest import LoadedFile
+    from storage.files import LoadedFile
 
     try:
         found = input_from_content(content)

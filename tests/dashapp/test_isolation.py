@@ -32,7 +32,8 @@ from dashapp.memo import build_memo, render
 from dashapp.pages import new
 from dashapp.state import FormValues
 from storage import ingest
-from storage.ingest import MAX_AGGREGATED_ROWS, MAX_COLUMNS, FileReader
+from storage.files import MAX_AGGREGATED_ROWS, MAX_COLUMNS
+from storage.ingest import FileReader
 from tests.conftest import DATA, run_cli, served_in_thread
 from tests.dashapp import isolation_targets as targets
 

@@ -66,7 +66,7 @@ def test_unopenable_paths_raise_input_file_error(tmp_path: Path) -> None:
 
 def test_files_wider_than_the_column_cap_are_refused_before_duckdb_reads_them(tmp_path: Path) -> None:
     """A user-level CSV with 6,000 columns crashed DuckDB with SIGFPE (and the server with it)."""
-    from storage.ingest import MAX_COLUMNS
+    from storage.files import MAX_COLUMNS
 
     def csv(columns: int) -> bytes:
         header = "variant," + ",".join(f"m{i}" for i in range(columns - 1))
@@ -91,7 +91,7 @@ def test_files_wider_than_the_column_cap_are_refused_before_duckdb_reads_them(tm
 
 
 def test_a_line_longer_than_the_cap_is_refused_before_duckdb_reads_it(tmp_path: Path) -> None:
-    from storage.ingest import MAX_LINE_BYTES
+    from storage.files import MAX_LINE_BYTES
 
     header = b"variant,users,conversions\n"
     with FileReader() as reader:
@@ -110,7 +110,7 @@ def test_a_line_longer_than_the_cap_is_refused_before_duckdb_reads_it(tmp_path: 
 
 def test_an_aggregated_file_with_more_rows_than_the_cap_is_refused(tmp_path: Path) -> None:
     """A 45 MB file with one row per user and no variant column took 2.6 GB as Python rows."""
-    from storage.ingest import MAX_AGGREGATED_ROWS
+    from storage.files import MAX_AGGREGATED_ROWS
 
     rows = MAX_AGGREGATED_ROWS + 1
     per_user = "user_id,group,converted\n" + "".join(f"u{i},{'ab'[i % 2]},{i % 2}\n" for i in range(rows))

@@ -12,7 +12,8 @@ import pytest
 
 from analytics import ColumnSummary, Issue, IssueCode, UserLevelSummary, VariantSummary
 from storage import ingest
-from storage.ingest import INPUT_CAP_CODES, MAX_COLUMNS, MAX_LINE_BYTES, FileReader
+from storage.files import INPUT_CAP_CODES, MAX_COLUMNS, MAX_LINE_BYTES
+from storage.ingest import FileReader
 from storage.spark import SparkInput, input_content, load_stored_input
 
 
